@@ -1,0 +1,12 @@
+"""The REST API: one module per resource, registered here in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dployr.api import health, projects, tokens, users
+
+
+def setup_routes(app: web.Application) -> None:
+    for module in (health, users, tokens, projects):
+        app.router.add_routes(module.routes)

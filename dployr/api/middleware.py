@@ -1,0 +1,135 @@
+"""Middlewares, outermost first: request log, error envelope, body limit + auth + rate limits."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+
+from aiohttp import web
+
+from dployr.api.openapi import is_public
+from dployr.auth.ratelimit import Quota
+from dployr.errors import (
+    HTTP_STATUS_CODES,
+    AuthenticationRequired,
+    DployrError,
+    PayloadTooLarge,
+)
+from dployr.keys import AUTH, CONFIG, EXTRA_QUOTA, IDENTITY, RATE_LIMITS
+
+_LOGGER = logging.getLogger("dployr.access")
+_ERRORS = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+UNLIMITED = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
+_BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding"})
+_MESSAGES = {
+    404: "No such path: {path}",
+    405: "Method {method} is not allowed on {path}",
+    413: "Request body is over the limit of {limit} bytes",
+}
+
+
+@web.middleware
+async def log_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One line a request: method, path (never the query string), status, milliseconds."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        elapsed = (time.perf_counter() - started) * 1000
+        _LOGGER.info("%s %s %s %.1fms", request.method, request.path, status, elapsed)
+
+
+@web.middleware
+async def error_envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every error into the SPEC's `{"error": {code, message, details}}` body."""
+    try:
+        return await handler(request)
+    except DployrError as err:
+        return _error_response(err.status, err.body(), err.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = HTTP_STATUS_CODES.get(exc.status, "internal_error")
+        message = _MESSAGES.get(exc.status, exc.reason).format(
+            method=request.method,
+            path=request.path,
+            limit=request.app[CONFIG].server.max_body_bytes,
+        )
+        headers = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
+        return _error_response(exc.status, {"error": {"code": code, "message": message}}, headers)
+    except Exception:
+        _ERRORS.exception("unhandled error on %s %s", request.method, request.path)
+        return _error_response(
+            500,
+            {
+                "error": {
+                    "code": "internal_error",
+                    "message": "Internal server error; the daemon log has the details",
+                }
+            },
+            {},
+        )
+
+
+def _error_response(status: int, body: object, headers: dict[str, str]) -> web.Response:
+    return web.json_response(body, status=status, headers=headers)
+
+
+@web.middleware
+async def access_control(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Body limit, who is calling, whether they may, and their rate-limit quota on every answer."""
+    config = request.app[CONFIG]
+    if (request.content_length or 0) > config.server.max_body_bytes:
+        raise PayloadTooLarge(
+            f"Request body is over the limit of {config.server.max_body_bytes} bytes"
+        )
+    if request.path in UNLIMITED:
+        return await handler(request)
+    limits = request.app[RATE_LIMITS] if config.rate_limit.enabled else None
+    route = request.match_info
+    public = route.http_exception is not None or is_public(route.handler)
+    address = f"ip:{request.remote}"
+    try:
+        identity = await request.app[AUTH].authenticate(request.headers.get("Authorization"))
+    except DployrError as err:
+        if public:
+            identity = None  # a stale token must not stop a login or a registration
+        else:
+            # A bad token still counts against the caller's address: no free guessing.
+            _add_quota(err.headers, limits.anonymous.hit(address) if limits else None)
+            raise
+    quota = None
+    if limits is not None:
+        if identity is None:
+            quota = limits.anonymous.hit(address)
+        else:
+            quota = limits.authenticated.hit(f"user:{identity.user.id}")
+    try:
+        if identity is not None:
+            request[IDENTITY] = identity
+        elif not public:
+            raise AuthenticationRequired()
+        response = await handler(request)
+    except (DployrError, web.HTTPException) as err:
+        _add_quota(err.headers, _tightest(quota, request.get(EXTRA_QUOTA)))
+        raise
+    _add_quota(response.headers, _tightest(quota, request.get(EXTRA_QUOTA)))
+    return response
+
+
+def _tightest(first: Quota | None, second: Quota | None) -> Quota | None:
+    if first is None or second is None:
+        return first or second
+    return first if first.remaining <= second.remaining else second
+
+
+def _add_quota(headers: MutableMapping[str, str], quota: Quota | None) -> None:
+    if quota is not None:
+        for key, value in quota.headers().items():
+            headers.setdefault(key, value)  # a handler's own (tighter) numbers win

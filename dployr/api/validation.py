@@ -1,0 +1,128 @@
+"""Reading requests at the edge: JSON bodies against their schema, paging and query filters."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from dployr.errors import UnsupportedMediaType, ValidationError
+from dployr.store.paging import MAX_PER_PAGE, Page, PageRequest
+
+_validators: dict[int, Any] = {}
+
+
+async def read_json(request: web.Request, schema: dict[str, Any]) -> dict[str, Any]:
+    """The request's JSON object, checked against `schema`; 415/413/400 with the SPEC shape."""
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType()
+    raw = await request.read()  # over client_max_size: aiohttp raises 413, the middleware shapes it
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        raise ValidationError(None, "is not UTF-8", "Malformed JSON body: not UTF-8") from None
+    except json.JSONDecodeError as err:
+        raise ValidationError(None, err.msg, f"Malformed JSON body: {err}") from None
+    except RecursionError:
+        raise ValidationError(None, "is nested too deeply", "Malformed JSON body") from None
+    if not isinstance(data, dict):
+        raise ValidationError(None, "must be a JSON object")
+    validate(schema, data)
+    return data
+
+
+def validate(schema: dict[str, Any], data: Any) -> None:
+    """Raise ValidationError naming the first field that breaks `schema`."""
+    validator = _validators.get(id(schema))
+    if validator is None:
+        from jsonschema import Draft202012Validator  # imported on first use: keeps start-up fast
+
+        validator = _validators[id(schema)] = Draft202012Validator(schema)
+    error = next(iter(sorted(validator.iter_errors(data), key=lambda e: e.path)), None)
+    if error is not None:
+        field, reason = _describe(error)
+        raise ValidationError(field, reason)
+
+
+def _describe(error: Any) -> tuple[str | None, str]:
+    path = ".".join(str(p) for p in error.path) or None
+    kind, expected = error.validator, error.validator_value
+    if kind == "required":
+        missing = next(p for p in expected if p not in error.instance)
+        return _join(path, missing), "is required"
+    if kind == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return _join(path, extra[0] if extra else "?"), "is not a known field"
+    if kind == "type":
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+    elif kind == "enum":
+        expected = ", ".join(map(str, expected))
+    return path, _REASONS.get(kind, "is invalid").format(expected)
+
+
+_REASONS = {
+    "type": "must be of type {}",
+    "minLength": "must be at least {} characters",
+    "maxLength": "must be at most {} characters",
+    "pattern": "has an invalid format",
+    "enum": "must be one of {}",
+    "const": "must be {}",
+    "minimum": "must be >= {}",
+    "maximum": "must be <= {}",
+    "maxProperties": "must have at most {} entries",
+}
+
+
+def _join(path: str | None, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def page_request(request: web.Request) -> PageRequest:
+    """`page` and `per_page` (alias `limit`); per_page is capped at 100, below 1 is a 400."""
+    page = _positive_int(request, "page", 1)
+    per_page = _positive_int(request, "per_page", None)
+    if per_page is None:
+        per_page = _positive_int(request, "limit", 20)
+    assert per_page is not None and page is not None
+    return PageRequest(page=page, per_page=min(per_page, MAX_PER_PAGE))
+
+
+def _positive_int(request: web.Request, name: str, default: int | None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+        raise ValidationError(name, "must be a positive integer")
+    return int(raw) if len(raw) < 10 else 10**9
+
+
+def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
+    raw = request.query.get(name)
+    if raw is not None and raw not in choices:
+        raise ValidationError(name, "must be one of " + ", ".join(choices))
+    return raw
+
+
+def query_text(request: web.Request, name: str, max_length: int = 200) -> str | None:
+    raw = request.query.get(name)
+    if raw is not None and (len(raw) > max_length or "\x00" in raw):
+        raise ValidationError(name, f"must be at most {max_length} characters, without NUL")
+    return raw or None
+
+
+def query_bool(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name, "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise ValidationError(name, "must be true or false")
+    return raw in ("true", "1")
+
+
+def page_json(page: Page[Any], items: list[Any]) -> dict[str, Any]:
+    return {
+        "items": items,
+        "page": page.request.page,
+        "per_page": page.request.per_page,
+        "total": page.total,
+        "total_pages": page.total_pages,
+    }

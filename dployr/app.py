@@ -1,0 +1,68 @@
+"""create_app(config): keys, lifetimes (cleanup_ctx), middlewares and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from dployr import scheduler
+from dployr.api import setup_routes
+from dployr.api.middleware import access_control, error_envelope, log_requests
+from dployr.auth.jwt_tokens import AccessTokens, load_or_create_key
+from dployr.auth.ratelimit import RateLimits
+from dployr.auth.service import AuthService
+from dployr.config import Config
+from dployr.keys import AUTH, CONFIG, DB, RATE_LIMITS, STARTED_AT
+from dployr.store.db import Database
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(
+        middlewares=[log_requests, error_envelope, access_control],
+        client_max_size=config.server.max_body_bytes,
+    )
+    app[CONFIG] = config
+    app[STARTED_AT] = time.monotonic()
+    limits = config.rate_limit
+    app[RATE_LIMITS] = RateLimits.per_config(
+        limits.authenticated_per_hour, limits.anonymous_per_hour, limits.login_per_15min
+    )
+    app.cleanup_ctx.extend([database_ctx, auth_ctx, scheduler.scheduler_ctx])
+    setup_routes(app)
+    return app
+
+
+async def prepare_data_dir(config: Config) -> None:
+    def make() -> None:
+        config.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    await asyncio.to_thread(make)
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    await prepare_data_dir(config)
+    app[DB] = await Database.open(config.db_path)
+    _LOGGER.info("database open at %s", config.db_path)
+    yield
+    await app[DB].close()
+
+
+async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    if config.auth.jwt_secret:
+        key = config.auth.jwt_secret.encode("utf-8")
+    else:
+        key = await asyncio.to_thread(load_or_create_key, config.data_path / "secrets" / "jwt.key")
+    service = AuthService(app[DB], config.auth, AccessTokens(key, config.auth.access_ttl))
+    app[AUTH] = service
+    # The dummy hash for unknown-email logins is made in the background, not on the start path.
+    warm_up = asyncio.create_task(service.passwords.warm_up())
+    yield
+    warm_up.cancel()

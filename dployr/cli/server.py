@@ -1,0 +1,173 @@
+"""Server-side commands: serve, migrate, backup, admin create-user."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from dployr.config import Config, ConfigError, load_config
+from dployr.errors import DployrError
+from dployr.store.db import Database, MigrationError
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def add_commands(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="run the daemon in the foreground")
+    _config_arg(serve)
+    serve.add_argument("--host", help="listen address (overrides server.host)")
+    serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
+    serve.add_argument("--log-format", choices=("text", "json"), help="log line format")
+    serve.set_defaults(run=run_serve)
+
+    migrate = commands.add_parser("migrate", help="apply pending database migrations")
+    _config_arg(migrate)
+    migrate.set_defaults(run=run_migrate)
+
+    backup = commands.add_parser("backup", help="copy the live database to PATH (online)")
+    _config_arg(backup)
+    backup.add_argument("path", type=Path, help="where to write the backup")
+    backup.set_defaults(run=run_backup)
+
+    admin = commands.add_parser("admin", help="administration on this host")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
+    create = admin_commands.add_parser("create-user", help="create a user (admin by default)")
+    _config_arg(create)
+    create.add_argument("--email", required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--username")
+    create.add_argument("--role", choices=("admin", "user"), default="admin")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    create.set_defaults(run=run_create_user)
+
+
+def _config_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML config (default /etc/dployr/config.toml)")
+
+
+def _load(args: argparse.Namespace) -> Config:
+    try:
+        return load_config(args.config)
+    except ConfigError as err:
+        raise CommandError(f"configuration error: {err}", exit_code=2) from None
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from aiohttp import web
+
+    from dployr.app import create_app
+    from dployr.logs import configure_logging
+
+    config = _load(args)
+    overrides = {
+        k: v
+        for k, v in (("host", args.host), ("port", args.port), ("log_format", args.log_format))
+        if v is not None
+    }
+    if overrides:
+        config = dataclasses.replace(config, server=dataclasses.replace(config.server, **overrides))
+    configure_logging(config.server.log_level, config.server.log_format)
+    try:
+        web.run_app(
+            create_app(config),
+            host=config.server.host,
+            port=config.server.port,
+            print=None,
+            access_log=None,
+            shutdown_timeout=config.server.shutdown_timeout,
+        )
+    except MigrationError as err:
+        raise CommandError(f"database migration failed, not starting: {err}") from None
+    except OSError as err:
+        raise CommandError(
+            f"cannot listen on {config.server.host}:{config.server.port}: {err.strerror}"
+        ) from None
+    _LOGGER.info("stopped")
+    return 0
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    config = _load(args)
+
+    async def migrate() -> None:
+        config.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        db = await Database.open(config.db_path)
+        await db.close()
+
+    try:
+        asyncio.run(migrate())
+    except MigrationError as err:
+        raise CommandError(str(err)) from None
+    print(f"database {config.db_path} is up to date")
+    return 0
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    from dployr.store.db import backup
+
+    config = _load(args)
+    if not config.db_path.exists():
+        raise CommandError(f"no database at {config.db_path}; is server.data_dir right?")
+    target: Path = args.path
+    if target.is_dir():
+        target = target / "dployr-backup.db"
+    try:
+        backup(config.db_path, target)
+    except OSError as err:
+        raise CommandError(f"cannot write {target}: {err.strerror}") from None
+    print(f"backed up {config.db_path} to {target}")
+    return 0
+
+
+def run_create_user(args: argparse.Namespace) -> int:
+    from dployr.auth.passwords import PasswordHasher, check_password_rules
+    from dployr.store import users
+
+    config = _load(args)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise CommandError("the passwords differ")
+
+    async def create() -> users.User:
+        check_password_rules(password)
+        config.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        db = await Database.open(config.db_path)
+        try:
+            hashed = await PasswordHasher(config.auth.bcrypt_rounds).hash(password)
+            return await users.create_user(
+                db,
+                name=args.name,
+                email=args.email.strip().lower(),
+                password_hash=hashed,
+                username=args.username,
+                role=args.role,
+            )
+        finally:
+            await db.close()
+
+    try:
+        user = asyncio.run(create())
+    except DployrError as err:
+        raise CommandError(err.message) from None
+    except MigrationError as err:
+        raise CommandError(str(err)) from None
+    print(f"created {user.role} {user.email} ({user.id})")
+    return 0

@@ -1,0 +1,301 @@
+"""Configuration: embedded defaults, a TOML file, DPLOYR_* overrides; validated once at start."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+DEFAULT_CONFIG_PATH = Path("/etc/dployr/config.toml")
+RUNTIME_IDS = ("nodejs", "python", "go", "rust", "static")
+
+
+class ConfigError(Exception):
+    """A config key is unknown or has a bad value; the message names the key."""
+
+
+def _choices(*values: str) -> dict[str, Any]:
+    return {"choices": values}
+
+
+def _range(low: float, high: float | None = None) -> dict[str, Any]:
+    return {"range": (low, high)}
+
+
+def default_data_dir() -> str:
+    if os.geteuid() == 0:
+        return "/var/lib/dployr"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "dployr")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = field(default=7870, metadata=_range(1, 65535))
+    data_dir: str = field(default_factory=default_data_dir)
+    max_body_bytes: int = field(default=1_048_576, metadata=_range(1024))
+    log_level: str = field(default="info", metadata=_choices("debug", "info", "warning", "error"))
+    log_format: str = field(default="text", metadata=_choices("text", "json"))
+    shutdown_timeout: float = field(default=10.0, metadata=_range(0))
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    registration: str = field(
+        default="first-user", metadata=_choices("first-user", "open", "admin-only")
+    )
+    bcrypt_rounds: int = field(default=12, metadata=_range(4, 31))
+    access_ttl: int = field(default=900, metadata=_range(1))
+    refresh_ttl: int = field(default=604_800, metadata=_range(1))
+    # Empty: a key is generated at first start in <data_dir>/secrets/jwt.key (mode 0600).
+    jwt_secret: str = ""
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    enabled: bool = True
+    authenticated_per_hour: int = field(default=1000, metadata=_range(1))
+    anonymous_per_hour: int = field(default=60, metadata=_range(1))
+    login_per_15min: int = field(default=5, metadata=_range(1))
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    default_target: str = field(
+        default="auto", metadata=_choices("auto", "docker", "systemd", "process")
+    )
+    allow_local_sources: bool = False
+    allow_private_remotes: bool = False
+    build_concurrency: int = field(default=1, metadata=_range(1, 64))
+    keep_releases: int = field(default=5, metadata=_range(1, 100))
+    health_timeout: int = field(default=60, metadata=_range(1, 3600))
+    drain_seconds: float = field(default=5.0, metadata=_range(0, 3600))
+    poll_interval: int = field(default=60, metadata=_range(5))
+    docker_host: str = ""  # empty: the Docker SDK's default (DOCKER_HOST or the local socket)
+
+
+@dataclass(frozen=True)
+class RuntimeImage:
+    image: str
+
+
+DEFAULT_RUNTIME_IMAGES: Mapping[str, str] = {
+    "nodejs": "node:{version}-slim",
+    "python": "python:{version}-slim",
+    "go": "golang:{version}",
+    "rust": "rust:{version}-slim",
+    "static": "busybox:{version}",
+}
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    backend: str = field(default="auto", metadata=_choices("auto", "caddy", "nginx", "none"))
+    caddy_admin: str = "http://127.0.0.1:2019"
+    caddyfile: str = "/etc/caddy/Caddyfile"
+    nginx_dir: str = "/etc/nginx/conf.d"
+    nginx_conf: str = "/etc/nginx/nginx.conf"
+    http_port: int = field(default=80, metadata=_range(1, 65535))
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    interval: int = field(default=10, metadata=_range(1, 3600))
+    prometheus: bool = True
+
+
+@dataclass(frozen=True)
+class WebhooksConfig:
+    allow_private: bool = False
+    timeout: float = field(default=10.0, metadata=_range(0.1, 300))
+    retry_schedule: list[int] = field(
+        default_factory=lambda: [10, 30, 120, 600, 1800, 3600, 21600, 43200],
+        metadata=_range(0),
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    runtimes: Mapping[str, RuntimeImage] = field(
+        default_factory=lambda: {k: RuntimeImage(v) for k, v in DEFAULT_RUNTIME_IMAGES.items()}
+    )
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.server.data_dir)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_path / "dployr.db"
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    name: hint for name, hint in get_type_hints(Config).items() if name != "runtimes"
+}
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Defaults, then the TOML file (if any), then DPLOYR_<SECTION>_<KEY> variables."""
+    environ = os.environ if environ is None else environ
+    raw = _read_file(path)
+    _apply_environ(raw, environ)
+    return _build(raw)
+
+
+def _read_file(path: str | Path | None) -> dict[str, Any]:
+    explicit = path is not None
+    file = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(f"config file {file} does not exist") from None
+        return {}
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {file}: {err.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{file} is not valid TOML: {err}") from None
+    return data
+
+
+def _apply_environ(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    # Longest section first, so RUNTIMES_ wins over RUNTIME_ and RATE_LIMIT_ is one section.
+    sections = sorted([*_SECTIONS, "runtimes"], key=len, reverse=True)
+    for name, value in environ.items():
+        if not name.startswith("DPLOYR_"):
+            continue
+        rest = name[len("DPLOYR_") :].lower()
+        section = next((s for s in sections if rest.startswith(s + "_")), None)
+        if section is None:
+            continue  # DPLOYR_URL, DPLOYR_TOKEN belong to the CLI
+        key = rest[len(section) + 1 :]
+        if section == "runtimes":
+            runtime_id, _, sub = key.rpartition("_")
+            if runtime_id in RUNTIME_IDS:
+                raw.setdefault("runtimes", {}).setdefault(runtime_id, {})[sub] = value
+            continue
+        hints = get_type_hints(_SECTIONS[section])
+        if key in hints:
+            raw.setdefault(section, {})[key] = _parse_env_value(name, value, hints[key])
+
+
+def _parse_env_value(name: str, value: str, hint: Any) -> Any:
+    kind = get_origin(hint) or hint
+    if kind is bool:
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no"):
+            return False
+        raise ConfigError(f"{name}: expected true|false|1|0|yes|no, got {value!r}")
+    if kind is int:
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
+    if kind is float:
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+    if kind is list:
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise ConfigError(f"{name}: expected a JSON list, got {value!r}") from None
+    return value
+
+
+def _build(raw: dict[str, Any]) -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError("config must be a TOML table")
+    unknown = set(raw) - set(_SECTIONS) - {"runtimes"}
+    if unknown:
+        raise ConfigError(f"unknown config section [{sorted(unknown)[0]}]")
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{name}] must be a table")
+        sections[name] = _build_section(name, cls, table)
+    sections["runtimes"] = _build_runtimes(raw.get("runtimes", {}))
+    return Config(**sections)
+
+
+def _build_section(section: str, cls: type[Any], table: dict[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = get_type_hints(cls)
+    for key in table:
+        if key not in fields:
+            raise ConfigError(f"unknown config key {section}.{key}")
+    values = {}
+    for key, value in table.items():
+        values[key] = _check_value(f"{section}.{key}", value, hints[key], fields[key].metadata)
+    return cls(**values)
+
+
+def _check_value(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any:
+    kind = get_origin(hint) or hint
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    elif kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        value = float(value)
+    elif kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+    elif kind is list:
+        (item,) = get_args(hint)
+        if not isinstance(value, list) or not all(
+            isinstance(v, item) and not isinstance(v, bool) for v in value
+        ):
+            raise ConfigError(f"{key}: expected a list of {item.__name__}, got {value!r}")
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(f"{key}: must be one of {', '.join(meta['choices'])}, got {value!r}")
+    if "range" in meta:
+        low, high = meta["range"]
+        for number in value if isinstance(value, list) else [value]:
+            if number < low or (high is not None and number > high):
+                bound = f"{low}-{high}" if high is not None else f">= {low}"
+                raise ConfigError(f"{key}: must be {bound}, got {number!r}")
+    return value
+
+
+def _build_runtimes(table: Any) -> dict[str, RuntimeImage]:
+    if not isinstance(table, dict):
+        raise ConfigError("[runtimes] must be a table of [runtimes.<id>] tables")
+    images = dict(DEFAULT_RUNTIME_IMAGES)
+    for runtime_id, entry in table.items():
+        if runtime_id not in RUNTIME_IDS:
+            raise ConfigError(
+                f"unknown runtime [runtimes.{runtime_id}] (known: {', '.join(RUNTIME_IDS)})"
+            )
+        if not isinstance(entry, dict):
+            raise ConfigError(f"[runtimes.{runtime_id}] must be a table")
+        for key, value in entry.items():
+            if key != "image":
+                raise ConfigError(f"unknown config key runtimes.{runtime_id}.{key}")
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"runtimes.{runtime_id}.image: expected an image name")
+            images[runtime_id] = value
+    return {k: RuntimeImage(v) for k, v in images.items()}

@@ -1,0 +1,19 @@
+"""Every typed key of the application and of a request, in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dployr.auth.ratelimit import Quota, RateLimits
+from dployr.auth.service import AuthService, Identity
+from dployr.config import Config
+from dployr.store.db import Database
+
+CONFIG = web.AppKey("config", Config)
+DB = web.AppKey("db", Database)
+AUTH = web.AppKey("auth", AuthService)
+RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
+STARTED_AT = web.AppKey("started_at", float)
+
+IDENTITY = web.RequestKey("identity", Identity)  # absent on anonymous requests
+EXTRA_QUOTA = web.RequestKey("extra_quota", Quota)  # a tighter bucket a handler counted (login)

@@ -1,0 +1,1 @@
+"""Reverse proxies: Caddy, nginx, or none; config rendered from the route table."""

@@ -1,0 +1,50 @@
+"""Which reverse proxy serves the routes: the configured one, or for `auto` the first found."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+
+import aiohttp
+
+from dployr.config import ProxyConfig
+
+PROBE_TIMEOUT = 2.0
+
+
+async def caddy_problem(config: ProxyConfig) -> str | None:
+    """None when Caddy's admin API answers, else why not."""
+    timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
+    url = config.caddy_admin.rstrip("/") + "/config/"
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as answer:
+            if answer.status == 200:
+                return None
+            return f"caddy admin API at {config.caddy_admin} answered {answer.status}"
+    except (aiohttp.ClientError, TimeoutError, OSError) as err:
+        return f"caddy admin API at {config.caddy_admin} does not answer ({type(err).__name__})"
+
+
+async def nginx_problem() -> str | None:
+    found = await asyncio.to_thread(shutil.which, "nginx")
+    return None if found else "nginx is not installed (no nginx on PATH)"
+
+
+async def resolve_backend(config: ProxyConfig) -> str:
+    """`auto`: Caddy if its admin API answers, else nginx if installed, else none."""
+    if config.backend != "auto":
+        return config.backend
+    if await caddy_problem(config) is None:
+        return "caddy"
+    if await nginx_problem() is None:
+        return "nginx"
+    return "none"
+
+
+async def proxy_problem(config: ProxyConfig) -> str | None:
+    """None when the configured backend can be driven, else why not (for /health/ready)."""
+    if config.backend == "caddy":
+        return await caddy_problem(config)
+    if config.backend == "nginx":
+        return await nginx_problem()
+    return None

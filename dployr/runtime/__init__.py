@@ -1,0 +1,1 @@
+"""Runtimes: where a release runs (Docker container, systemd unit, supervised process)."""

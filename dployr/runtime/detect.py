@@ -1,0 +1,69 @@
+"""Which runtimes this host offers: is a Docker engine answering, is systemd PID 1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import aiohttp
+
+from dployr.config import RuntimeConfig
+
+PROBE_TIMEOUT = 2.0
+
+
+def docker_url(config: RuntimeConfig) -> str:
+    return config.docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+async def docker_problem(config: RuntimeConfig) -> str | None:
+    """None when the engine answers /_ping, else why not (for /health/ready)."""
+    url = docker_url(config)
+    if url.startswith("unix://"):
+        connector: aiohttp.BaseConnector = aiohttp.UnixConnector(path=url[len("unix://") :])
+        base = "http://docker"
+    elif url.startswith("tcp://"):
+        connector, base = aiohttp.TCPConnector(), "http://" + url[len("tcp://") :]
+    else:
+        return f"unsupported docker_host {url!r} (use unix:// or tcp://)"
+    timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
+    try:
+        async with (
+            aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+            session.get(base + "/_ping") as response,
+        ):
+            if response.status == 200:
+                return None
+            return f"docker engine at {url} answered {response.status}"
+    except (aiohttp.ClientError, TimeoutError, OSError) as err:
+        return f"no docker engine answers at {url} ({type(err).__name__})"
+
+
+async def systemd_booted() -> bool:
+    """systemd is PID 1 exactly when /run/systemd/system exists (sd_booted(3))."""
+    return await asyncio.to_thread(Path("/run/systemd/system").is_dir)
+
+
+async def available_targets(config: RuntimeConfig) -> list[str]:
+    docker, systemd = await asyncio.gather(docker_problem(config), systemd_booted())
+    targets = ["docker"] if docker is None else []
+    if systemd:
+        targets.append("systemd")
+    return [*targets, "process"]
+
+
+async def runtime_problem(config: RuntimeConfig) -> str | None:
+    """None when the configured default target can run releases, else why not."""
+    target = config.default_target
+    if target == "docker":
+        return await docker_problem(config)
+    if target == "systemd" and not await systemd_booted():
+        return "systemd is not PID 1 on this host"
+    return None  # auto and process always have the process target to fall back on
+
+
+async def default_target(config: RuntimeConfig) -> str:
+    if config.default_target != "auto":
+        return config.default_target
+    return (await available_targets(config))[0]

@@ -1,0 +1,176 @@
+"""The SQLite database: one writer connection (BEGIN IMMEDIATE), one reader, migrations, backup."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from dployr.ids import now_iso
+
+_LOGGER = logging.getLogger(__name__)
+_MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+BUSY_TIMEOUT_MS = 5000
+
+Row = sqlite3.Row
+Params = Sequence[Any] | dict[str, Any]
+
+
+class MigrationError(Exception):
+    """A migration failed (and was rolled back) or the schema is newer than this code."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def bundled_migrations() -> list[Migration]:
+    folder = resources.files("dployr.store") / "migrations"
+    return load_migrations((entry.name, entry.read_text("utf-8")) for entry in folder.iterdir())
+
+
+def load_migrations(files: Iterable[tuple[str, str]]) -> list[Migration]:
+    found = []
+    for name, sql in files:
+        match = _MIGRATION_NAME.match(name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), sql))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise MigrationError(f"duplicate migration numbers in {versions}")
+    return found
+
+
+async def _connect(path: Path) -> aiosqlite.Connection:
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    await conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: a commit is on disk before we answer, so an accepted deploy survives a power loss.
+    await conn.execute("PRAGMA synchronous = FULL")
+    await conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+class Database:
+    """Reads go to the reader connection; writes are serialised on the writer connection."""
+
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path, migrations: list[Migration] | None = None) -> Database:
+        writer = await _connect(path)
+        try:
+            await apply_migrations(
+                writer,
+                await asyncio.to_thread(bundled_migrations) if migrations is None else migrations,
+            )
+            reader = await _connect(path)
+        except BaseException:
+            await writer.close()
+            raise
+        return cls(writer, reader)
+
+    async def close(self) -> None:
+        async with self._write_lock:
+            await self._reader.close()
+            # A checkpoint folds the WAL into the main file so a clean stop leaves one file.
+            await self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            await self._writer.close()
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        rows = await self._reader.execute_fetchall(sql, params)
+        return next(iter(rows), None)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        return list(await self._reader.execute_fetchall(sql, params))
+
+    async def fetchval(self, sql: str, params: Params = ()) -> Any:
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE … COMMIT on the one writer; any exception rolls back."""
+        async with self._write_lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            await self._writer.execute("COMMIT")
+
+    async def ping(self) -> None:
+        await self._reader.execute_fetchall("SELECT 1")
+
+
+async def apply_migrations(conn: aiosqlite.Connection, migrations: list[Migration]) -> list[int]:
+    """Apply the pending migrations, each in its own transaction; return the versions applied."""
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    rows = await conn.execute_fetchall("SELECT version FROM schema_migrations")
+    applied = {row[0] for row in rows}
+    known = max((m.version for m in migrations), default=0)
+    if applied and max(applied) > known:
+        raise MigrationError(
+            f"the database is at schema version {max(applied)}, newer than this dployr "
+            f"knows ({known}); upgrade dployr or restore a backup"
+        )
+    done = []
+    for migration in migrations:
+        if migration.version in applied:
+            continue
+        try:
+            # executescript runs the whole file inside our explicit transaction.
+            await conn.executescript(f"BEGIN IMMEDIATE;\n{migration.sql}\n;")
+            await conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.name, now_iso()),
+            )
+            await conn.execute("COMMIT")
+        except sqlite3.Error as err:
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+            raise MigrationError(
+                f"migration {migration.version:03d}_{migration.name} failed and was rolled "
+                f"back: {err}"
+            ) from err
+        _LOGGER.info("applied migration %03d_%s", migration.version, migration.name)
+        done.append(migration.version)
+    return done
+
+
+def backup(source: Path, target: Path) -> None:
+    """Copy a live database with SQLite's online backup API (consistent while others write)."""
+    tmp = target.with_name(target.name + ".partial")
+    src = sqlite3.connect(source, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        dst = sqlite3.connect(tmp)
+        try:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    tmp.chmod(0o600)
+    tmp.replace(target)

@@ -1,0 +1,126 @@
+"""Projects: named groups of services, owned by a user."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from dployr.errors import Conflict
+from dployr.ids import new_id, now_iso
+from dployr.store.db import Database, Row
+from dployr.store.paging import Page, PageRequest, like_escape
+
+COLUMNS = "id, owner_id, name, description, status, settings, created_at, updated_at"
+DEFAULT_PROJECT = "default"
+
+
+@dataclass(frozen=True)
+class Project:
+    id: str
+    owner_id: str
+    name: str
+    description: str
+    status: str
+    settings: dict[str, Any]
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_row(cls, row: Row) -> Project:
+        values = {key: row[key] for key in COLUMNS.split(", ")}
+        values["settings"] = json.loads(values["settings"])
+        return cls(**values)
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(
+        f"You already have a project named {name!r}",
+        details={"field": "name", "reason": "already exists"},
+    )
+
+
+async def create_project(
+    db: Database, owner_id: str, name: str, description: str, settings: dict[str, Any]
+) -> Project:
+    project_id, now = new_id("prj"), now_iso()
+    async with db.transaction() as conn:
+        try:
+            await conn.execute(
+                "INSERT INTO projects (id, owner_id, name, description, status, settings,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
+                (project_id, owner_id, name, description, json.dumps(settings), now, now),
+            )
+        except sqlite3.IntegrityError:
+            raise _name_taken(name) from None
+    project = await get_project(db, project_id, owner_id=None)
+    assert project is not None
+    return project
+
+
+async def get_project(db: Database, project_id: str, owner_id: str | None) -> Project | None:
+    """A project by id; with owner_id, only if that user owns it (else None: a 404)."""
+    row = await db.fetchone(
+        f"SELECT {COLUMNS} FROM projects WHERE id = ? AND (? IS NULL OR owner_id = ?)",  # noqa: S608
+        (project_id, owner_id, owner_id),
+    )
+    return Project.from_row(row) if row else None
+
+
+async def list_projects(
+    db: Database,
+    paging: PageRequest,
+    owner_id: str | None,
+    *,
+    search: str | None = None,
+    status: str | None = None,
+) -> Page[Project]:
+    """Newest first. The total rides along on every row (a window count): one query a page."""
+    where = (
+        "(:owner IS NULL OR owner_id = :owner) AND (:status IS NULL OR status = :status)"
+        " AND (:search IS NULL OR name LIKE :search ESCAPE '\\')"
+    )
+    params: dict[str, Any] = {
+        "owner": owner_id,
+        "status": status,
+        "search": f"%{like_escape(search)}%" if search else None,
+        "limit": paging.per_page,
+        "offset": paging.offset,
+    }
+    rows = await db.fetchall(
+        f"SELECT {COLUMNS}, COUNT(*) OVER () AS total FROM projects WHERE {where}"  # noqa: S608
+        " ORDER BY created_at DESC, rowid DESC LIMIT :limit OFFSET :offset",
+        params,
+    )
+    if rows:
+        total = int(rows[0]["total"])
+    else:
+        total = int(
+            await db.fetchval(f"SELECT COUNT(*) FROM projects WHERE {where}", params)  # noqa: S608
+        )
+    return Page([Project.from_row(r) for r in rows], total, paging)
+
+
+async def update_project(db: Database, project_id: str, changes: dict[str, Any]) -> Project:
+    assert set(changes) <= {"name", "description", "status", "settings"}, changes
+    if "settings" in changes:
+        changes = {**changes, "settings": json.dumps(changes["settings"])}
+    if changes:
+        sets = ", ".join(f"{column} = ?" for column in changes)
+        async with db.transaction() as conn:
+            try:
+                await conn.execute(
+                    f"UPDATE projects SET {sets}, updated_at = ? WHERE id = ?",  # noqa: S608
+                    [*changes.values(), now_iso(), project_id],
+                )
+            except sqlite3.IntegrityError:
+                raise _name_taken(str(changes.get("name"))) from None
+    project = await get_project(db, project_id, owner_id=None)
+    assert project is not None
+    return project
+
+
+async def delete_project(db: Database, project_id: str) -> None:
+    async with db.transaction() as conn:
+        await conn.execute("DELETE FROM projects WHERE id = ?", (project_id,))
