@@ -62,7 +62,7 @@ async def create_project(
 async def get_project(db: Database, project_id: str, owner_id: str | None) -> Project | None:
     """A project by id; with owner_id, only if that user owns it (else None: a 404)."""
     row = await db.fetchone(
-        f"SELECT {COLUMNS} FROM projects WHERE id = ? AND (? IS NULL OR owner_id = ?)",  # noqa: S608
+        f"SELECT {COLUMNS} FROM projects WHERE id = ? AND (? IS NULL OR owner_id = ?)",
         (project_id, owner_id, owner_id),
     )
     return Project.from_row(row) if row else None
@@ -89,16 +89,14 @@ async def list_projects(
         "offset": paging.offset,
     }
     rows = await db.fetchall(
-        f"SELECT {COLUMNS}, COUNT(*) OVER () AS total FROM projects WHERE {where}"  # noqa: S608
+        f"SELECT {COLUMNS}, COUNT(*) OVER () AS total FROM projects WHERE {where}"
         " ORDER BY created_at DESC, rowid DESC LIMIT :limit OFFSET :offset",
         params,
     )
     if rows:
         total = int(rows[0]["total"])
     else:
-        total = int(
-            await db.fetchval(f"SELECT COUNT(*) FROM projects WHERE {where}", params)  # noqa: S608
-        )
+        total = int(await db.fetchval(f"SELECT COUNT(*) FROM projects WHERE {where}", params))
     return Page([Project.from_row(r) for r in rows], total, paging)
 
 
@@ -111,7 +109,7 @@ async def update_project(db: Database, project_id: str, changes: dict[str, Any])
         async with db.transaction() as conn:
             try:
                 await conn.execute(
-                    f"UPDATE projects SET {sets}, updated_at = ? WHERE id = ?",  # noqa: S608
+                    f"UPDATE projects SET {sets}, updated_at = ? WHERE id = ?",
                     [*changes.values(), now_iso(), project_id],
                 )
             except sqlite3.IntegrityError:

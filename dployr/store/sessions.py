@@ -75,7 +75,7 @@ async def _revoke(
     conn: aiosqlite.Connection, where: str, params: tuple[str | None, ...], reason: str
 ) -> None:
     await conn.execute(
-        f"UPDATE sessions SET revoked_at = ?, revoked_reason = ?"  # noqa: S608
+        f"UPDATE sessions SET revoked_at = ?, revoked_reason = ?"
         f" WHERE {where} AND revoked_at IS NULL",
         (now_iso(), reason, *params),
     )
@@ -102,7 +102,7 @@ async def access_identity(db: Database, user_id: str, session_id: str, jti: str)
 
     One query: this runs on every authenticated request."""
     row = await db.fetchone(
-        f"SELECT {', '.join('u.' + c for c in COLUMNS.split(', '))}"  # noqa: S608
+        f"SELECT {', '.join('u.' + c for c in COLUMNS.split(', '))}"
         " FROM users u JOIN sessions s ON s.id = ? AND s.user_id = u.id"
         " WHERE u.id = ? AND u.is_active = 1 AND s.revoked_at IS NULL"
         " AND NOT EXISTS (SELECT 1 FROM revoked_jtis WHERE jti = ?)",

@@ -47,8 +47,7 @@ async def create_token(
 async def get_token(db: Database, token_id: str, owner_id: str | None) -> ApiToken | None:
     """A token by id; with owner_id, only if that user owns it."""
     row = await db.fetchone(
-        f"SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ?"  # noqa: S608
-        " AND (? IS NULL OR user_id = ?)",
+        f"SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = ? AND (? IS NULL OR user_id = ?)",
         (token_id, owner_id, owner_id),
     )
     return ApiToken.from_row(row) if row else None
@@ -58,10 +57,10 @@ async def list_tokens(db: Database, paging: PageRequest, owner_id: str | None) -
     where = "(? IS NULL OR user_id = ?)"
     total = await db.fetchval(
         f"SELECT COUNT(*) FROM api_tokens WHERE {where}",
-        (owner_id, owner_id),  # noqa: S608
+        (owner_id, owner_id),
     )
     rows = await db.fetchall(
-        f"SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE {where}"  # noqa: S608
+        f"SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE {where}"
         " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
         (owner_id, owner_id, paging.per_page, paging.offset),
     )
@@ -76,7 +75,7 @@ async def delete_token(db: Database, token_id: str) -> None:
 async def token_identity(db: Database, token_hash: str) -> User | None:
     """The active user behind an unexpired API token; notes when the token was last used."""
     row = await db.fetchone(
-        f"SELECT {', '.join('u.' + c for c in COLUMNS.split(', '))},"  # noqa: S608
+        f"SELECT {', '.join('u.' + c for c in COLUMNS.split(', '))},"
         " t.id AS token_id, t.expires_at AS token_expires_at, t.last_used_at AS token_used_at"
         " FROM api_tokens t JOIN users u ON u.id = t.user_id"
         " WHERE t.token_hash = ? AND u.is_active = 1",

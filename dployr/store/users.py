@@ -91,7 +91,7 @@ async def count_users(db: Database) -> int:
 
 
 async def get_user(db: Database, user_id: str) -> User | None:
-    row = await db.fetchone(f"SELECT {COLUMNS} FROM users WHERE id = ?", (user_id,))  # noqa: S608
+    row = await db.fetchone(f"SELECT {COLUMNS} FROM users WHERE id = ?", (user_id,))
     return User.from_row(row) if row else None
 
 
@@ -99,7 +99,7 @@ async def get_login(db: Database, email: str) -> tuple[User, str] | None:
     """The user with this e-mail and their password hash, for a login check."""
     row = await db.fetchone(
         f"SELECT {COLUMNS}, password_hash FROM users WHERE email = ?",
-        (email,),  # noqa: S608
+        (email,),
     )
     return (User.from_row(row), row["password_hash"]) if row else None
 
@@ -127,9 +127,9 @@ async def list_users(
         )
         params += [f"%{like_escape(search)}%"] * 3
     clause = " AND ".join(where)
-    total = await db.fetchval(f"SELECT COUNT(*) FROM users WHERE {clause}", params)  # noqa: S608
+    total = await db.fetchval(f"SELECT COUNT(*) FROM users WHERE {clause}", params)
     rows = await db.fetchall(
-        f"SELECT {COLUMNS} FROM users WHERE {clause}"  # noqa: S608
+        f"SELECT {COLUMNS} FROM users WHERE {clause}"
         " ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?",
         [*params, paging.per_page, paging.offset],
     )
@@ -147,7 +147,7 @@ async def update_user(db: Database, user_id: str, changes: dict[str, object]) ->
                 await _keep_an_admin(conn, user_id)
             try:
                 await conn.execute(
-                    f"UPDATE users SET {sets}, updated_at = ? WHERE id = ?",  # noqa: S608
+                    f"UPDATE users SET {sets}, updated_at = ? WHERE id = ?",
                     [*changes.values(), now_iso(), user_id],
                 )
             except sqlite3.IntegrityError as err:
