@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from dployr.keys import DB
 from dployr.store import sessions
@@ -14,8 +15,6 @@ _LOGGER = logging.getLogger(__name__)
 
 
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
-    from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
     scheduler = AsyncIOScheduler(timezone="UTC")
     db = app[DB]
     # Expired revocations and refresh tokens can no longer be presented: drop them hourly.

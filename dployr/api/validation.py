@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from aiohttp import web
+from jsonschema import Draft202012Validator
 
 from dployr.errors import UnsupportedMediaType, ValidationError
 from dployr.store.paging import MAX_PER_PAGE, Page, PageRequest
@@ -36,8 +37,6 @@ def validate(schema: dict[str, Any], data: Any) -> None:
     """Raise ValidationError naming the first field that breaks `schema`."""
     validator = _validators.get(id(schema))
     if validator is None:
-        from jsonschema import Draft202012Validator  # imported on first use: keeps start-up fast
-
         validator = _validators[id(schema)] = Draft202012Validator(schema)
     error = next(iter(sorted(validator.iter_errors(data), key=lambda e: e.path)), None)
     if error is not None:

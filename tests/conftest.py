@@ -1,0 +1,92 @@
+"""Shared fixtures: a blocking-call guard on every test, a real app on a real SQLite file."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from blockbuster import BlockBuster, blockbuster_ctx
+
+from dployr.app import create_app
+from dployr.config import AuthConfig, Config, RateLimitConfig, ServerConfig
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def blockbuster() -> Iterator[BlockBuster]:
+    """Any blocking call (file, socket, sleep) made on the event loop fails the test."""
+    with blockbuster_ctx() as guard:
+        yield guard
+
+
+def make_config(data_dir: Path, **sections: dict[str, Any]) -> Config:
+    """A Config for tests: data in data_dir, cheap bcrypt, rate limits generous unless set."""
+    config = Config(
+        server=ServerConfig(data_dir=str(data_dir)),
+        auth=AuthConfig(bcrypt_rounds=4),
+        rate_limit=RateLimitConfig(
+            authenticated_per_hour=100_000, anonymous_per_hour=100_000, login_per_15min=1000
+        ),
+    )
+    for name, values in sections.items():
+        config = dataclasses.replace(
+            config, **{name: dataclasses.replace(getattr(config, name), **values)}
+        )
+    return config
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return make_config(tmp_path / "data")
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, config: Config) -> TestClient:  # type: ignore[type-arg]
+    return await aiohttp_client(create_app(config))
+
+
+async def register(
+    client: TestClient,  # type: ignore[type-arg]
+    email: str = "admin@example.com",
+    name: str = "Admin",
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    resp = await client.post(
+        "/api/v1/auth/register",
+        json={"name": name, "email": email, "password": PASSWORD},
+        headers=headers or {},
+    )
+    assert resp.status == 201, await resp.text()
+    return dict(await resp.json())
+
+
+async def login(client: TestClient, email: str = "admin@example.com") -> dict[str, Any]:  # type: ignore[type-arg]
+    resp = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert resp.status == 200, await resp.text()
+    return dict(await resp.json())
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def admin(client: TestClient) -> dict[str, str]:  # type: ignore[type-arg]
+    """The first user (an admin), logged in: Authorization headers."""
+    await register(client)
+    return bearer((await login(client))["access_token"])
+
+
+async def user_headers(
+    client: TestClient,  # type: ignore[type-arg]
+    admin_headers: dict[str, str],
+    email: str,
+) -> dict[str, str]:
+    """A second, ordinary user created by the admin, logged in."""
+    await register(client, email=email, name=email.split("@")[0], headers=admin_headers)
+    return bearer((await login(client, email))["access_token"])
