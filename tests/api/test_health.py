@@ -1,0 +1,61 @@
+"""Health, readiness, info, and an OpenAPI document that matches the route table."""
+
+from dployr.app import create_app
+from tests.conftest import make_config
+
+
+async def test_health_and_live(client):
+    for path in ("/health", "/health/live"):
+        resp = await client.get(path)
+        body = await resp.json()
+        assert resp.status == 200 and body["status"] == "ok" and body["uptime"] >= 0
+        assert "X-RateLimit-Limit" not in resp.headers  # never rate-limited
+
+
+async def test_ready_with_defaults(client):
+    resp = await client.get("/health/ready")
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["checks"] == {"database": "ok", "runtime": "ok", "proxy": "ok"}
+
+
+async def test_ready_names_what_failed(aiohttp_client, tmp_path):
+    config = make_config(
+        tmp_path,
+        runtime={"default_target": "docker", "docker_host": f"unix://{tmp_path}/no.sock"},
+        proxy={"backend": "caddy", "caddy_admin": "http://127.0.0.1:9"},
+    )
+    client = await aiohttp_client(create_app(config))
+    resp = await client.get("/health/ready")
+    assert resp.status == 503
+    error = (await resp.json())["error"]
+    assert error["code"] == "unavailable"
+    assert error["details"]["database"] == "ok"
+    assert "no docker engine" in error["details"]["runtime"]
+    assert "caddy admin API" in error["details"]["proxy"]
+
+
+async def test_info(client):
+    body = await (await client.get("/api/v1/info")).json()
+    assert body["name"] == "dployr" and "process" in body["targets"]
+    assert body["docs_url"] == "/api/v1/openapi.json"
+    assert body["proxy"] in ("caddy", "nginx", "none")
+
+
+async def test_openapi_documents_exactly_the_routes(client):
+    doc = await (await client.get("/api/v1/openapi.json")).json()
+    assert doc["openapi"].startswith("3.1")
+    documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    routed = {(r.method, r.resource.canonical) for r in client.app.router.routes() if r.resource}
+    assert documented == routed
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            assert op["responses"], (method, path)
+            if method in ("post", "put", "patch") and not path.endswith(("/logout",)):
+                assert "requestBody" in op, (method, path)
+    must = {
+        ("POST", "/api/v1/auth/register"),
+        ("GET", "/api/v1/projects/{id}"),
+        ("PATCH", "/api/v1/users/{id}"),
+        ("DELETE", "/api/v1/tokens/{id}"),
+    }
+    assert must <= documented

@@ -1,0 +1,98 @@
+"""Config: defaults with no file, the TOML file, DPLOYR_* overrides, clear errors."""
+
+from pathlib import Path
+
+import pytest
+
+from dployr.config import ConfigError, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_need_no_file(tmp_path):
+    config = load_config(write(tmp_path, ""), environ={})
+    assert (config.server.host, config.server.port) == ("127.0.0.1", 7870)
+    assert config.server.max_body_bytes == 1_048_576
+    assert config.auth.registration == "first-user" and config.auth.bcrypt_rounds == 12
+    assert config.rate_limit.login_per_15min == 5
+    assert config.runtime.build_concurrency == 1 and config.runtime.keep_releases == 5
+    assert config.proxy.backend == "auto" and config.proxy.http_port == 80
+    assert config.webhooks.retry_schedule == [10, 30, 120, 600, 1800, 3600, 21600, 43200]
+    assert config.runtimes["python"].image == "python:{version}-slim"
+
+
+def test_file_values(tmp_path):
+    config = load_config(
+        write(
+            tmp_path,
+            '[server]\nport = 8000\ndata_dir = "/srv/d"\n[rate_limit]\nenabled = false\n'
+            '[runtime]\ndrain_seconds = 2\n[runtimes.python]\nimage = "py:{version}"\n',
+        ),
+        environ={},
+    )
+    assert config.server.port == 8000 and config.server.data_dir == "/srv/d"
+    assert config.rate_limit.enabled is False
+    assert config.runtime.drain_seconds == 2.0
+    assert config.runtimes["python"].image == "py:{version}"
+    assert config.runtimes["nodejs"].image == "node:{version}-slim"
+
+
+def test_environment_overrides_file(tmp_path):
+    environ = {
+        "DPLOYR_SERVER_PORT": "9000",
+        "DPLOYR_RATE_LIMIT_ENABLED": "no",
+        "DPLOYR_RUNTIME_ALLOW_LOCAL_SOURCES": "1",
+        "DPLOYR_WEBHOOKS_RETRY_SCHEDULE": "[1, 5, 5]",
+        "DPLOYR_RUNTIMES_GO_IMAGE": "go:x",
+        "DPLOYR_URL": "http://ignored",  # the CLI's, not the daemon's
+        "DPLOYR_SERVER_NOT_A_KEY": "ignored",
+    }
+    config = load_config(write(tmp_path, "[server]\nport = 8000\n"), environ=environ)
+    assert config.server.port == 9000
+    assert config.rate_limit.enabled is False
+    assert config.runtime.allow_local_sources is True
+    assert config.webhooks.retry_schedule == [1, 5, 5]
+    assert config.runtimes["go"].image == "go:x"
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[server]\nbogus = 1\n", "server.bogus"),
+        ("[nope]\nx = 1\n", "[nope]"),
+        ('[server]\nport = "abc"\n', "server.port"),
+        ("[server]\nport = 70000\n", "server.port"),
+        ("[rate_limit]\nenabled = 1\n", "rate_limit.enabled"),
+        ('[auth]\nregistration = "sometimes"\n', "auth.registration"),
+        ('[webhooks]\nretry_schedule = [1, "a"]\n', "webhooks.retry_schedule"),
+        ('[runtimes.cobol]\nimage = "x"\n', "runtimes.cobol"),
+        ('[runtimes.python]\nimg = "x"\n', "runtimes.python.img"),
+        ("server = 1\n", "[server]"),
+        ("[server\n", "not valid TOML"),
+    ],
+)
+def test_bad_file_names_the_key(tmp_path, text, named):
+    with pytest.raises(ConfigError, match=__import__("re").escape(named)):
+        load_config(write(tmp_path, text), environ={})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DPLOYR_SERVER_PORT", "abc"),
+        ("DPLOYR_RATE_LIMIT_ENABLED", "maybe"),
+        ("DPLOYR_WEBHOOKS_RETRY_SCHEDULE", "not json"),
+    ],
+)
+def test_bad_environment_value_names_the_variable(tmp_path, name, value):
+    with pytest.raises(ConfigError, match=name):
+        load_config(write(tmp_path, ""), environ={name: value})
+
+
+def test_missing_explicit_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "absent.toml", environ={})
