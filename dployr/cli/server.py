@@ -93,10 +93,8 @@ def run_serve(args: argparse.Namespace) -> int:
         )
     except MigrationError as err:
         raise CommandError(f"database migration failed, not starting: {err}") from None
-    except OSError as err:
-        raise CommandError(
-            f"cannot listen on {config.server.host}:{config.server.port}: {err.strerror}"
-        ) from None
+    except OSError as err:  # the port is taken, or the data dir is not writable
+        raise CommandError(f"cannot start: {err}") from None
     _LOGGER.info("stopped")
     return 0
 
