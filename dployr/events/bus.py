@@ -1,0 +1,54 @@
+"""An in-process publish/subscribe bus for committed events; slow subscribers lose, never block."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from dployr.store.events import Event
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class Subscription:
+    def __init__(self, maxsize: int) -> None:
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
+        self.overflowed = False
+
+    async def next(self) -> Event:
+        return await self.queue.get()
+
+
+class EventBus:
+    """Publish only after the event's transaction committed; subscribers read from a queue.
+
+    A subscriber that falls `maxsize` events behind is marked overflowed and stops receiving:
+    it must re-read the persisted log (by seq) to catch up. The publisher never waits."""
+
+    def __init__(self, maxsize: int = 1000) -> None:
+        self._maxsize = maxsize
+        self._subscribers: set[Subscription] = set()
+
+    def publish(self, event: Event) -> None:
+        for sub in list(self._subscribers):
+            try:
+                sub.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                sub.overflowed = True
+                self._subscribers.discard(sub)
+                _LOGGER.warning("an event subscriber fell behind and was dropped")
+
+    @asynccontextmanager
+    async def subscribe(self) -> AsyncIterator[Subscription]:
+        sub = Subscription(self._maxsize)
+        self._subscribers.add(sub)
+        try:
+            yield sub
+        finally:
+            self._subscribers.discard(sub)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
