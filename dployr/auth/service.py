@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -17,13 +19,14 @@ from dployr.auth.jwt_tokens import (
 from dployr.auth.passwords import PasswordHasher, check_password_rules
 from dployr.config import AuthConfig
 from dployr.errors import AuthenticationRequired, Forbidden, InvalidToken, ValidationError
-from dployr.ids import iso
+from dployr.ids import iso, parse_iso
 from dployr.store import sessions, tokens, users
 from dployr.store.db import Database
 from dployr.store.tokens import ApiToken
 from dployr.store.users import User
 
 _LOGGER = logging.getLogger(__name__)
+_CACHE_SIZE = 4096
 BAD_CREDENTIALS = "Invalid email or password"
 CLOSED = "Registration is closed; ask an admin to create your account"
 
@@ -50,6 +53,7 @@ class AuthService:
         self._config = config
         self._access = access
         self.passwords = PasswordHasher(config.bcrypt_rounds)
+        self._cache: dict[str, tuple[int, float, Identity]] = {}
 
     async def register(
         self,
@@ -135,23 +139,39 @@ class AuthService:
         await sessions.revoke_user_sessions(self._db, identity.user.id, keep=keep)
 
     async def authenticate(self, header: str | None) -> Identity | None:
-        """The identity behind an Authorization header; None without one; InvalidToken if bad."""
+        """The identity behind an Authorization header; None without one; InvalidToken if bad.
+
+        Answers are cached per token until the next write to the database (any write: a
+        logout, a role change, a revoked session) or the token's expiry, whichever is first."""
         if header is None:
             return None
+        cached = self._cache.get(header)
+        if cached and cached[0] == self._db.generation and cached[1] > time.time():
+            return cached[2]
+        generation = self._db.generation  # before reading: a write meanwhile voids the entry
+        identity, expires = await self._authenticate(header)
+        if len(self._cache) >= _CACHE_SIZE:
+            self._cache.clear()
+        self._cache[header] = (generation, expires, identity)
+        return identity
+
+    async def _authenticate(self, header: str) -> tuple[Identity, float]:
         scheme, _, token = header.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise InvalidToken("Use 'Authorization: Bearer <token>'")
         if token.startswith(API_TOKEN_PREFIX):
-            user = await tokens.token_identity(self._db, token_hash(token))
-            if user is None:
+            found = await tokens.token_identity(self._db, token_hash(token))
+            if found is None:
                 raise InvalidToken("The API token is unknown, revoked or expired")
-            return Identity(user)
+            expires = parse_iso(found[1]).timestamp() if found[1] else math.inf
+            # Recheck at least every minute, so last_used_at stays roughly true.
+            return Identity(found[0]), min(expires, time.time() + 60)
         claims = self._access.verify(token)
         user = await sessions.access_identity(self._db, claims.sub, claims.sid, claims.jti)
         if user is None:
             raise InvalidToken("The access token was revoked; log in again")
-        return Identity(user, claims)
+        return Identity(user, claims), float(claims.exp)
 
     async def create_api_token(
         self, user: User, name: str, expires_in_days: int | None

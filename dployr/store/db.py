@@ -72,6 +72,9 @@ class Database:
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
+        # Bumped after every commit made through this daemon: caches of what was read
+        # (the auth cache) are valid while it is unchanged.
+        self.generation = 0
 
     @classmethod
     async def open(cls, path: Path, migrations: list[Migration] | None = None) -> Database:
@@ -116,6 +119,7 @@ class Database:
                 await self._writer.execute("ROLLBACK")
                 raise
             await self._writer.execute("COMMIT")
+            self.generation += 1
 
     async def ping(self) -> None:
         await self._reader.execute_fetchall("SELECT 1")

@@ -29,9 +29,18 @@ class Project:
 
     @classmethod
     def from_row(cls, row: Row) -> Project:
-        values = {key: row[key] for key in COLUMNS.split(", ")}
-        values["settings"] = json.loads(values["settings"])
-        return cls(**values)
+        # Positional, in COLUMNS order: this runs for every row of every list.
+        settings = row[5]
+        return cls(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            {} if settings == "{}" else json.loads(settings),
+            row[6],
+            row[7],
+        )
 
 
 def _name_taken(name: str) -> Conflict:
@@ -77,17 +86,18 @@ async def list_projects(
     status: str | None = None,
 ) -> Page[Project]:
     """Newest first. The total rides along on every row (a window count): one query a page."""
-    where = (
-        "(:owner IS NULL OR owner_id = :owner) AND (:status IS NULL OR status = :status)"
-        " AND (:search IS NULL OR name LIKE :search ESCAPE '\\')"
-    )
-    params: dict[str, Any] = {
-        "owner": owner_id,
-        "status": status,
-        "search": f"%{like_escape(search)}%" if search else None,
-        "limit": paging.per_page,
-        "offset": paging.offset,
-    }
+    clauses: list[str] = []
+    params: dict[str, Any] = {"limit": paging.per_page, "offset": paging.offset}
+    if owner_id:
+        clauses.append("owner_id = :owner")
+        params["owner"] = owner_id
+    if status:
+        clauses.append("status = :status")
+        params["status"] = status
+    if search:
+        clauses.append("name LIKE :search ESCAPE '\\'")
+        params["search"] = f"%{like_escape(search)}%"
+    where = " AND ".join(clauses) or "1"
     rows = await db.fetchall(
         f"SELECT {COLUMNS}, COUNT(*) OVER () AS total FROM projects WHERE {where}"
         " ORDER BY created_at DESC, rowid DESC LIMIT :limit OFFSET :offset",

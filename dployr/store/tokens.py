@@ -72,8 +72,10 @@ async def delete_token(db: Database, token_id: str) -> None:
         await conn.execute("DELETE FROM api_tokens WHERE id = ?", (token_id,))
 
 
-async def token_identity(db: Database, token_hash: str) -> User | None:
-    """The active user behind an unexpired API token; notes when the token was last used."""
+async def token_identity(db: Database, token_hash: str) -> tuple[User, str | None] | None:
+    """The active user behind an unexpired API token, and the token's expiry.
+
+    Notes when the token was last used (at most once a minute)."""
     row = await db.fetchone(
         f"SELECT {', '.join('u.' + c for c in COLUMNS.split(', '))},"
         " t.id AS token_id, t.expires_at AS token_expires_at, t.last_used_at AS token_used_at"
@@ -92,4 +94,4 @@ async def token_identity(db: Database, token_hash: str) -> User | None:
             await conn.execute(
                 "UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (iso(now), row["token_id"])
             )
-    return User.from_row(row)
+    return User.from_row(row), row["token_expires_at"]
