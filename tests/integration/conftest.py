@@ -87,7 +87,7 @@ class Daemon:
         if token:
             req.add_header("Authorization", f"Bearer {token}")
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (loopback)
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
                 raw = resp.read()
                 return resp.status, json.loads(raw) if raw else None
         except urllib.error.HTTPError as err:
