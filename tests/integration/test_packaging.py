@@ -1,0 +1,65 @@
+"""`pip install .` into a fresh virtualenv: the wheel carries templates and migrations."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(600)
+def test_wheel_installs_into_a_fresh_venv(tmp_path):
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = wheels.glob("dployr-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "dployr/templates/README.md" in names
+    assert "dployr/store/migrations/001_initial.sql" in names
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    subprocess.run(
+        [
+            str(venv / "bin" / "pip"),
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            str(wheel),
+        ],
+        check=True,
+        timeout=480,
+    )
+    version = subprocess.run(
+        [str(venv / "bin" / "dployr"), "--version"], capture_output=True, text=True, check=True
+    )
+    assert version.stdout.startswith("dployr ")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n')
+    migrated = subprocess.run(
+        [str(venv / "bin" / "dployr"), "migrate", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    assert (tmp_path / "data" / "dployr.db").exists()
