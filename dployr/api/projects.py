@@ -11,7 +11,7 @@ from dployr.api import schemas
 from dployr.api.openapi import PAGING, operation, query_param
 from dployr.api.users import identity_of
 from dployr.api.validation import (
-    page_json,
+    json_page_response,
     page_request,
     query_bool,
     query_choice,
@@ -84,7 +84,7 @@ async def list_projects(request: web.Request) -> web.Response:
         search=query_text(request, "search"),
         status=query_choice(request, "status", STATUSES),
     )
-    return web.json_response(page_json(page, [project_json(p) for p in page.items]))
+    return json_page_response(page)
 
 
 @routes.post("/api/v1/projects")

@@ -9,7 +9,7 @@ from aiohttp import web
 from jsonschema import Draft202012Validator
 
 from dployr.errors import UnsupportedMediaType, ValidationError
-from dployr.store.paging import MAX_PER_PAGE, Page, PageRequest
+from dployr.store.paging import MAX_PER_PAGE, JsonPage, Page, PageRequest
 
 _validators: dict[int, Any] = {}
 
@@ -115,6 +115,16 @@ def query_bool(request: web.Request, name: str) -> bool:
     if raw not in ("true", "false", "1", "0"):
         raise ValidationError(name, "must be true or false")
     return raw in ("true", "1")
+
+
+def json_page_response(page: JsonPage) -> web.Response:
+    """The list envelope around items SQLite rendered: no Python object per item."""
+    text = (
+        f'{{"items": {page.items_json}, "page": {page.request.page}, '
+        f'"per_page": {page.request.per_page}, "total": {page.total}, '
+        f'"total_pages": {page.total_pages}}}'
+    )
+    return web.Response(text=text, content_type="application/json")
 
 
 def page_json(page: Page[Any], items: list[Any]) -> dict[str, Any]:

@@ -30,6 +30,19 @@ class Page(Generic[T]):
         return -(-self.total // self.request.per_page)
 
 
+@dataclass(frozen=True)
+class JsonPage:
+    """A page whose items SQLite already rendered as a JSON array."""
+
+    items_json: str
+    total: int
+    request: PageRequest
+
+    @property
+    def total_pages(self) -> int:
+        return -(-self.total // self.request.per_page)
+
+
 def like_escape(text: str) -> str:
     """Make a user's search text a literal LIKE pattern (with ESCAPE '\\')."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

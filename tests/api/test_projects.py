@@ -107,3 +107,20 @@ async def test_settings_must_be_small(client, admin):
     )
     assert resp.status == 400
     assert (await resp.json())["error"]["details"]["field"] == "settings"
+
+
+async def test_list_items_are_the_single_objects(client, admin):
+    """Lists are rendered by SQLite, single objects by Python: the same JSON either way."""
+    await make(client, admin, "plain")
+    await make(
+        client,
+        admin,
+        'quotes " and \\ and ünïcode ✓',
+        description='line one\nline "two"',
+        settings={"nested": {"a": [1, 2.5, None, True]}},
+    )
+    listing = await (await client.get("/api/v1/projects", headers=admin)).json()
+    assert len(listing["items"]) == 2
+    for item in listing["items"]:
+        single = await (await client.get(f"/api/v1/projects/{item['id']}", headers=admin)).json()
+        assert item == single
