@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -88,11 +89,9 @@ class Daemon:
             req.add_header("Authorization", f"Bearer {token}")
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
-                raw = resp.read()
-                return resp.status, json.loads(raw) if raw else None
+                return resp.status, _decode(resp.read())
         except urllib.error.HTTPError as err:
-            raw = err.read()
-            return err.code, json.loads(raw) if raw else None
+            return err.code, _decode(err.read())
 
     def admin_token(self, email: str = "admin@example.com") -> str:
         status, _ = self.request(
@@ -106,6 +105,25 @@ class Daemon:
         )
         assert status == 200, pair
         return str(pair["access_token"])
+
+
+def _decode(raw: bytes) -> Any:
+    """JSON when the body is JSON; the text otherwise (a stray HTML 500 must not crash a writer)."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def integrity(db: Path) -> str:
+    """`PRAGMA integrity_check` on a read-only connection: "ok" or what is wrong."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return "\n".join(str(row[0]) for row in conn.execute("PRAGMA integrity_check"))
+    finally:
+        conn.close()
 
 
 def daemon_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -147,7 +165,8 @@ def run_dployr(
         env=env,
         input=stdin,
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         timeout=timeout,
         check=False,
     )
