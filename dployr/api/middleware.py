@@ -98,12 +98,10 @@ async def access_control(request: web.Request, handler: Handler) -> web.StreamRe
     try:
         identity = await request.app[AUTH].authenticate(request.headers.get("Authorization"))
     except DployrError as err:
-        if public:
-            identity = None  # a stale token must not stop a login or a registration
-        else:
-            # A bad token still counts against the caller's address: no free guessing.
-            _add_quota(err.headers, limits.anonymous.hit(address) if limits else None)
-            raise
+        # A bad token is a 401 on every route (SPEC §13), and it still counts against the
+        # caller's address: no free guessing.
+        _add_quota(err.headers, limits.anonymous.hit(address) if limits else None)
+        raise
     quota = None
     if limits is not None:
         if identity is None:

@@ -48,10 +48,16 @@ NAME = line(100)
 EMAIL: Schema = {
     "type": "string",
     "maxLength": 254,
-    "pattern": r"^[^@\s\x00-\x1f]+@[^@\s\x00-\x1f]+$",
+    "pattern": r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+$",
 }
 USERNAME: Schema = {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$"}
-PASSWORD: Schema = {"type": "string", "minLength": 8, "maxLength": 72}
+PASSWORD: Schema = {
+    "type": "string",
+    "minLength": 8,
+    "maxLength": 72,
+    "pattern": r"^[^\x00]*$",
+    "description": "8 characters to 72 bytes in UTF-8, no NUL",
+}
 
 # --- request bodies ---------------------------------------------------------------------------
 

@@ -158,6 +158,12 @@ async def test_bad_tokens_are_invalid_token(client, config):
         resp = await client.get("/api/v1/projects", headers=bearer(token))
         assert resp.status == 401, name
         assert (await resp.json())["error"]["code"] == "invalid_token", name
+    resp = await client.post(
+        "/api/v1/auth/register",
+        json={"name": "B", "email": "b@x.io", "password": PASSWORD},
+        headers=bearer(cases["expired"]),
+    )
+    assert resp.status == 401  # not "registration closed": the token is what is wrong
     resp = await client.get("/api/v1/projects", headers={"Authorization": "Basic abc"})
     assert resp.status == 401
     resp = await client.get("/api/v1/projects")
