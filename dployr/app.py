@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
@@ -16,7 +17,15 @@ from dployr.auth.jwt_tokens import AccessTokens, load_or_create_key
 from dployr.auth.ratelimit import RateLimits
 from dployr.auth.service import AuthService
 from dployr.config import Config
-from dployr.keys import AUTH, CONFIG, DB, RATE_LIMITS, STARTED_AT
+from dployr.crypto import SecretBox
+from dployr.events.bus import EventBus
+from dployr.ids import new_id
+from dployr.keys import AUTH, BOX, BUS, CONFIG, DB, DEPLOYER, RATE_LIMITS, STARTED_AT
+from dployr.pipeline.deployer import Deployer
+from dployr.pipeline.reconcile import reconcile
+from dployr.proxy.protocol import NoProxy
+from dployr.runtime.detect import docker_problem, docker_url
+from dployr.runtime.docker import DockerRuntime
 from dployr.store.db import Database
 
 _LOGGER = logging.getLogger(__name__)
@@ -33,7 +42,8 @@ def create_app(config: Config) -> web.Application:
     app[RATE_LIMITS] = RateLimits.per_config(
         limits.authenticated_per_hour, limits.anonymous_per_hour, limits.login_per_15min
     )
-    app.cleanup_ctx.extend([database_ctx, auth_ctx, scheduler.scheduler_ctx])
+    app[BUS] = EventBus()
+    app.cleanup_ctx.extend([database_ctx, auth_ctx, deployer_ctx, scheduler.scheduler_ctx])
     setup_routes(app)
     return app
 
@@ -66,3 +76,32 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
     warm_up = asyncio.create_task(service.passwords.warm_up())
     yield
     warm_up.cancel()
+
+
+def load_agent_id(path: Path) -> str:
+    """This data dir's identity: every container and image it makes carries it as a label,
+    so several agents (or test runs) on one engine never touch each other's."""
+    try:
+        return path.read_text("ascii").strip()
+    except FileNotFoundError:
+        agent_id = new_id("agt")
+        path.write_text(agent_id + "\n", "ascii")
+        return agent_id
+
+
+async def deployer_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    secrets_dir = config.data_path / "secrets"
+    box = await asyncio.to_thread(SecretBox.from_file, secrets_dir / "secrets.key")
+    agent_id = await asyncio.to_thread(load_agent_id, config.data_path / "agent_id")
+    runtime = await DockerRuntime.open(docker_url(config.runtime), agent_id)
+    deployer = Deployer(app[DB], config, runtime, NoProxy(), app[BUS], box)
+    app[BOX], app[DEPLOYER] = box, deployer
+    problem = await docker_problem(config.runtime)
+    if problem is None:
+        await reconcile(deployer)
+    else:
+        _LOGGER.warning("not reconciling releases: %s", problem)
+    yield
+    await deployer.shutdown(config.server.shutdown_timeout)
+    await runtime.close()

@@ -77,6 +77,7 @@ class RuntimeConfig:
     health_timeout: int = field(default=60, metadata=_range(1, 3600))
     drain_seconds: float = field(default=5.0, metadata=_range(0, 3600))
     poll_interval: int = field(default=60, metadata=_range(5))
+    build_timeout: int = field(default=1800, metadata=_range(10, 86400))  # fetch + build, s
     docker_host: str = ""  # empty: the Docker SDK's default (DOCKER_HOST or the local socket)
 
 

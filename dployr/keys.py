@@ -7,6 +7,9 @@ from aiohttp import web
 from dployr.auth.ratelimit import Quota, RateLimits
 from dployr.auth.service import AuthService, Identity
 from dployr.config import Config
+from dployr.crypto import SecretBox
+from dployr.events.bus import EventBus
+from dployr.pipeline.deployer import Deployer
 from dployr.store.db import Database
 
 CONFIG = web.AppKey("config", Config)
@@ -14,6 +17,9 @@ DB = web.AppKey("db", Database)
 AUTH = web.AppKey("auth", AuthService)
 RATE_LIMITS = web.AppKey("rate_limits", RateLimits)
 STARTED_AT = web.AppKey("started_at", float)
+BUS = web.AppKey("bus", EventBus)
+BOX = web.AppKey("box", SecretBox)
+DEPLOYER = web.AppKey("deployer", Deployer)
 
 IDENTITY = web.RequestKey("identity", Identity)  # absent on anonymous requests
 EXTRA_QUOTA = web.RequestKey("extra_quota", Quota)  # a tighter bucket a handler counted (login)

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dployr.api import health, projects, tokens, users
+from dployr.api import (
+    credentials,
+    deployments,
+    health,
+    projects,
+    services,
+    templates,
+    tokens,
+    users,
+)
 
 
 def setup_routes(app: web.Application) -> None:
-    for module in (health, users, tokens, projects):
+    for module in (health, users, tokens, projects, deployments, services, credentials, templates):
         app.router.add_routes(module.routes)

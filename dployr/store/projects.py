@@ -7,6 +7,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+import aiosqlite
+
 from dployr.errors import Conflict
 from dployr.ids import new_id, now_iso
 from dployr.store.db import Database, Row
@@ -143,3 +145,21 @@ async def update_project(db: Database, project_id: str, changes: dict[str, Any])
 async def delete_project(db: Database, project_id: str) -> None:
     async with db.transaction() as conn:
         await conn.execute("DELETE FROM projects WHERE id = ?", (project_id,))
+
+
+async def default_project_id(conn: aiosqlite.Connection, owner_id: str) -> str:
+    """The owner's `default` project, made on first use (inside the caller's transaction)."""
+    cursor = await conn.execute(
+        "SELECT id FROM projects WHERE owner_id = ? AND name = ?", (owner_id, DEFAULT_PROJECT)
+    )
+    row = await cursor.fetchone()
+    if row:
+        return str(row[0])
+    project_id, now = new_id("prj"), now_iso()
+    await conn.execute(
+        "INSERT INTO projects (id, owner_id, name, description, status, settings, created_at,"
+        " updated_at) VALUES (?, ?, ?, 'Services deployed without a project', 'active', '{}',"
+        " ?, ?)",
+        (project_id, owner_id, DEFAULT_PROJECT, now, now),
+    )
+    return project_id

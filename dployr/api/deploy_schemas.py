@@ -1,0 +1,302 @@
+"""JSON Schemas of services, deployments, env, credentials and the runtime catalog (SPEC §4)."""
+
+from __future__ import annotations
+
+from dployr.api.schemas import OPT_TIME, TIME, Schema, line, obj, page_of, ref
+from dployr.runtime.catalog import CATALOG
+from dployr.store.deployments import STATUSES
+
+SERVICE_NAME: Schema = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"}
+ENV_KEY = "^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+ENV_VALUE: Schema = {"type": "string", "maxLength": 32768, "pattern": r"^[^\x00]*$"}
+COMMAND = line(2048)
+NULLABLE_COMMAND: Schema = {"anyOf": [COMMAND, {"type": "null"}]}
+VERSION: Schema = {"type": ["string", "null"], "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"}
+PORT: Schema = {"type": "integer", "minimum": 1, "maximum": 65535}
+TARGETS = ["docker", "systemd", "process"]
+HEALTH_CHECK = obj(
+    [],
+    {
+        "path": {"type": ["string", "null"], "maxLength": 1024, "pattern": r"^/[\x21-\x7e]*$"},
+        "timeout": {"type": "integer", "minimum": 1, "maximum": 3600},
+    },
+)
+RESOURCES = obj(
+    [],
+    {
+        "cpus": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 256},
+        "memory": {"type": ["string", "null"], "pattern": "^[1-9][0-9]{0,9}[kmgKMG]?$"},
+    },
+)
+ENV_MAP: Schema = {
+    "type": "object",
+    "maxProperties": 500,
+    "propertyNames": {"pattern": ENV_KEY},
+    "additionalProperties": ENV_VALUE,
+}
+
+# The fields of a release's config: shared by create (POST) and change (PUT).
+_CONFIG: dict[str, Schema] = {
+    "remote": {"type": ["string", "null"], "maxLength": 2048},
+    "branch": {"type": ["string", "null"], "maxLength": 255},
+    "credential_id": {"type": ["string", "null"], "maxLength": 64},
+    "path": {"type": ["string", "null"], "maxLength": 4096},
+    "image": {"type": ["string", "null"], "pattern": r"^[a-z0-9][a-z0-9._/:@-]{0,254}$"},
+    "runtime": {"enum": list(CATALOG)},
+    "version": VERSION,
+    "target": {"enum": [*TARGETS, None]},
+    "build_cmd": NULLABLE_COMMAND,
+    "run_cmd": NULLABLE_COMMAND,
+    "port": PORT,
+    "env": ENV_MAP,
+    "health_check": HEALTH_CHECK,
+    "resources": RESOURCES,
+    "domain": {"type": ["string", "null"], "maxLength": 253},
+    "auto_deploy": {"enum": ["off", "webhook", "poll"]},
+}
+CREATE_DEPLOYMENT = obj(
+    ["name", "source"],
+    {
+        "name": SERVICE_NAME,
+        "project_id": {"type": ["string", "null"], "maxLength": 64},
+        "source": {"enum": ["remote", "local", "image"]},
+        **_CONFIG,
+    },
+)
+UPDATE_DEPLOYMENT = obj([], _CONFIG)
+SET_ENV = obj(
+    ["key", "value"],
+    {
+        "key": {"type": "string", "pattern": ENV_KEY},
+        "value": ENV_VALUE,
+        "secret": {"type": "boolean"},
+    },
+)
+CREATE_CREDENTIAL = obj(
+    ["type", "name", "data"],
+    {
+        "type": {"enum": ["deploy_key", "token"]},
+        "name": line(100),
+        "data": obj(
+            [],
+            {
+                "key": {"type": "string", "minLength": 1, "maxLength": 16384},
+                "token": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 4096,
+                    "pattern": r"^[\x21-\x7e]+$",
+                },
+            },
+        ),
+    },
+)
+
+_ID = {"type": "string"}
+_OPT = {"type": ["string", "null"]}
+STAGE = obj(
+    ["name", "status", "started_at", "finished_at", "message"],
+    {
+        "name": {"enum": ["fetching", "building", "starting", "health_checking", "switching"]},
+        "status": {"enum": ["pending", "running", "succeeded", "failed", "skipped"]},
+        "started_at": OPT_TIME,
+        "finished_at": OPT_TIME,
+        "message": _OPT,
+    },
+)
+DEPLOYMENT_FIELDS = [
+    "id",
+    "service_id",
+    "project_id",
+    "number",
+    "status",
+    "progress",
+    "source",
+    "remote",
+    "branch",
+    "path",
+    "image",
+    "credential_id",
+    "runtime",
+    "version",
+    "target",
+    "build_cmd",
+    "run_cmd",
+    "port",
+    "env",
+    "health_check",
+    "resources",
+    "domain",
+    "commit_sha",
+    "artifact",
+    "triggered_by",
+    "rollback_of",
+    "error",
+    "stages",
+    "created_at",
+    "started_at",
+    "finished_at",
+]
+COMPONENTS: dict[str, Schema] = {
+    "Deployment": obj(
+        DEPLOYMENT_FIELDS,
+        {
+            "id": {"type": "string", "pattern": "^dep_"},
+            "service_id": _ID,
+            "service_name": _ID,
+            "project_id": _ID,
+            "number": {"type": "integer", "minimum": 1},
+            "status": {"enum": list(STATUSES)},
+            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+            "source": {"enum": ["remote", "local", "image"]},
+            "remote": _OPT,
+            "branch": _OPT,
+            "path": _OPT,
+            "image": _OPT,
+            "credential_id": _OPT,
+            "runtime": {"type": "string"},
+            "version": _OPT,
+            "target": {"type": "string"},
+            "build_cmd": _OPT,
+            "run_cmd": _OPT,
+            "port": PORT,
+            "env": {"type": "object", "additionalProperties": {"type": "string"}},
+            "health_check": {"type": "object"},
+            "resources": {"type": "object"},
+            "domain": _OPT,
+            "commit_sha": _OPT,
+            "artifact": _OPT,
+            "triggered_by": {"enum": ["api", "webhook", "poll", "rollback"]},
+            "rollback_of": _OPT,
+            "error": _OPT,
+            "stages": {"type": "array", "items": STAGE},
+            "host_port": {"type": ["integer", "null"]},
+            "created_at": TIME,
+            "started_at": OPT_TIME,
+            "finished_at": OPT_TIME,
+        },
+    ),
+    "ServiceStatus": obj(
+        ["status", "host_port", "container_id", "started_at", "restarts", "health"],
+        {
+            "status": {"enum": ["running", "stopped", "starting", "crashed", "unknown"]},
+            "host_port": {"type": ["integer", "null"]},
+            "container_id": _OPT,
+            "started_at": OPT_TIME,
+            "restarts": {"type": "integer", "minimum": 0},
+            "health": _OPT,
+        },
+    ),
+    "Service": obj(
+        [
+            "id",
+            "project_id",
+            "name",
+            "runtime",
+            "target",
+            "status",
+            "desired_state",
+            "current_deployment_id",
+            "current_deployment",
+            "host_port",
+            "container_id",
+            "routes",
+            "hook_url",
+            "hook_secret",
+            "auto_deploy",
+            "created_at",
+            "updated_at",
+        ],
+        {
+            "id": {"type": "string", "pattern": "^svc_"},
+            "owner_id": _ID,
+            "project_id": _ID,
+            "name": _ID,
+            "runtime": _ID,
+            "target": _ID,
+            "status": {"enum": ["running", "stopped", "starting", "crashed", "unknown"]},
+            "desired_state": {"enum": ["running", "stopped"]},
+            "auto_deploy": {"enum": ["off", "webhook", "poll"]},
+            "current_deployment_id": _OPT,
+            "current_deployment": {"anyOf": [{"type": "null"}, {"type": "object"}]},
+            "host_port": {"type": ["integer", "null"]},
+            "container_id": _OPT,
+            "routes": {"type": "array"},
+            "hook_url": _ID,
+            "hook_secret": _ID,
+            "created_at": TIME,
+            "updated_at": TIME,
+        },
+    ),
+    "ServiceLogs": obj(
+        ["service_id", "logs", "has_more"],
+        {
+            "service_id": _ID,
+            "logs": {"type": "array", "items": ref("LogLine")},
+            "has_more": {"type": "boolean"},
+        },
+    ),
+    "LogLine": obj(
+        ["timestamp", "stream", "message"],
+        {"timestamp": _ID, "stream": {"enum": ["stdout", "stderr"]}, "message": _ID},
+    ),
+    "DeploymentLogs": obj(
+        ["deployment_id", "status", "logs"],
+        {
+            "deployment_id": _ID,
+            "status": {"enum": list(STATUSES)},
+            "logs": {
+                "type": "array",
+                "items": obj(
+                    ["seq", "timestamp", "message"],
+                    {"seq": {"type": "integer"}, "timestamp": _ID, "message": _ID},
+                ),
+            },
+        },
+    ),
+    "EnvVar": obj(
+        ["key", "value", "secret", "updated_at"],
+        {"key": _ID, "value": _ID, "secret": {"type": "boolean"}, "updated_at": TIME},
+    ),
+    "EnvList": obj(
+        ["service_id", "env"], {"service_id": _ID, "env": {"type": "array", "items": ref("EnvVar")}}
+    ),
+    "Credential": obj(
+        ["id", "type", "name", "created_at"],
+        {
+            "id": {"type": "string", "pattern": "^crd_"},
+            "owner_id": _ID,
+            "type": {"enum": ["deploy_key", "token"]},
+            "name": _ID,
+            "created_at": TIME,
+        },
+    ),
+    "Template": obj(
+        [
+            "id",
+            "name",
+            "versions",
+            "default_version",
+            "default_port",
+            "build_cmd",
+            "run_cmd",
+            "image",
+            "targets",
+        ],
+        {
+            "id": _ID,
+            "name": _ID,
+            "versions": {"type": "array", "items": _ID},
+            "default_version": _OPT,
+            "default_port": PORT,
+            "build_cmd": _OPT,
+            "run_cmd": _OPT,
+            "image": _OPT,
+            "targets": {"type": "array", "items": _ID},
+        },
+    ),
+    "TemplateList": obj(["items"], {"items": {"type": "array", "items": ref("Template")}}),
+    "DeploymentPage": page_of("Deployment"),
+    "ServicePage": page_of("Service"),
+    "CredentialPage": page_of("Credential"),
+}

@@ -1,0 +1,297 @@
+"""/deployments: create (202, runs in the background), list, get, change, cancel, rollback, logs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+
+from dployr.api import deploy_schemas as ds
+from dployr.api import schemas
+from dployr.api.openapi import PAGING, operation, query_param
+from dployr.api.projects import owner_filter, project_of
+from dployr.api.users import identity_of
+from dployr.api.validation import page_json, page_request, query_bool, query_choice, read_json
+from dployr.errors import InvalidState, NotFound, Unavailable, ValidationError
+from dployr.keys import CONFIG, DB, DEPLOYER
+from dployr.pipeline.deployer import EnvChange
+from dployr.pipeline.spec import DeploySpec, spec_from_body
+from dployr.runtime.detect import default_target
+from dployr.store import credentials, deployments, projects
+from dployr.store.deployments import FINISHED, STATUSES, Deployment, NewDeployment
+
+routes = web.RouteTableDef()
+DEPLOYMENT = schemas.ref("Deployment")
+FOLLOW_POLL = 0.3
+
+
+def deployment_json(deployment: Deployment) -> dict[str, Any]:
+    spec = deployment.spec
+    return {
+        "id": deployment.id,
+        "service_id": deployment.service_id,
+        "service_name": deployment.service_name,
+        "project_id": deployment.project_id,
+        "number": deployment.number,
+        "status": deployment.status,
+        "progress": deployment.progress,
+        **{k: spec.get(k) for k in ("source", "remote", "branch", "path", "image")},
+        "credential_id": spec.get("credential_id"),
+        **{k: spec.get(k) for k in ("runtime", "version", "target", "build_cmd", "run_cmd")},
+        "port": spec["port"],
+        "env": deployment.env_public,
+        "health_check": spec["health_check"],
+        "resources": spec["resources"],
+        "domain": spec.get("domain"),
+        "commit_sha": deployment.commit_sha,
+        "artifact": deployment.artifact,
+        "triggered_by": deployment.triggered_by,
+        "rollback_of": deployment.rollback_of,
+        "error": deployment.error,
+        "stages": deployment.stages,
+        "host_port": deployment.host_port,
+        "created_at": deployment.created_at,
+        "started_at": deployment.started_at,
+        "finished_at": deployment.finished_at,
+    }
+
+
+async def deployment_of(request: web.Request) -> Deployment:
+    deployment = await deployments.get_deployment(
+        request.app[DB], request.match_info["id"], owner_filter(identity_of(request))
+    )
+    if deployment is None:
+        raise NotFound("No such deployment")
+    return deployment
+
+
+async def _target(request: web.Request) -> str:
+    target = await default_target(request.app[CONFIG].runtime)
+    if target != "docker":
+        raise Unavailable(
+            "No Docker engine answers on this host: the docker target is the only one in this "
+            "version. Start dockerd (or set runtime.docker_host) and try again."
+        )
+    return target
+
+
+async def _check_refs(request: web.Request, body: dict[str, Any], owner_id: str) -> None:
+    """A project or credential named in the body must be the caller's own (else a 400)."""
+    db = request.app[DB]
+    if (
+        body.get("project_id")
+        and await projects.get_project(db, body["project_id"], owner_id) is None
+    ):
+        raise ValidationError("project_id", "no such project")
+    if body.get("credential_id") and (
+        await credentials.get_credential(db, body["credential_id"], owner_id) is None
+    ):
+        raise ValidationError("credential_id", "no such credential")
+
+
+def _env_changes(body: dict[str, Any]) -> list[EnvChange]:
+    return [EnvChange(k, v) for k, v in body.get("env", {}).items()]
+
+
+@routes.post("/api/v1/deployments")
+@operation(
+    "Deploy a service (its first deployment creates it); runs in the background",
+    tag="deployments",
+    body=ds.CREATE_DEPLOYMENT,
+    responses={202: DEPLOYMENT},
+)
+async def create_deployment(request: web.Request) -> web.Response:
+    identity = identity_of(request)
+    body = await read_json(request, ds.CREATE_DEPLOYMENT)
+    await _check_refs(request, body, identity.user.id)
+    spec = await spec_from_body(body, request.app[CONFIG], await _target(request))
+    new = NewDeployment(
+        owner_id=identity.user.id,
+        project_id=body.get("project_id") or "",
+        name=body["name"],
+        runtime=spec.runtime,
+        target=spec.target,
+        spec=spec.to_json(),
+        triggered_by="api",
+        auto_deploy=body.get("auto_deploy"),
+    )
+    created = await request.app[DEPLOYER].create(
+        new, _env_changes(body), project_given=bool(body.get("project_id"))
+    )
+    return web.json_response(deployment_json(created), status=202)
+
+
+@routes.get("/api/v1/deployments", allow_head=False)
+@operation(
+    "List deployments, newest first",
+    tag="deployments",
+    responses={200: schemas.ref("DeploymentPage")},
+    query=(
+        *PAGING,
+        query_param("service_id", {"type": "string"}),
+        query_param("project_id", {"type": "string"}),
+        query_param("status", {"enum": list(STATUSES)}),
+    ),
+)
+async def list_deployments(request: web.Request) -> web.Response:
+    return await _list(request, project_id=request.query.get("project_id"))
+
+
+async def _list(request: web.Request, project_id: str | None) -> web.Response:
+    identity = identity_of(request)
+    page = await deployments.list_deployments(
+        request.app[DB],
+        page_request(request),
+        owner_filter(identity),
+        service_id=request.query.get("service_id"),
+        project_id=project_id,
+        status=query_choice(request, "status", STATUSES),
+    )
+    return web.json_response(page_json(page, [deployment_json(d) for d in page.items]))
+
+
+@routes.get("/api/v1/projects/{id}/deployments", allow_head=False)
+@operation(
+    "List a project's deployments, newest first",
+    tag="deployments",
+    responses={200: schemas.ref("DeploymentPage")},
+    query=(
+        *PAGING,
+        query_param("service_id", {"type": "string"}),
+        query_param("status", {"enum": list(STATUSES)}),
+    ),
+)
+async def list_project_deployments(request: web.Request) -> web.Response:
+    project = await project_of(request)
+    return await _list(request, project_id=project.id)
+
+
+@routes.get("/api/v1/deployments/{id}", allow_head=False)
+@operation("Get a deployment with its stages", tag="deployments", responses={200: DEPLOYMENT})
+async def get_deployment(request: web.Request) -> web.Response:
+    return web.json_response(deployment_json(await deployment_of(request)))
+
+
+@routes.put("/api/v1/deployments/{id}")
+@operation(
+    "Change a release's config: a new deployment of the same service (202)",
+    tag="deployments",
+    body=ds.UPDATE_DEPLOYMENT,
+    responses={202: DEPLOYMENT},
+)
+async def update_deployment(request: web.Request) -> web.Response:
+    identity = identity_of(request)
+    original = await deployment_of(request)
+    body = await read_json(request, ds.UPDATE_DEPLOYMENT)
+    await _check_refs(request, body, original.owner_id)
+    base = DeploySpec.from_json(original.spec)
+    spec = await spec_from_body(body, request.app[CONFIG], base.target, base=base)
+    new = NewDeployment(
+        owner_id=original.owner_id,
+        project_id=original.project_id,
+        name=original.service_name,
+        runtime=spec.runtime,
+        target=spec.target,
+        spec=spec.to_json(),
+        triggered_by="api",
+        auto_deploy=body.get("auto_deploy"),
+    )
+    del identity
+    created = await request.app[DEPLOYER].create(new, _env_changes(body), project_given=False)
+    return web.json_response(deployment_json(created), status=202)
+
+
+@routes.delete("/api/v1/deployments/{id}")
+@operation(
+    "Cancel a queued or running deployment, or remove a finished one from history",
+    tag="deployments",
+    responses={204: None},
+)
+async def delete_deployment(request: web.Request) -> web.Response:
+    deployment = await deployment_of(request)
+    deployer = request.app[DEPLOYER]
+    if deployment.status == "live":
+        raise InvalidState("This deployment is live; deploy or roll back to another first")
+    if deployment.status in FINISHED:
+        if deployer.is_own_image(deployment.artifact, deployment.service_id):
+            assert deployment.artifact is not None
+            await deployer.runtime.remove_artifact(deployment.artifact)
+        await deployments.delete_deployment(request.app[DB], deployment.id)
+    else:
+        await deployer.cancel(deployment)
+    return web.Response(status=204)
+
+
+@routes.post("/api/v1/deployments/{id}/rollback")
+@operation(
+    "Redeploy this release's image without rebuilding (202, a new deployment)",
+    tag="deployments",
+    responses={202: DEPLOYMENT},
+)
+async def rollback_deployment(request: web.Request) -> web.Response:
+    target = await deployment_of(request)
+    deployer = request.app[DEPLOYER]
+    if target.status not in ("live", "superseded", "rolled_back") or not target.artifact:
+        raise InvalidState(
+            f"Deployment {target.id} is {target.status}: it has no release to roll back to"
+        )
+    if not await deployer.runtime.has_artifact(target.artifact):
+        raise InvalidState(f"The image of release {target.number} was pruned (keep_releases)")
+    new = NewDeployment(
+        owner_id=target.owner_id,
+        project_id=target.project_id,
+        name=target.service_name,
+        runtime=target.spec["runtime"],
+        target=target.spec["target"],
+        spec=target.spec,
+        triggered_by="rollback",
+        rollback_of=target.id,
+        artifact=target.artifact,
+    )
+    created = await deployer.create(new, [], project_given=False)
+    return web.json_response(deployment_json(created), status=202)
+
+
+@routes.get("/api/v1/deployments/{id}/logs", allow_head=False)
+@operation(
+    "The build and deploy log; ?follow=true streams NDJSON until the deployment ends",
+    tag="deployments",
+    responses={200: schemas.ref("DeploymentLogs")},
+    query=(query_param("follow", {"type": "boolean"}),),
+)
+async def deployment_logs(request: web.Request) -> web.StreamResponse:
+    deployment = await deployment_of(request)
+    db = request.app[DB]
+    if not query_bool(request, "follow"):
+        lines = await deployments.read_log(db, deployment.id, 0, limit=100_000)
+        return web.json_response(
+            {
+                "deployment_id": deployment.id,
+                "status": deployment.status,
+                "logs": [{"seq": s, "timestamp": t, "message": m} for s, t, m in lines],
+            }
+        )
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    seq = 0
+    while True:
+        current = await deployments.get_deployment(db, deployment.id, None)
+        for s, t, m in await deployments.read_log(db, deployment.id, seq):
+            seq = s
+            line = {"seq": s, "timestamp": t, "message": m}
+            await response.write(json.dumps(line).encode() + b"\n")
+        if current is None or current.status in FINISHED:
+            # One last read: lines flushed between the status read and the log read.
+            for s, t, m in await deployments.read_log(db, deployment.id, seq):
+                seq = s
+                await response.write(
+                    json.dumps({"seq": s, "timestamp": t, "message": m}).encode() + b"\n"
+                )
+            end = {"status": current.status if current else "deleted", "end": True}
+            await response.write(json.dumps(end).encode() + b"\n")
+            break
+        await asyncio.sleep(FOLLOW_POLL)
+    await response.write_eof()
+    return response

@@ -1,0 +1,279 @@
+"""/services: list, get, live status, start/stop/restart, logs, delete."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from dployr.api import deploy_schemas as ds
+from dployr.api import schemas
+from dployr.api.openapi import PAGING, operation, query_param
+from dployr.api.projects import owner_filter
+from dployr.api.streams import LineStream, until_gone
+from dployr.api.users import identity_of
+from dployr.api.validation import page_json, page_request, query_bool, query_text, read_json
+from dployr.crypto import mask_secrets
+from dployr.errors import NotFound, ValidationError
+from dployr.ids import parse_iso
+from dployr.keys import DB, DEPLOYER
+from dployr.pipeline import control
+from dployr.runtime.protocol import InstanceStatus, LogLine, RuntimeFailure
+from dployr.store import services
+from dployr.store.services import Service
+
+routes = web.RouteTableDef()
+SERVICE = schemas.ref("Service")
+STATUS = schemas.ref("ServiceStatus")
+MAX_TAIL = 10_000
+
+
+async def service_of(request: web.Request) -> Service:
+    service = await services.get_service(
+        request.app[DB], request.match_info["id"], owner_filter(identity_of(request))
+    )
+    if service is None:
+        raise NotFound("No such service")
+    return service
+
+
+def status_json(status: InstanceStatus, host_port: int | None) -> dict[str, Any]:
+    return {
+        "status": status.status,
+        "host_port": host_port if status.ref else None,
+        "container_id": status.ref,
+        "started_at": status.started_at,
+        "restarts": status.restarts,
+        "health": status.health,
+    }
+
+
+async def service_json(request: web.Request, service: Service) -> dict[str, Any]:
+    deployer = request.app[DEPLOYER]
+    live = await control.live_deployment(deployer, service)
+    status, host_port = await control.service_status(deployer, service)
+    return {
+        "id": service.id,
+        "owner_id": service.owner_id,
+        "project_id": service.project_id,
+        "name": service.name,
+        "runtime": service.runtime,
+        "target": service.target,
+        "status": status.status,
+        "desired_state": service.desired_state,
+        "auto_deploy": service.auto_deploy,
+        "current_deployment_id": service.current_deployment_id,
+        "current_deployment": None
+        if live is None
+        else {
+            "id": live.id,
+            "number": live.number,
+            "commit_sha": live.commit_sha,
+            "status": live.status,
+        },
+        "host_port": host_port if status.ref else None,
+        "container_id": status.ref,
+        "routes": [],
+        "hook_url": f"{request.scheme}://{request.host}/api/v1/hooks/{service.id}/push",
+        "hook_secret": deployer.box.decrypt(service.hook_secret_enc),
+        "created_at": service.created_at,
+        "updated_at": service.updated_at,
+    }
+
+
+@routes.get("/api/v1/services", allow_head=False)
+@operation(
+    "List services, newest first",
+    tag="services",
+    responses={200: schemas.ref("ServicePage")},
+    query=(
+        *PAGING,
+        query_param("search", {"type": "string"}, "substring of the name"),
+        query_param("project_id", {"type": "string"}),
+    ),
+)
+async def list_services(request: web.Request) -> web.Response:
+    page = await services.list_services(
+        request.app[DB],
+        page_request(request),
+        owner_filter(identity_of(request)),
+        project_id=query_text(request, "project_id"),
+        search=query_text(request, "search"),
+    )
+    items = await asyncio.gather(*(service_json(request, s) for s in page.items))
+    return web.json_response(page_json(page, list(items)))
+
+
+@routes.get("/api/v1/services/{id}", allow_head=False)
+@operation(
+    "Get a service with its live release and status", tag="services", responses={200: SERVICE}
+)
+async def get_service(request: web.Request) -> web.Response:
+    return web.json_response(await service_json(request, await service_of(request)))
+
+
+@routes.get("/api/v1/services/{id}/status", allow_head=False)
+@operation(
+    "The live instance's status, read from the runtime", tag="services", responses={200: STATUS}
+)
+async def get_status(request: web.Request) -> web.Response:
+    service = await service_of(request)
+    status, host_port = await control.service_status(request.app[DEPLOYER], service)
+    return web.json_response(status_json(status, host_port))
+
+
+async def _after(request: web.Request, service: Service) -> web.Response:
+    fresh = await services.get_service(request.app[DB], service.id, None)
+    assert fresh is not None
+    status, host_port = await control.service_status(request.app[DEPLOYER], fresh)
+    return web.json_response(status_json(status, host_port))
+
+
+@routes.post("/api/v1/services/{id}/start")
+@operation("Start a stopped service (409 when running)", tag="services", responses={200: STATUS})
+async def start_service(request: web.Request) -> web.Response:
+    service = await service_of(request)
+    await control.start_service(request.app[DEPLOYER], service)
+    return await _after(request, service)
+
+
+@routes.post("/api/v1/services/{id}/stop")
+@operation("Stop a running service (409 when stopped)", tag="services", responses={200: STATUS})
+async def stop_service(request: web.Request) -> web.Response:
+    service = await service_of(request)
+    await control.stop_service(request.app[DEPLOYER], service)
+    return await _after(request, service)
+
+
+@routes.post("/api/v1/services/{id}/restart")
+@operation(
+    "Restart a service with its current env (a new container of the live release)",
+    tag="services",
+    responses={200: STATUS},
+)
+async def restart_service(request: web.Request) -> web.Response:
+    service = await service_of(request)
+    await control.restart_service(request.app[DEPLOYER], service)
+    return await _after(request, service)
+
+
+@routes.delete("/api/v1/services/{id}")
+@operation(
+    "Delete a service: its containers, images, routes, cache and history",
+    tag="services",
+    responses={204: None},
+)
+async def delete_service(request: web.Request) -> web.Response:
+    service = await service_of(request)
+    await control.delete_service(request.app[DEPLOYER], service)
+    return web.Response(status=204)
+
+
+def _tail(request: web.Request) -> int:
+    raw = request.query.get("tail", "100")
+    if not raw.isascii() or not raw.isdigit():
+        raise ValidationError("tail", "must be a non-negative integer")
+    return min(int(raw[:6]), MAX_TAIL)
+
+
+def _since(request: web.Request) -> str | None:
+    raw = request.query.get("since")
+    if raw is None:
+        return None
+    try:
+        parse_iso(raw)
+    except ValueError:
+        raise ValidationError("since", "must be an ISO 8601 timestamp") from None
+    return raw
+
+
+@routes.get("/api/v1/services/{id}/logs", allow_head=False)
+@operation(
+    "The live instance's output; ?follow=true streams NDJSON (SSE for text/event-stream)",
+    tag="services",
+    responses={200: schemas.ref("ServiceLogs")},
+    query=(
+        query_param("tail", {"type": "integer", "minimum": 0}, "lines from the end (100)"),
+        query_param("since", {"type": "string", "format": "date-time"}),
+        query_param("follow", {"type": "boolean"}),
+    ),
+)
+async def service_logs(request: web.Request) -> web.StreamResponse:
+    service = await service_of(request)
+    tail, since, follow = _tail(request), _since(request), query_bool(request, "follow")
+    deployer = request.app[DEPLOYER]
+    live = await control.live_deployment(deployer, service)
+    ref = live.instance_ref if live else None
+    secrets = services.open_snapshot(live.env_enc, deployer.box)[1] if live else []
+
+    def entry(line: LogLine) -> dict[str, str]:
+        message = mask_secrets(line.message, secrets)
+        return {"timestamp": line.timestamp, "stream": line.stream, "message": message}
+
+    if not follow:
+        lines = []
+        if ref:
+            try:
+                async for line in deployer.runtime.logs(
+                    ref, tail=tail + 1, since=since, follow=False
+                ):
+                    lines.append(entry(line))
+            except RuntimeFailure:
+                lines = []
+        has_more = len(lines) > tail
+        return web.json_response(
+            {"service_id": service.id, "logs": lines[-tail:] if tail else [], "has_more": has_more}
+        )
+    async with LineStream(request) as stream:
+        if ref:
+            source = deployer.runtime.logs(ref, tail=tail, since=since, follow=True)
+            async for line in until_gone(request, source):
+                await stream.send(entry(line))
+    return stream.response
+
+
+# -- env ------------------------------------------------------------------------------------------
+
+
+@routes.get("/api/v1/services/{id}/env", allow_head=False)
+@operation(
+    "The service's variables (secret values masked)",
+    tag="env",
+    responses={200: schemas.ref("EnvList")},
+)
+async def list_env(request: web.Request) -> web.Response:
+    service = await service_of(request)
+    env = await services.read_env(request.app[DB], service.id, request.app[DEPLOYER].box)
+    return web.json_response({"service_id": service.id, "env": [v.public() for v in env]})
+
+
+@routes.post("/api/v1/services/{id}/env")
+@operation(
+    "Set a variable (upsert); applied at the next deploy or restart, ?apply=true restarts now",
+    tag="env",
+    body=ds.SET_ENV,
+    responses={200: schemas.ref("EnvVar")},
+    query=(query_param("apply", {"type": "boolean"}),),
+)
+async def set_env(request: web.Request) -> web.Response:
+    service = await service_of(request)
+    body = await read_json(request, ds.SET_ENV)
+    apply = query_bool(request, "apply")
+    deployer = request.app[DEPLOYER]
+    async with request.app[DB].transaction() as conn:
+        var = await services.upsert_env(
+            conn, service.id, body["key"], body["value"], body.get("secret", False), deployer.box
+        )
+    if apply and service.current_deployment_id:
+        await control.restart_service(deployer, service)
+    return web.json_response(var.public())
+
+
+@routes.delete("/api/v1/services/{id}/env/{key}")
+@operation("Remove a variable", tag="env", responses={204: None})
+async def delete_env(request: web.Request) -> web.Response:
+    service = await service_of(request)
+    if not await services.delete_env(request.app[DB], service.id, request.match_info["key"]):
+        raise NotFound("No such variable")
+    return web.Response(status=204)

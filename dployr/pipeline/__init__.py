@@ -1,0 +1,1 @@
+"""The deploy pipeline: the state machine from a request to a live release."""

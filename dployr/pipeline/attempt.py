@@ -1,0 +1,402 @@
+"""One deployment's run through the stages. Every transition is a row update and an event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dployr.errors import ValidationError
+from dployr.ids import now_iso
+from dployr.pipeline.health import wait_healthy
+from dployr.pipeline.logbook import Logbook
+from dployr.pipeline.spec import DeploySpec
+from dployr.proxy.protocol import Upstream
+from dployr.runtime.catalog import CATALOG, base_image, render_dockerfile
+from dployr.runtime.protocol import BuildRequest, InstanceSpec, Resources, RuntimeFailure
+from dployr.sources.git import Checkout, GitAuth, SourceError, fetch_local, fetch_remote
+from dployr.sources.validate import parse_remote
+from dployr.store import credentials, deployments, services
+from dployr.store.deployments import Deployment
+
+if TYPE_CHECKING:
+    from dployr.pipeline.deployer import Deployer
+
+_LOGGER = logging.getLogger(__name__)
+_STEP = re.compile(r"^Step (\d+)/(\d+) :")
+# Where each stage starts on the 0-100 progress scale; building takes the widest band.
+PROGRESS = {"fetching": 5, "building": 20, "starting": 75, "health_checking": 85, "switching": 95}
+BUILD_BAND = (20, 75)
+
+
+class StageFailed(Exception):
+    """A stage failed for a reason the user can act on; the message goes to `error`."""
+
+
+class Attempt:
+    def __init__(self, deployer: Deployer, deployment: Deployment) -> None:
+        self.d = deployer
+        self.deployment = deployment
+        self.spec = DeploySpec.from_json(deployment.spec)
+        self.stages = [dict(s) for s in deployment.stages]
+        self.stage: str | None = None
+        self.instance_ref: str | None = None
+        self.built: str | None = None  # an image this attempt made (removed if it fails)
+        self.work = deployer.work_dir / deployment.id
+        self.env, self.secrets = services.open_snapshot(deployment.env_enc, deployer.box)
+        self.log: Logbook  # set in run(), once the secrets to mask are known
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+
+    async def _update(
+        self, changes: dict[str, Any], event: tuple[str, str, str | None] | None
+    ) -> Deployment:
+        if event is not None:
+            event = (event[0], self.log.mask(event[1]), event[2])
+        self.deployment, published = await deployments.update_deployment(
+            self.d.db, self.deployment.id, changes, event
+        )
+        self.d.publish(published)
+        return self.deployment
+
+    def _stage_entry(self, name: str) -> dict[str, Any]:
+        return next(s for s in self.stages if s["name"] == name)
+
+    async def enter(self, name: str, message: str, progress: int | None = None) -> None:
+        self.stage = name
+        entry = self._stage_entry(name)
+        entry.update(status="running", started_at=now_iso(), message=message)
+        self.log.write(f"==> {name}: {message}")
+        await self._update(
+            {
+                "status": name,
+                "progress": PROGRESS[name] if progress is None else progress,
+                "stages": self.stages,
+            },
+            ("deployment.progress", message, name),
+        )
+
+    def finish(self, name: str, status: str = "succeeded", message: str | None = None) -> None:
+        entry = self._stage_entry(name)
+        entry.update(status=status, finished_at=now_iso())
+        if message is not None:
+            entry["message"] = self.log.mask(message)
+
+    def skip(self, name: str, why: str) -> None:
+        self._stage_entry(name).update(status="skipped", message=why)
+        self.log.write(f"==> {name}: skipped ({why})")
+
+    # -- the run -----------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        secrets = list(self.secrets) + await self._credential_secrets()
+        start_seq = await deployments.last_log_seq(self.d.db, self.deployment.id)
+        self.log = Logbook(self.d.db, self.deployment.id, secrets, start_seq)
+        async with self.log:
+            await self._update({"started_at": now_iso()}, None)
+            try:
+                await self._stages()
+            except asyncio.CancelledError:
+                reason = self.d.cancel_reason(self.deployment.id)
+                await asyncio.shield(self._end_cancelled(reason))
+                raise
+            except (StageFailed, SourceError, RuntimeFailure, ValidationError) as err:
+                await asyncio.shield(self._end_failed(str(err)))
+            except Exception as err:
+                _LOGGER.exception("deployment %s failed unexpectedly", self.deployment.id)
+                await asyncio.shield(self._end_failed(f"internal error ({type(err).__name__})"))
+            finally:
+                await asyncio.to_thread(shutil.rmtree, self.work, True)
+
+    async def _stages(self) -> None:
+        await asyncio.to_thread(self.work.mkdir, parents=True, exist_ok=True)
+        checkout = await self.fetching()
+        await self.building(checkout)
+        host_port = await self.starting()
+        await self.health_checking(host_port)
+        await self.switching(host_port)
+
+    async def fetching(self) -> Checkout | None:
+        spec = self.spec
+        if self.deployment.rollback_of or spec.source == "image":
+            self.skip(
+                "fetching",
+                "a rollback reuses its release's image"
+                if self.deployment.rollback_of
+                else "source is an image",
+            )
+            return None
+        loop = asyncio.get_running_loop()
+
+        def on_line(line: str) -> None:  # called from git's worker thread
+            loop.call_soon_threadsafe(self.log.write, line)
+
+        cache = self.d.repo_cache(self.deployment.service_id)
+        timeout = self.d.config.runtime.build_timeout
+        if spec.source == "remote":
+            assert spec.remote is not None
+            branch = spec.branch or "main"
+            await self.enter("fetching", f"fetching {branch} from {spec.remote}")
+            checkout = await fetch_remote(
+                cache,
+                parse_remote(spec.remote),
+                branch,
+                await self._git_auth(),
+                self.work,
+                allow_private=self.d.config.runtime.allow_private_remotes,
+                limit=timeout,
+                on_line=on_line,
+            )
+        else:
+            assert spec.path is not None
+            await self.enter("fetching", f"reading {spec.path}")
+            checkout = await fetch_local(
+                cache, Path(spec.path), spec.branch, self.work, limit=timeout, on_line=on_line
+            )
+        message = f"at commit {checkout.commit_sha[:12]}" if checkout.commit_sha else "fetched"
+        self.finish("fetching", message=message)
+        await self._update({"commit_sha": checkout.commit_sha or None}, None)
+        return checkout
+
+    async def building(self, checkout: Checkout | None) -> None:
+        runtime = self.d.runtime
+        if self.deployment.rollback_of:
+            artifact = self.deployment.artifact
+            if not artifact or not await runtime.has_artifact(artifact):
+                raise StageFailed(
+                    f"the image of that release ({artifact}) is no longer on this host"
+                )
+            self.skip("building", f"reusing {artifact}")
+            return
+        if checkout is None:  # an image source
+            assert self.spec.image is not None
+            if not await runtime.has_artifact(self.spec.image):
+                raise StageFailed(
+                    f"image {self.spec.image} is not on this host; load or pull it first"
+                )
+            self.skip("building", "source is an image")
+            await self._update({"artifact": self.spec.image}, None)
+            return
+        catalog = CATALOG[self.spec.runtime]
+        dockerfile = None
+        if catalog.templated:
+            assert self.spec.version is not None
+            image = base_image(self.d.config, catalog, self.spec.version)
+            dockerfile = await asyncio.to_thread(
+                render_dockerfile, catalog, image, self.spec.build_cmd, self.spec.run_cmd
+            )
+        tag = self.d.image_tag(self.deployment)
+        await self.enter("building", f"building {tag}")
+        request = BuildRequest(
+            self.deployment.service_id,
+            self.deployment.id,
+            tag,
+            checkout.archive,
+            dockerfile,
+            float(self.d.config.runtime.build_timeout),
+        )
+        reporter = BuildProgress(self)
+        async with self.d.build_slots:
+            self.built = tag
+            try:
+                await runtime.build(request, reporter.on_line)
+            finally:
+                await reporter.close()
+        self.finish("building", message=f"built {tag}")
+        await self._update({"artifact": tag}, None)
+
+    async def starting(self) -> int:
+        artifact = self.deployment.artifact
+        assert artifact is not None
+        await self.enter("starting", f"starting {artifact}")
+        resources = Resources(**self.spec.resources)
+        instance = await self.d.runtime.start(
+            InstanceSpec(
+                self.deployment.service_id,
+                self.deployment.service_name,
+                self.deployment.id,
+                self.deployment.number,
+                artifact,
+                self.spec.port,
+                None,
+                self.env,
+                resources,
+                None if CATALOG[self.spec.runtime].templated else self.spec.run_cmd,
+            )
+        )
+        self.instance_ref = instance.ref
+        assert instance.host_port is not None
+        self.finish("starting", message=f"listening on 127.0.0.1:{instance.host_port}")
+        await self._update({"host_port": instance.host_port, "instance_ref": instance.ref}, None)
+        return instance.host_port
+
+    async def health_checking(self, host_port: int) -> None:
+        check = self.spec.health_check
+        what = f"GET {check.path}" if check.path else "a TCP connect"
+        await self.enter("health_checking", f"waiting up to {check.timeout} s for {what}")
+        ref = self.instance_ref
+        assert ref is not None
+
+        async def still_running() -> bool:
+            return (await self.d.runtime.status(ref)).status in ("running", "starting")
+
+        problem = await wait_healthy(host_port, check.path, check.timeout, still_running)
+        if problem is not None:
+            output = await self.d.runtime.recent_output(ref)
+            for line in output.splitlines()[-20:]:
+                self.log.write(f"[app] {line}")
+            raise StageFailed(f"health check failed: {problem}")
+        self.finish("health_checking", message=f"{what} answered")
+
+    async def switching(self, host_port: int) -> None:
+        await self.enter("switching", f"sending traffic to 127.0.0.1:{host_port}")
+        await self.d.proxy.switch(Upstream(self.deployment.service_id, host_port))
+        self.finish("switching", message="live")
+        await self._update({"stages": self.stages}, None)
+        live, published, previous = await deployments.make_live(
+            self.d.db, self.deployment, f"release {self.deployment.number} is live"
+        )
+        self.deployment = live
+        self.d.publish(*published)
+        self.instance_ref = None  # from here on it is the live instance, never cleaned up
+        self.built = None
+        self.log.write(f"==> live: release {live.number} on 127.0.0.1:{host_port}")
+        await asyncio.shield(self._retire(previous))
+
+    async def _retire(self, previous: Deployment | None) -> None:
+        """Let the old instance drain, stop it, and prune images past keep_releases."""
+        if previous is not None and previous.instance_ref:
+            await asyncio.sleep(self.d.config.runtime.drain_seconds)
+            await self.d.runtime.stop(previous.instance_ref)
+            await deployments.update_deployment(
+                self.d.db, previous.id, {"instance_ref": None}, None
+            )
+            self.log.write(f"stopped release {previous.number} after draining")
+        await prune_images(self.d, self.deployment.service_id)
+
+    # -- endings -------------------------------------------------------------------------------
+
+    async def _cleanup(self) -> None:
+        if self.instance_ref:
+            await self.d.runtime.stop(self.instance_ref, grace=5)
+        if self.built:
+            await self.d.runtime.remove_artifact(self.built)
+
+    async def _end_failed(self, message: str) -> None:
+        if self.deployment.status == "live":  # interrupted while the old release drained
+            return
+        message = self.log.mask(message)
+        if self.stage:
+            self.finish(self.stage, "failed", message)
+        self.log.write(f"==> failed: {message}")
+        await self._cleanup()
+        await self._update(
+            {"status": "failed", "error": message, "stages": self.stages, "finished_at": now_iso()},
+            ("deployment.failed", message, self.stage),
+        )
+
+    async def _end_cancelled(self, reason: str | None) -> None:
+        if self.deployment.status == "live":
+            return
+        if reason == "shutdown":
+            await self._end_failed(
+                f"interrupted: the daemon stopped during {self.stage or 'start'}"
+            )
+            return
+        if self.stage:
+            self.finish(self.stage, "failed", "cancelled")
+        self.log.write("==> cancelled")
+        await self._cleanup()
+        await self._update(
+            {"status": "cancelled", "stages": self.stages, "finished_at": now_iso()},
+            ("deployment.cancelled", "cancelled", self.stage),
+        )
+
+    # -- credentials -----------------------------------------------------------------------------
+
+    async def _credential(self) -> tuple[str, str] | None:
+        if not self.spec.credential_id:
+            return None
+        credential = await credentials.get_credential(
+            self.d.db, self.spec.credential_id, self.deployment.owner_id
+        )
+        if credential is None:
+            raise StageFailed(f"credential {self.spec.credential_id} no longer exists")
+        return credential.type, self.d.box.decrypt(credential.secret_enc)
+
+    async def _credential_secrets(self) -> list[str]:
+        try:
+            found = await self._credential()
+        except StageFailed:
+            return []
+        if found is None:
+            return []
+        secret = found[1]
+        return [secret, *(line for line in secret.splitlines() if len(line) >= 8)]
+
+    async def _git_auth(self) -> GitAuth | None:
+        found = await self._credential()
+        if found is None:
+            return None
+        kind, secret = found
+        return GitAuth(token=secret) if kind == "token" else GitAuth(deploy_key=secret)
+
+
+class BuildProgress:
+    """Build lines go to the log at once; `Step i/n` moves the percent, reported as
+    deployment.progress events by one task so they stay in order and never block the build."""
+
+    def __init__(self, attempt: Attempt) -> None:
+        self._attempt = attempt
+        self._percent = BUILD_BAND[0]
+        self._reported = BUILD_BAND[0]
+        self._step = ""
+        self._changed = asyncio.Event()
+        self._task = asyncio.create_task(self._report())
+
+    def on_line(self, line: str) -> None:
+        self._attempt.log.write(line)
+        match = _STEP.match(line)
+        if match:
+            done, total = int(match.group(1)), int(match.group(2))
+            low, high = BUILD_BAND
+            self._percent = low + (high - low) * (done - 1) // max(total, 1)
+            self._step = line
+            self._changed.set()
+
+    async def _report(self) -> None:
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            if self._percent != self._reported:
+                self._reported = self._percent
+                await self._attempt._update(
+                    {"progress": self._percent},
+                    ("deployment.progress", self._step, "building"),
+                )
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+async def prune_images(deployer: Deployer, service_id: str) -> None:
+    """Keep the images of the newest `keep_releases` releases (and the live one) for rollback."""
+    keep = deployer.config.runtime.keep_releases
+    history = await deployments.deployments_of(deployer.db, service_id)
+    released = ("live", "superseded", "rolled_back")
+    with_images = [
+        d for d in history if deployer.is_own_image(d.artifact, service_id) and d.status in released
+    ]
+    kept = {d.artifact for d in with_images[:keep]} | {
+        d.artifact for d in history if d.status == "live"
+    }
+    for old in with_images[keep:]:
+        if old.artifact not in kept:
+            assert old.artifact is not None
+            await deployer.runtime.remove_artifact(old.artifact)

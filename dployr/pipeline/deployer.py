@@ -1,0 +1,198 @@
+"""The deployer: queues deployments (one a service, `build_concurrency` builds at a time) and
+runs each through its stages, top to bottom: fetching → building → starting → health_checking
+→ switching → live. A failure or a cancel at any point leaves the live release untouched."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from secrets import token_urlsafe
+
+from dployr.config import Config
+from dployr.crypto import SecretBox
+from dployr.errors import Conflict, InvalidState
+from dployr.events.bus import EventBus
+from dployr.ids import now_iso
+from dployr.pipeline.attempt import Attempt
+from dployr.proxy.protocol import Proxy
+from dployr.runtime.protocol import Runtime
+from dployr.store import deployments, projects, services
+from dployr.store.db import Database
+from dployr.store.deployments import FINISHED, Deployment, NewDeployment
+from dployr.store.events import Event
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EnvChange:
+    key: str
+    value: str
+    secret: bool = False
+
+
+class Deployer:
+    """The one place deployments are queued, run, cancelled and stopped at shutdown."""
+
+    def __init__(
+        self,
+        db: Database,
+        config: Config,
+        runtime: Runtime,
+        proxy: Proxy,
+        bus: EventBus,
+        box: SecretBox,
+    ) -> None:
+        self.db, self.config, self.runtime, self.proxy, self.bus, self.box = (
+            db,
+            config,
+            runtime,
+            proxy,
+            bus,
+            box,
+        )
+        self.build_slots = asyncio.Semaphore(config.runtime.build_concurrency)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancel_reasons: dict[str, str] = {}
+        self.cache_dir = config.data_path / "cache"
+        self.work_dir = config.data_path / "work"
+
+    def service_lock(self, service_id: str) -> asyncio.Lock:
+        """asyncio.Lock wakes waiters in order: deployments of a service run as they came."""
+        return self._locks.setdefault(service_id, asyncio.Lock())
+
+    def publish(self, *events: Event | None) -> None:
+        for event in events:
+            if event is not None:
+                self.bus.publish(event)
+
+    def cancel_reason(self, deployment_id: str) -> str | None:
+        return self._cancel_reasons.get(deployment_id)
+
+    # -- creating ---------------------------------------------------------------------------
+
+    async def create(
+        self,
+        new: NewDeployment,
+        env_changes: list[EnvChange],
+        *,
+        project_given: bool,
+    ) -> Deployment:
+        """Record the deployment (creating the service on a name's first deploy) and queue it.
+        The env changes land in the service's list in the same transaction."""
+        async with self.db.transaction() as conn:
+            service = await services.service_by_name(conn, new.owner_id, new.name)
+            if service is None:
+                project_id = new.project_id or await projects.default_project_id(conn, new.owner_id)
+                service = await deployments.create_service(
+                    conn,
+                    NewDeployment(**{**new.__dict__, "project_id": project_id}),
+                    self.box.encrypt(token_urlsafe(32)),
+                )
+            elif project_given and new.project_id != service.project_id:
+                raise Conflict(
+                    f"Service {new.name!r} belongs to another project",
+                    details={"field": "project_id", "reason": "the service is in another project"},
+                )
+            for change in env_changes:
+                await services.upsert_env(
+                    conn, service.id, change.key, change.value, change.secret, self.box
+                )
+            env = await services.read_env(conn, service.id, self.box)
+            created, event = await deployments.insert_deployment(
+                conn, new, service, services.env_snapshot(env, self.box)
+            )
+        self.publish(event)
+        self.submit(created)
+        return created
+
+    def submit(self, deployment: Deployment) -> None:
+        task = asyncio.create_task(
+            self._run(deployment.id, deployment.service_id), name=f"deploy {deployment.id}"
+        )
+        self._tasks[deployment.id] = task
+
+    async def _run(self, deployment_id: str, service_id: str) -> None:
+        try:
+            async with self.service_lock(service_id):
+                deployment = await deployments.get_deployment(self.db, deployment_id, None)
+                if deployment is None or deployment.status != "queued":
+                    return
+                await Attempt(self, deployment).run()
+        except asyncio.CancelledError:
+            # Cancelled before it reached the front of its service's queue.
+            current = await asyncio.shield(deployments.get_deployment(self.db, deployment_id, None))
+            if current is not None and current.status == "queued":
+                await asyncio.shield(self._end_queued(current))
+        except Exception:
+            _LOGGER.exception("deployment %s crashed the deployer", deployment_id)
+        finally:
+            self._tasks.pop(deployment_id, None)
+            self._cancel_reasons.pop(deployment_id, None)
+
+    async def _end_queued(self, deployment: Deployment) -> None:
+        reason = self._cancel_reasons.get(deployment.id)
+        if reason == "shutdown":
+            return  # stays queued: it is accepted work, resumed at the next start
+        _, event = await deployments.update_deployment(
+            self.db,
+            deployment.id,
+            {"status": "cancelled", "finished_at": now_iso()},
+            ("deployment.cancelled", "cancelled while queued", None),
+        )
+        self.publish(event)
+
+    # -- cancelling and stopping ----------------------------------------------------------------
+
+    async def cancel(self, deployment: Deployment) -> None:
+        """Cancel a queued or running deployment (its half-made instance and image go too)."""
+        task = self._tasks.get(deployment.id)
+        if deployment.status in FINISHED or task is None:
+            raise InvalidState(
+                f"Deployment {deployment.id} is {deployment.status}: nothing to cancel"
+            )
+        self._cancel_reasons[deployment.id] = "cancelled"
+        task.cancel()
+        await asyncio.wait({task})
+
+    async def cancel_service(self, service_id: str) -> None:
+        for deployment_id, task in list(self._tasks.items()):
+            if task.get_name() and (await self._service_of(deployment_id)) == service_id:
+                self._cancel_reasons[deployment_id] = "cancelled"
+                task.cancel()
+                await asyncio.wait({task})
+
+    async def _service_of(self, deployment_id: str) -> str | None:
+        deployment = await deployments.get_deployment(self.db, deployment_id, None)
+        return deployment.service_id if deployment else None
+
+    async def shutdown(self, grace: float) -> None:
+        """SIGTERM: running deployments fail as interrupted (cleaned up); queued ones stay
+        queued and resume at the next start."""
+        tasks = list(self._tasks.items())
+        for deployment_id, task in tasks:
+            self._cancel_reasons[deployment_id] = "shutdown"
+            task.cancel()
+        if tasks:
+            await asyncio.wait([t for _, t in tasks], timeout=grace)
+
+    def running_count(self) -> int:
+        return len(self._tasks)
+
+    # -- files ------------------------------------------------------------------------------------
+
+    def repo_cache(self, service_id: str) -> Path:
+        return self.cache_dir / service_id / "repo.git"
+
+    async def remove_cache(self, service_id: str) -> None:
+        await asyncio.to_thread(shutil.rmtree, self.cache_dir / service_id, True)
+
+    def image_tag(self, deployment: Deployment) -> str:
+        return f"dployr/{deployment.service_id}:{deployment.number}"
+
+    def is_own_image(self, artifact: str | None, service_id: str) -> bool:
+        return bool(artifact and artifact.startswith(f"dployr/{service_id}:"))

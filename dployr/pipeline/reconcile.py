@@ -1,0 +1,106 @@
+"""Reconcile at start (SPEC §9): what a crash left mid-flight ends `failed` and is cleaned up,
+queued deployments resume, running services run, stopped ones stay stopped, and no container
+of ours is left that no service owns."""
+
+from __future__ import annotations
+
+import logging
+
+from dployr.ids import now_iso
+from dployr.pipeline.control import start_instance
+from dployr.pipeline.deployer import Deployer
+from dployr.runtime.protocol import RuntimeFailure
+from dployr.store import deployments, services
+from dployr.store.deployments import RUNNING
+
+_LOGGER = logging.getLogger(__name__)
+
+
+async def reconcile(deployer: Deployer) -> None:
+    try:
+        await _fail_interrupted(deployer)
+        await _converge_services(deployer)
+        await _remove_orphans(deployer)
+    except RuntimeFailure as err:
+        _LOGGER.warning("reconcile could not reach the runtime: %s", err)
+    for queued in await deployments.deployments_in(deployer.db, ("queued",)):
+        _LOGGER.info("resuming queued deployment %s", queued.id)
+        deployer.submit(queued)
+
+
+async def _fail_interrupted(deployer: Deployer) -> None:
+    for deployment in await deployments.deployments_in(deployer.db, RUNNING):
+        message = f"interrupted: the daemon stopped during {deployment.status}"
+        stages = [
+            {**s, "status": "failed", "finished_at": now_iso(), "message": message}
+            if s["status"] == "running" else s
+            for s in deployment.stages
+        ]  # fmt: skip
+        if deployment.instance_ref:
+            await deployer.runtime.stop(deployment.instance_ref, grace=5)
+        built = deployer.image_tag(deployment)
+        if deployment.artifact == built or (deployment.status == "building"):
+            await deployer.runtime.remove_artifact(built)
+        _, event = await deployments.update_deployment(
+            deployer.db,
+            deployment.id,
+            {
+                "status": "failed",
+                "error": message,
+                "stages": stages,
+                "instance_ref": None,
+                "finished_at": now_iso(),
+            },
+            ("deployment.failed", message, deployment.status),
+        )
+        deployer.publish(event)
+        _LOGGER.warning("deployment %s: %s", deployment.id, message)
+
+
+async def _converge_services(deployer: Deployer) -> None:
+    runtime = deployer.runtime
+    for service in await services.all_services(deployer.db):
+        if not service.current_deployment_id:
+            continue
+        live = await deployments.get_deployment(deployer.db, service.current_deployment_id, None)
+        if live is None or not live.artifact:
+            continue
+        status = await runtime.status(live.instance_ref)
+        if service.desired_state == "stopped":
+            if live.instance_ref and status.status != "stopped":
+                await runtime.stop(live.instance_ref)
+                await deployments.update_deployment(
+                    deployer.db, live.id, {"instance_ref": None}, None
+                )
+            continue
+        if status.status in ("running", "starting"):
+            continue
+        if live.instance_ref and status.status != "unknown":
+            await runtime.stop(live.instance_ref)
+        env, _ = services.open_snapshot(live.env_enc, deployer.box)
+        try:
+            ref, port = await start_instance(deployer, live, env, live.host_port)
+        except RuntimeFailure as err:
+            _LOGGER.error("could not bring %s back: %s", service.name, err)
+            continue
+        await deployments.update_deployment(
+            deployer.db, live.id, {"instance_ref": ref, "host_port": port}, None
+        )
+        _LOGGER.info("brought %s back on 127.0.0.1:%s", service.name, port)
+
+
+async def _remove_orphans(deployer: Deployer) -> None:
+    keep = set()
+    for service in await services.all_services(deployer.db):
+        if service.current_deployment_id:
+            live = await deployments.get_deployment(
+                deployer.db, service.current_deployment_id, None
+            )
+            if live is not None and live.instance_ref:
+                keep.add(live.instance_ref)
+    for instance in await deployer.runtime.instances():
+        if instance.ref not in keep:
+            _LOGGER.info(
+                "removing orphan container %s (%s)", instance.ref[:12], instance.deployment_id
+            )
+            await deployer.runtime.stop(instance.ref, grace=5)

@@ -1,0 +1,122 @@
+"""A release's config, validated at the edge into a frozen DeploySpec the pipeline trusts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from dployr.config import Config
+from dployr.errors import Forbidden, ValidationError
+from dployr.runtime.catalog import CATALOG
+from dployr.sources.validate import check_branch, check_local_path, check_remote_host, parse_remote
+
+# RFC 1123 labels, an optional leading `*.`, lower case (SPEC §5).
+_DOMAIN = re.compile(
+    r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+)
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    path: str | None = "/"
+    timeout: int = 60
+
+
+@dataclass(frozen=True)
+class DeploySpec:
+    source: str  # remote | local | image
+    runtime: str
+    target: str
+    port: int
+    remote: str | None = None
+    branch: str | None = None
+    credential_id: str | None = None
+    path: str | None = None
+    image: str | None = None
+    version: str | None = None
+    build_cmd: str | None = None
+    run_cmd: str | None = None
+    health_check: HealthCheck = field(default_factory=HealthCheck)
+    resources: dict[str, Any] = field(default_factory=dict)
+    domain: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DeploySpec:
+        return cls(**{**data, "health_check": HealthCheck(**data["health_check"])})
+
+
+CONFIG_FIELDS = (
+    "remote", "branch", "credential_id", "path", "image", "runtime", "version", "target",
+    "build_cmd", "run_cmd", "port", "health_check", "resources", "domain",
+)  # fmt: skip
+
+
+async def spec_from_body(
+    body: dict[str, Any], config: Config, default_target: str, base: DeploySpec | None = None
+) -> DeploySpec:
+    """The body (already schema-checked) merged over `base` (PUT) or the catalog defaults."""
+    if base is None:
+        source = body["source"]
+        runtime_id = body.get("runtime") or ("image" if source == "image" else None)
+        if runtime_id is None:
+            raise ValidationError("runtime", "is required")
+        runtime = CATALOG[runtime_id]
+        base = DeploySpec(
+            source=source,
+            runtime=runtime_id,
+            target=default_target,
+            port=runtime.default_port,
+            version=runtime.default_version,
+            health_check=HealthCheck("/", config.runtime.health_timeout),
+        )
+    changes = {k: body[k] for k in CONFIG_FIELDS if k in body}
+    if "health_check" in changes:
+        changes["health_check"] = replace(base.health_check, **changes["health_check"])
+    if "resources" in changes:
+        changes["resources"] = {k: v for k, v in changes["resources"].items() if v is not None}
+    if changes.get("target") is None:
+        changes.pop("target", None)
+    if "runtime" in changes and "version" not in changes:
+        changes["version"] = CATALOG[changes["runtime"]].default_version
+    spec = replace(base, **changes)
+    await check_spec(spec, config)
+    return spec
+
+
+async def check_spec(spec: DeploySpec, config: Config) -> None:
+    """The rules a schema cannot say: which fields each source needs, remotes, branches."""
+    runtime = CATALOG[spec.runtime]
+    if spec.target != "docker":
+        raise ValidationError(
+            "target", "only the docker target is available in this version of dployr"
+        )
+    if spec.source == "image" or spec.runtime == "image":
+        if spec.source != "image" or spec.runtime != "image":
+            raise ValidationError("runtime", "source image goes with runtime image, and only it")
+        if not spec.image:
+            raise ValidationError("image", "is required for source image")
+    elif spec.source == "remote":
+        if not spec.remote:
+            raise ValidationError("remote", "is required for source remote")
+        remote = parse_remote(spec.remote)
+        await check_remote_host(remote, config.runtime.allow_private_remotes)
+        check_branch(spec.branch or "main")
+    elif spec.source == "local":
+        if not config.runtime.allow_local_sources:
+            raise Forbidden(
+                "Local sources are disabled on this host (runtime.allow_local_sources)",
+                details={"field": "source", "reason": "local sources are disabled"},
+            )
+        if not spec.path:
+            raise ValidationError("path", "is required for source local")
+        check_local_path(spec.path)
+        if spec.branch is not None:
+            check_branch(spec.branch)
+    if runtime.templated and spec.version is None:
+        raise ValidationError("version", f"is required for runtime {spec.runtime}")
+    if spec.domain is not None and (len(spec.domain) > 253 or not _DOMAIN.match(spec.domain)):
+        raise ValidationError("domain", "must be a lower-case host name (RFC 1123)")

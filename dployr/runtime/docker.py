@@ -1,0 +1,344 @@
+"""The docker target: images built and containers run on the local Docker engine.
+
+Container and image calls go through the Docker SDK in threads. The two streams that must be
+cancellable — a build (stopped at its time limit) and a followed log — talk to the engine's
+HTTP API with aiohttp instead: closing the connection makes the engine stop the build and
+remove its intermediate container, and a log follower leaves no thread behind."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import re
+import secrets
+import socket
+import tarfile
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import docker
+import docker.errors
+import requests
+
+from dployr.ids import parse_iso
+from dployr.runtime.protocol import (
+    BuildRequest,
+    Instance,
+    InstanceSpec,
+    InstanceStatus,
+    LineSink,
+    LogLine,
+    RuntimeFailure,
+)
+
+_LOGGER = logging.getLogger(__name__)
+T = TypeVar("T")
+API_VERSION = "1.41"  # Debian 12's engine (20.10); every call we make exists there
+LABEL_AGENT = "dployr.agent"
+LABEL_SERVICE = "dployr.service"
+LABEL_DEPLOYMENT = "dployr.deployment"
+DOCKERFILE_NAME = ".dployr.Dockerfile"
+_STEP = re.compile(r"^Step (\d+)/(\d+) :")
+PORT_ATTEMPTS = 5
+
+
+def free_loopback_port() -> int:
+    """A port nothing listens on right now (the engine binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class DockerRuntime:
+    target = "docker"
+
+    def __init__(self, url: str, agent_id: str, client: docker.DockerClient) -> None:
+        self._url = url
+        self._agent_id = agent_id
+        self._client = client
+        self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    async def open(cls, url: str, agent_id: str) -> DockerRuntime:
+        """No engine call yet (the engine may start later); the SDK reads its config files."""
+        client = await asyncio.to_thread(
+            docker.DockerClient, base_url=url, version=API_VERSION, timeout=120
+        )
+        return cls(url, agent_id, client)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        await asyncio.to_thread(self._client.close)
+
+    # -- the engine's HTTP API, for the streams --------------------------------------------
+
+    def _http(self) -> tuple[aiohttp.ClientSession, str]:
+        if self._session is None:
+            if self._url.startswith("unix://"):
+                connector: aiohttp.BaseConnector = aiohttp.UnixConnector(
+                    path=self._url[len("unix://") :]
+                )
+                self._base = f"http://docker/v{API_VERSION}"
+            else:
+                connector = aiohttp.TCPConnector()
+                self._base = f"http://{self._url.split('://', 1)[1]}/v{API_VERSION}"
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)
+            )
+        return self._session, self._base
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except docker.errors.APIError as err:
+            raise RuntimeFailure(str(err.explanation or err)) from err
+        except (docker.errors.DockerException, requests.RequestException) as err:
+            raise RuntimeFailure(f"the Docker engine is not reachable: {err}") from err
+
+    # -- images -----------------------------------------------------------------------------
+
+    async def build(self, request: BuildRequest, on_line: LineSink) -> str:
+        context = request.context.with_name("context.tar")
+        await asyncio.to_thread(_build_context, request.context, request.dockerfile, context)
+        params = {
+            "t": request.tag,
+            "rm": "1",
+            "forcerm": "1",
+            "labels": json.dumps(self._labels(request.service_id, request.deployment_id)),
+        }
+        if request.dockerfile is not None:
+            params["dockerfile"] = DOCKERFILE_NAME
+        session, base = self._http()
+        try:
+            async with asyncio.timeout(request.timeout):
+                await self._stream_build(session, base, params, context, on_line)
+        except TimeoutError:
+            # Leaving the `async with` closed the connection: the engine stops the build.
+            raise RuntimeFailure(f"the build ran past its limit of {request.timeout:g} s") from None
+        except aiohttp.ClientError as err:
+            raise RuntimeFailure(f"the Docker engine is not reachable: {err}") from err
+        finally:
+            await asyncio.to_thread(context.unlink, missing_ok=True)
+        return request.tag
+
+    async def _stream_build(
+        self,
+        session: aiohttp.ClientSession,
+        base: str,
+        params: dict[str, str],
+        context: Path,
+        on_line: LineSink,
+    ) -> None:
+        with context.open("rb") as body:
+            async with session.post(
+                f"{base}/build",
+                params=params,
+                data=body,
+                headers={"Content-Type": "application/x-tar"},
+            ) as response:
+                if response.status != 200:
+                    raise RuntimeFailure(_engine_message(await response.read()))
+                async for raw in response.content:
+                    chunk = json.loads(raw) if raw.strip() else {}
+                    if "error" in chunk:
+                        raise RuntimeFailure(str(chunk["error"]).strip())
+                    for text in str(chunk.get("stream", "")).splitlines():
+                        if text.strip():
+                            on_line(text)
+
+    async def has_artifact(self, artifact: str) -> bool:
+        try:
+            await self._call(self._client.images.get, artifact)
+        except RuntimeFailure:
+            return False
+        return True
+
+    async def remove_artifact(self, artifact: str) -> None:
+        try:
+            await self._call(self._client.images.remove, artifact, noprune=False)
+        except RuntimeFailure as err:
+            _LOGGER.info("image %s not removed: %s", artifact, err)
+
+    # -- containers ---------------------------------------------------------------------------
+
+    def _labels(self, service_id: str, deployment_id: str) -> dict[str, str]:
+        return {
+            LABEL_AGENT: self._agent_id,
+            LABEL_SERVICE: service_id,
+            LABEL_DEPLOYMENT: deployment_id,
+        }
+
+    async def start(self, spec: InstanceSpec) -> Instance:
+        """Run the release on a loopback port: the one asked for, else a fresh one (retried
+        when another process takes it between our probe and the engine's bind)."""
+        last: RuntimeFailure | None = None
+        for _ in range(PORT_ATTEMPTS if spec.host_port is None else 1):
+            host_port = spec.host_port or await asyncio.to_thread(free_loopback_port)
+            try:
+                container = await self._call(self._run, spec, host_port)
+            except RuntimeFailure as err:
+                last = err
+                if "port is already allocated" in str(err) or "address already in use" in str(err):
+                    continue
+                raise
+            return Instance(container.id, spec.service_id, spec.deployment_id, host_port, True)
+        assert last is not None
+        raise last
+
+    def _run(self, spec: InstanceSpec, host_port: int) -> Any:
+        name = f"dployr-{spec.service_name}-{spec.number}-{secrets.token_hex(3)}"
+        kwargs: dict[str, Any] = {}
+        if spec.resources.cpus:
+            kwargs["nano_cpus"] = int(spec.resources.cpus * 1e9)
+        if spec.resources.memory:
+            kwargs["mem_limit"] = spec.resources.memory
+        if spec.run_cmd:
+            kwargs["command"] = ["/bin/sh", "-c", spec.run_cmd]
+        container = self._client.containers.create(
+            spec.artifact,
+            name=name,
+            labels=self._labels(spec.service_id, spec.deployment_id),
+            environment={**spec.env, "PORT": str(spec.port)},
+            ports={f"{spec.port}/tcp": ("127.0.0.1", host_port)},
+            restart_policy={"Name": "unless-stopped"},
+            # A small VPS's disk: the engine keeps at most 3 x 10 MB of output per container.
+            log_config={"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
+            **kwargs,
+        )
+        try:
+            container.start()
+        except docker.errors.APIError:
+            container.remove(force=True)
+            raise
+        return container
+
+    async def stop(self, ref: str, grace: float = 10) -> None:
+        def stop_and_remove() -> None:
+            try:
+                container = self._client.containers.get(ref)
+                container.stop(timeout=int(grace))
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+        await self._call(stop_and_remove)
+
+    async def status(self, ref: str | None) -> InstanceStatus:
+        if ref is None:
+            return InstanceStatus("stopped", None, None, 0, None)
+        try:
+            attrs = await self._call(self._client.api.inspect_container, ref)
+        except RuntimeFailure:
+            return InstanceStatus("unknown", ref, None, 0, "the container is gone")
+        state = attrs["State"]
+        status = {
+            "running": "running",
+            "created": "starting",
+            "restarting": "crashed",
+            "exited": "crashed" if state.get("ExitCode") else "stopped",
+            "dead": "crashed",
+        }.get(state["Status"], "unknown")
+        health = state.get("Health", {}).get("Status") or (
+            f"exit code {state.get('ExitCode')}" if status == "crashed" else None
+        )
+        return InstanceStatus(
+            status, attrs["Id"], _docker_time(state.get("StartedAt")), attrs["RestartCount"], health
+        )
+
+    async def instances(self) -> list[Instance]:
+        containers = await self._call(
+            self._client.containers.list,
+            all=True,
+            filters={"label": f"{LABEL_AGENT}={self._agent_id}"},
+        )
+        found = []
+        for container in containers:
+            labels = container.labels
+            found.append(
+                Instance(
+                    container.id,
+                    labels.get(LABEL_SERVICE, ""),
+                    labels.get(LABEL_DEPLOYMENT, ""),
+                    None,
+                    container.status == "running",
+                )
+            )
+        return found
+
+    async def recent_output(self, ref: str, lines: int = 20) -> str:
+        try:
+            raw = await self._call(self._client.api.logs, ref, tail=lines)
+        except RuntimeFailure:
+            return ""
+        return bytes(raw).decode("utf-8", "replace").strip()
+
+    async def logs(
+        self, ref: str, *, tail: int | None, since: str | None, follow: bool
+    ) -> AsyncIterator[LogLine]:
+        params = {"stdout": "1", "stderr": "1", "timestamps": "1", "follow": str(int(follow))}
+        params["tail"] = "all" if tail is None else str(tail)
+        if since:
+            params["since"] = f"{parse_iso(since).timestamp():.6f}"
+        session, base = self._http()
+        try:
+            async with session.get(f"{base}/containers/{ref}/logs", params=params) as response:
+                if response.status != 200:
+                    raise RuntimeFailure(_engine_message(await response.read()))
+                async for stream, payload in _frames(response.content):
+                    stamp, _, message = payload.decode("utf-8", "replace").partition(" ")
+                    yield LogLine(_docker_time(stamp) or stamp, stream, message.rstrip("\n"))
+        except aiohttp.ClientError as err:
+            raise RuntimeFailure(f"the Docker engine is not reachable: {err}") from err
+
+
+async def _frames(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str, bytes]]:
+    """The engine's multiplexed stream: an 8-byte header (stream, 0, 0, 0, size) per frame."""
+    while True:
+        try:
+            header = await content.readexactly(8)
+        except asyncio.IncompleteReadError:
+            return
+        size = int.from_bytes(header[4:8], "big")
+        payload = await content.readexactly(size)
+        yield ("stderr" if header[0] == 2 else "stdout"), payload
+
+
+def _build_context(source: Path, dockerfile: str | None, target: Path) -> None:
+    """The source tar plus our Dockerfile (when the runtime renders one)."""
+    with tarfile.open(target, "w") as out:
+        with tarfile.open(source) as src:
+            for member in src:
+                if member.name.lstrip("./") == DOCKERFILE_NAME:
+                    continue
+                out.addfile(member, src.extractfile(member) if member.isfile() else None)
+        if dockerfile is not None:
+            data = dockerfile.encode("utf-8")
+            info = tarfile.TarInfo(DOCKERFILE_NAME)
+            info.size, info.mode = len(data), 0o644
+            out.addfile(info, io.BytesIO(data))
+
+
+def _engine_message(raw: bytes) -> str:
+    try:
+        return str(json.loads(raw)["message"])
+    except (ValueError, KeyError, TypeError):
+        return raw.decode("utf-8", "replace").strip()[:500]
+
+
+def _docker_time(value: str | None) -> str | None:
+    """Docker's RFC 3339 with nanoseconds → ISO 8601 UTC with milliseconds and Z."""
+    if not value or value.startswith("0001-"):
+        return None
+    main, _, rest = value.rstrip("Z").partition(".")
+    digits = "".join(ch for ch in rest if ch.isdigit())[:3].ljust(3, "0")
+    try:
+        moment = datetime.fromisoformat(main).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{digits}Z"

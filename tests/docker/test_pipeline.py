@@ -1,0 +1,156 @@
+"""The pipeline for real: git repo → image → container → health check → live, and back."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from tests.docker.conftest import (
+    STATIC_APP,
+    agent_containers,
+    agent_images,
+    commit,
+    fetch_text,
+    make_repo,
+    wait_done,
+)
+
+RUN_WITH_GREETING = 'echo "$GREETING" > /app/greeting.txt && exec httpd -f -p "$PORT" -h /app'
+
+
+def static_body(repo: Path, name: str = "web", **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "source": "local",
+        "path": str(repo),
+        "branch": "main",
+        "runtime": "static",
+        "port": 8080,
+        "health_check": {"path": "/", "timeout": 20},
+        **extra,
+    }
+
+
+async def deploy(client: TestClient, auth: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:  # type: ignore[type-arg]
+    resp = await client.post("/api/v1/deployments", json=body, headers=auth)
+    assert resp.status == 202, await resp.text()
+    created = await resp.json()
+    assert created["status"] == "queued"
+    return await wait_done(client, auth, created["id"])
+
+
+async def test_deploy_serves_and_service_operations(
+    dclient: TestClient, auth: dict[str, str], tmp_path: Path, data_dir: Path
+) -> None:  # type: ignore[type-arg]
+    repo = await asyncio.to_thread(make_repo, tmp_path / "app", STATIC_APP)
+    body = static_body(repo, run_cmd=RUN_WITH_GREETING, env={"GREETING": "hi from env"})
+    live = await deploy(dclient, auth, body)
+    assert live["status"] == "live", live
+    assert live["commit_sha"] and len(live["commit_sha"]) == 40
+    assert [s["status"] for s in live["stages"]] == ["succeeded"] * 5
+    assert live["progress"] == 100
+
+    service = await (
+        await dclient.get(f"/api/v1/services/{live['service_id']}", headers=auth)
+    ).json()
+    assert service["status"] == "running"
+    assert service["current_deployment"]["id"] == live["id"]
+    port = service["host_port"]
+    assert service["container_id"]
+    assert await fetch_text(port) == (200, "hello v1\n")
+    assert await fetch_text(port, "/greeting.txt") == (200, "hi from env\n")
+
+    # The deployment log has the stages; the service log has the app's output.
+    logs = await (await dclient.get(f"/api/v1/deployments/{live['id']}/logs", headers=auth)).json()
+    assert any("==> live" in line["message"] for line in logs["logs"])
+
+    sid = live["service_id"]
+    resp = await dclient.post(f"/api/v1/services/{sid}/start", headers=auth)
+    assert resp.status == 409 and (await resp.json())["error"]["code"] == "invalid_state"
+    resp = await dclient.post(f"/api/v1/services/{sid}/stop", headers=auth)
+    assert resp.status == 200 and (await resp.json())["status"] == "stopped"
+    assert await asyncio.to_thread(agent_containers, data_dir, False) == []
+    resp = await dclient.post(f"/api/v1/services/{sid}/stop", headers=auth)
+    assert resp.status == 409
+    # Env set while stopped applies at the next start.
+    resp = await dclient.post(
+        f"/api/v1/services/{sid}/env", json={"key": "GREETING", "value": "changed"}, headers=auth
+    )
+    assert resp.status == 200
+    resp = await dclient.post(f"/api/v1/services/{sid}/start", headers=auth)
+    status = await resp.json()
+    assert resp.status == 200 and status["status"] == "running", status
+    assert await _eventually_text(status["host_port"], "/greeting.txt") == "changed\n"
+    resp = await dclient.post(f"/api/v1/services/{sid}/restart", headers=auth)
+    assert resp.status == 200 and (await resp.json())["status"] == "running"
+
+    # Delete removes containers, images and state.
+    resp = await dclient.delete(f"/api/v1/services/{sid}", headers=auth)
+    assert resp.status == 204
+    assert await asyncio.to_thread(agent_containers, data_dir) == []
+    assert await asyncio.to_thread(agent_images, data_dir) == []
+    resp = await dclient.get(f"/api/v1/services/{sid}", headers=auth)
+    assert resp.status == 404
+
+
+async def _eventually_text(port: int, path: str) -> str:
+    for _ in range(50):
+        try:
+            status, text = await fetch_text(port, path)
+            if status == 200:
+                return text
+        except OSError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"nothing on port {port}{path}")
+
+
+async def test_new_release_rollback_and_failures_keep_old_serving(
+    dclient: TestClient, auth: dict[str, str], tmp_path: Path
+) -> None:  # type: ignore[type-arg]
+    repo = await asyncio.to_thread(make_repo, tmp_path / "app", STATIC_APP)
+    first = await deploy(dclient, auth, static_body(repo))
+    assert first["status"] == "live"
+    await asyncio.to_thread(commit, repo, {"index.html": "hello v2\n"}, "v2")
+    second = await deploy(dclient, auth, static_body(repo))
+    assert second["status"] == "live" and second["number"] == 2
+    old = await (await dclient.get(f"/api/v1/deployments/{first['id']}", headers=auth)).json()
+    assert old["status"] == "superseded"
+    service_url = f"/api/v1/services/{second['service_id']}"
+    port = (await (await dclient.get(service_url, headers=auth)).json())["host_port"]
+    assert await fetch_text(port) == (200, "hello v2\n")
+
+    # A broken build fails; release 2 keeps serving.
+    broken = await deploy(dclient, auth, static_body(repo, build_cmd="echo building; exit 3"))
+    assert broken["status"] == "failed" and broken["error"], broken
+    assert next(s for s in broken["stages"] if s["name"] == "building")["status"] == "failed"
+    assert await fetch_text(port) == (200, "hello v2\n")
+
+    # A failing health check fails; release 2 keeps serving.
+    unhealthy = await deploy(
+        dclient, auth, static_body(repo, health_check={"path": "/missing", "timeout": 3})
+    )
+    assert unhealthy["status"] == "failed" and "health check" in unhealthy["error"], unhealthy
+    assert await fetch_text(port) == (200, "hello v2\n")
+
+    # Rollback to release 1: no build, the old image, and release 2 becomes rolled_back.
+    resp = await dclient.post(f"/api/v1/deployments/{first['id']}/rollback", headers=auth)
+    assert resp.status == 202, await resp.text()
+    rollback = await wait_done(dclient, auth, (await resp.json())["id"])
+    assert rollback["status"] == "live" and rollback["rollback_of"] == first["id"]
+    assert rollback["triggered_by"] == "rollback"
+    stages = {s["name"]: s["status"] for s in rollback["stages"]}
+    assert stages["building"] == "skipped" and stages["fetching"] == "skipped"
+    replaced = await (await dclient.get(f"/api/v1/deployments/{second['id']}", headers=auth)).json()
+    assert replaced["status"] == "rolled_back"
+    port = (await (await dclient.get(service_url, headers=auth)).json())["host_port"]
+    assert await fetch_text(port) == (200, "hello v1\n")
+
+    # A live deployment cannot be deleted; a finished one can.
+    resp = await dclient.delete(f"/api/v1/deployments/{rollback['id']}", headers=auth)
+    assert resp.status == 409
+    resp = await dclient.delete(f"/api/v1/deployments/{broken['id']}", headers=auth)
+    assert resp.status == 204
