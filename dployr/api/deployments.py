@@ -260,6 +260,7 @@ async def rollback_deployment(request: web.Request) -> web.Response:
     tag="deployments",
     responses={200: schemas.ref("DeploymentLogs")},
     query=(query_param("follow", {"type": "boolean"}),),
+    streams=("application/x-ndjson",),
 )
 async def deployment_logs(request: web.Request) -> web.StreamResponse:
     deployment = await deployment_of(request)

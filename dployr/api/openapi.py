@@ -26,6 +26,7 @@ class Operation:
     query: tuple[dict[str, Any], ...] = ()
     public: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    streams: tuple[str, ...] = ()  # content types a 200 may stream instead of JSON
 
 
 def operation(
@@ -36,11 +37,16 @@ def operation(
     body: dict[str, Any] | None = None,
     query: tuple[dict[str, Any], ...] = (),
     public: bool = False,
+    streams: tuple[str, ...] = (),
 ) -> Callable[[Handler], Handler]:
     """Describe a handler for the OpenAPI document; `public` handlers need no token."""
 
     def attach(handler: Handler) -> Handler:
-        setattr(handler, _ATTR, Operation(summary, tag, responses, body, query, public))
+        setattr(
+            handler,
+            _ATTR,
+            Operation(summary, tag, responses, body, query, public, streams=streams),
+        )
         return handler
 
     return attach
@@ -120,6 +126,8 @@ def _operation_json(method: str, path: str, op: Operation) -> dict[str, Any]:
             str(status): _response(status, schema) for status, schema in op.responses.items()
         },
     }
+    for content_type in op.streams:
+        doc["responses"]["200"]["content"][content_type] = {"schema": {"type": "string"}}
     doc["responses"]["default"] = _response(0, schemas.ref("Error"))
     if op.body is not None:
         doc["requestBody"] = {

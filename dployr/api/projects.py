@@ -19,9 +19,10 @@ from dployr.api.validation import (
     read_json,
 )
 from dployr.auth.service import Identity
-from dployr.errors import NotFound, ValidationError
-from dployr.keys import DB
-from dployr.store import projects
+from dployr.errors import Conflict, NotFound, ValidationError
+from dployr.keys import DB, DEPLOYER
+from dployr.pipeline import control
+from dployr.store import projects, services
 from dployr.store.projects import Project
 
 routes = web.RouteTableDef()
@@ -135,6 +136,15 @@ async def update_project(request: web.Request) -> web.Response:
 )
 async def delete_project(request: web.Request) -> web.Response:
     project = await project_of(request)
-    query_bool(request, "force")  # services arrive with the deploy pipeline; validated already
+    force = query_bool(request, "force")
+    found = await services.services_of_project(request.app[DB], project.id)
+    if found and not force:
+        raise Conflict(
+            f"Project {project.name!r} has {len(found)} service(s); delete them first or use "
+            "?force=true to tear them down with it",
+            details={"services": [s.id for s in found]},
+        )
+    for service in found:
+        await control.delete_service(request.app[DEPLOYER], service)
     await projects.delete_project(request.app[DB], project.id)
     return web.Response(status=204)

@@ -198,6 +198,7 @@ def _since(request: web.Request) -> str | None:
         query_param("since", {"type": "string", "format": "date-time"}),
         query_param("follow", {"type": "boolean"}),
     ),
+    streams=("application/x-ndjson", "text/event-stream"),
 )
 async def service_logs(request: web.Request) -> web.StreamResponse:
     service = await service_of(request)

@@ -21,6 +21,7 @@ def client_gone(request: web.Request) -> bool:
 async def until_gone(request: web.Request, items: AsyncIterator[T]) -> AsyncIterator[T]:
     """Items of `items` until it ends or the client disconnects; then the source is closed
     (its connection to the engine too): a quiet follow stream leaves nothing behind."""
+    step: asyncio.Future[T] | None = None
     try:
         while True:
             step = asyncio.ensure_future(anext(items))
@@ -35,6 +36,10 @@ async def until_gone(request: web.Request, items: AsyncIterator[T]) -> AsyncIter
             except StopAsyncIteration:
                 return
     finally:
+        # Also when aiohttp cancels the handler: the pending read must not outlive it.
+        if step is not None and not step.done():
+            step.cancel()
+            await asyncio.gather(step, return_exceptions=True)
         aclose = getattr(items, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -154,3 +154,44 @@ async def test_new_release_rollback_and_failures_keep_old_serving(
     assert resp.status == 409
     resp = await dclient.delete(f"/api/v1/deployments/{broken['id']}", headers=auth)
     assert resp.status == 204
+
+
+async def test_project_with_services_deletes_only_with_force(
+    dclient: TestClient,  # type: ignore[type-arg]
+    auth: dict[str, str],
+    tmp_path: Path,
+    data_dir: Path,
+) -> None:
+    repo = await asyncio.to_thread(make_repo, tmp_path / "app", STATIC_APP)
+    project = await (
+        await dclient.post("/api/v1/projects", json={"name": "shop"}, headers=auth)
+    ).json()
+    live = await deploy(dclient, auth, static_body(repo, project_id=project["id"]))
+    assert live["status"] == "live" and live["project_id"] == project["id"]
+    listed = await (
+        await dclient.get(f"/api/v1/projects/{project['id']}/deployments", headers=auth)
+    ).json()
+    assert [d["id"] for d in listed["items"]] == [live["id"]]
+
+    resp = await dclient.delete(f"/api/v1/projects/{project['id']}", headers=auth)
+    assert resp.status == 409 and (await resp.json())["error"]["code"] == "conflict"
+    resp = await dclient.delete(f"/api/v1/projects/{project['id']}?force=true", headers=auth)
+    assert resp.status == 204
+    assert await asyncio.to_thread(agent_containers, data_dir) == []
+    resp = await dclient.get(f"/api/v1/services/{live['service_id']}", headers=auth)
+    assert resp.status == 404
+
+
+async def test_services_without_a_project_go_to_default(
+    dclient: TestClient,  # type: ignore[type-arg]
+    auth: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    repo = await asyncio.to_thread(make_repo, tmp_path / "app", STATIC_APP)
+    live = await deploy(dclient, auth, static_body(repo))
+    project = await (
+        await dclient.get(f"/api/v1/projects/{live['project_id']}", headers=auth)
+    ).json()
+    assert project["name"] == "default"
+    templates = await (await dclient.get("/api/v1/templates", headers=auth)).json()
+    assert {t["id"] for t in templates["items"]} >= {"nodejs", "python", "go", "rust", "static"}

@@ -1,0 +1,112 @@
+"""kill -9 of the daemon in the middle of a build, then a restart: a consistent state, no
+orphans, and the live release kept serving the whole time (SPEC §9)."""
+
+from __future__ import annotations
+
+import signal
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.docker.conftest import (
+    STATIC_APP,
+    agent_containers,
+    agent_images,
+    cleanup_agent,
+    commit,
+    engine_answers,
+    make_repo,
+)
+from tests.integration.conftest import Daemon, daemon_env
+
+
+@pytest.fixture
+def deploy_daemon(tmp_path: Path, empty_config: Path) -> Iterator[Daemon]:
+    if not engine_answers():
+        pytest.fail("no Docker engine answers (scripts/provision starts one)")
+    data_dir = tmp_path / "data"
+    env = daemon_env(
+        data_dir,
+        DPLOYR_RUNTIME_ALLOW_LOCAL_SOURCES="true",
+        DPLOYR_RUNTIME_DRAIN_SECONDS="0.2",
+    )
+    process = Daemon(data_dir, empty_config, env)
+    try:
+        yield process
+    finally:
+        if process.process is not None and process.process.poll() is None:
+            process.process.kill()
+            process.process.wait(10)
+        cleanup_agent(data_dir)
+
+
+def wait_status(
+    daemon: Daemon, token: str, deployment_id: str, wanted: set[str], limit: float = 120
+) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        status, body = daemon.request("GET", f"/api/v1/deployments/{deployment_id}", token=token)
+        assert status == 200, body
+        if body["status"] in wanted:
+            return dict(body)
+        time.sleep(0.1)
+    raise AssertionError(f"{deployment_id} never reached {wanted}: {body}")
+
+
+def page(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+        return str(resp.read().decode())
+
+
+def test_kill_9_mid_build_then_restart_is_consistent(deploy_daemon: Daemon, tmp_path: Path) -> None:
+    daemon = deploy_daemon
+    daemon.start()
+    token = daemon.admin_token()
+    repo = make_repo(tmp_path / "app", STATIC_APP)
+    body = {"name": "web", "source": "local", "path": str(repo), "runtime": "static"}
+    status, first = daemon.request("POST", "/api/v1/deployments", body, token=token)
+    assert status == 202, first
+    first = wait_status(daemon, token, first["id"], {"live", "failed"})
+    assert first["status"] == "live", first
+    port = first["host_port"]
+    assert page(port) == "hello v1\n"
+
+    commit(repo, {"index.html": "hello v2\n"}, "v2")
+    slow = {**body, "build_cmd": "echo slow build; sleep 60"}
+    status, second = daemon.request("POST", "/api/v1/deployments", slow, token=token)
+    assert status == 202
+    wait_status(daemon, token, second["id"], {"building"})
+    deadline = time.monotonic() + 60
+    while "slow build" not in str(
+        daemon.request("GET", f"/api/v1/deployments/{second['id']}/logs", token=token)[1]
+    ):
+        assert time.monotonic() < deadline, "the slow build never started its RUN step"
+        time.sleep(0.2)
+
+    daemon.stop(signal.SIGKILL)
+    assert page(port) == "hello v1\n"  # the app keeps serving while the daemon is down
+
+    daemon.start()
+    token = daemon.admin_token()
+    failed = wait_status(daemon, token, second["id"], {"failed"}, limit=10)
+    assert "interrupted" in failed["error"], failed
+    assert {s["name"]: s["status"] for s in failed["stages"]}["building"] == "failed"
+    status, service = daemon.request("GET", f"/api/v1/services/{first['service_id']}", token=token)
+    assert service["current_deployment_id"] == first["id"]
+    assert service["status"] == "running" and service["host_port"] == port
+    assert page(port) == "hello v1\n"
+    # No orphans: the live container only, and no image of the interrupted release.
+    deadline = time.monotonic() + 20
+    while len(agent_containers(daemon.data_dir)) != 1:
+        assert time.monotonic() < deadline, agent_containers(daemon.data_dir)
+        time.sleep(0.2)
+    assert not any(tag.endswith(":2") for tag in agent_images(daemon.data_dir))
+
+    # And the next deploy works.
+    status, third = daemon.request("POST", "/api/v1/deployments", body, token=token)
+    third = wait_status(daemon, token, third["id"], {"live", "failed"})
+    assert third["status"] == "live", third
+    assert page(third["host_port"]) == "hello v2\n"
