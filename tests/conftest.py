@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,3 +94,29 @@ async def user_headers(
     """A second, ordinary user created by the admin, logged in."""
     await register(client, email=email, name=email.split("@")[0], headers=admin_headers)
     return bearer((await login(client, email))["access_token"])
+
+
+@pytest.fixture
+def git_server(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """A `git daemon` on loopback serving tmp_path/srv: (that directory, its port)."""
+    base = tmp_path / "srv"
+    base.mkdir()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    daemon = subprocess.Popen(
+        ["git", "daemon", "--reuseaddr", f"--base-path={base}", "--export-all",
+         f"--port={port}", "--listen=127.0.0.1", str(base)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            assert time.monotonic() < deadline, "git daemon did not start"
+            time.sleep(0.05)
+        yield base, port
+    finally:
+        daemon.kill()
+        daemon.wait()

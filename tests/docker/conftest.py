@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -153,29 +151,3 @@ async def fetch_text(port: int, path: str = "/") -> tuple[int, str]:
 
 
 STATIC_APP = {"index.html": "hello v1\n"}
-
-
-@pytest.fixture
-def git_server(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    """A `git daemon` on loopback serving tmp_path/srv: (that directory, its port)."""
-    base = tmp_path / "srv"
-    base.mkdir()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    daemon = subprocess.Popen(
-        ["git", "daemon", "--reuseaddr", f"--base-path={base}", "--export-all",
-         f"--port={port}", "--listen=127.0.0.1", str(base)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            assert time.monotonic() < deadline, "git daemon did not start"
-            time.sleep(0.05)
-        yield base, port
-    finally:
-        daemon.kill()
-        daemon.wait()

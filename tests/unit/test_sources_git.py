@@ -2,7 +2,6 @@
 
 import asyncio
 import base64
-import contextlib
 import http.server
 import os
 import socket
@@ -10,7 +9,6 @@ import subprocess
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,27 +65,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    """A `git daemon` on loopback serving tmp_path/srv: (that directory, its port)."""
-    base = tmp_path / "srv"
-    base.mkdir()
-    port = free_port()
-    daemon = subprocess.Popen(
-        ["git", "daemon", "--reuseaddr", f"--base-path={base}", "--export-all",
-         f"--port={port}", "--listen=127.0.0.1", str(base)],
-        env=GIT_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            assert time.monotonic() < deadline, "git daemon did not start"
-            time.sleep(0.05)
-        yield base, port
-    finally:
-        daemon.kill()
-        daemon.wait()
+def served(git_server: tuple[Path, int]) -> tuple[Path, int]:
+    """A `git daemon` on loopback (tests/conftest.py): (its base directory, its port)."""
+    return git_server
 
 
 async def test_fetches_then_refetches_into_the_same_cache(served, tmp_path):
