@@ -17,6 +17,7 @@ from tests.conftest import login, register
 from tests.docker.conftest import (
     STATIC_APP,
     agent_containers,
+    agent_images,
     deploy_config,
     fetch_text,
     make_repo,
@@ -160,3 +161,29 @@ async def test_a_build_past_its_limit_fails_cleanly(
             break
         await asyncio.sleep(0.2)
     assert await asyncio.to_thread(build_containers) == []
+
+
+async def test_images_beyond_keep_releases_are_pruned(
+    aiohttp_client: Any, docker_engine: None, data_dir: Path, tmp_path: Path
+) -> None:
+    client = await aiohttp_client(create_app(deploy_config(data_dir, keep_releases=2)))
+    await register(client)
+    auth = {"Authorization": f"Bearer {(await login(client))['access_token']}"}
+    repo = await asyncio.to_thread(make_repo, tmp_path / "app", STATIC_APP)
+    done = []
+    for n in range(3):
+        created = await post(client, auth, body_for(repo, build_cmd=f"echo release {n}"))
+        done.append(await wait_done(client, auth, created["id"]))
+    assert [d["status"] for d in done] == ["live"] * 3
+    for _ in range(50):  # the old release drains, stops, and then the prune runs
+        images = await asyncio.to_thread(agent_images, data_dir)
+        if len(images) <= 2:
+            break
+        await asyncio.sleep(0.2)
+    assert sorted(tag.rsplit(":", 1)[1] for tag in images) == ["2", "3"], images
+    resp = await client.post(f"/api/v1/deployments/{done[0]['id']}/rollback", headers=auth)
+    assert resp.status == 409 and "pruned" in (await resp.json())["error"]["message"]
+    resp = await client.post(f"/api/v1/deployments/{done[1]['id']}/rollback", headers=auth)
+    assert resp.status == 202
+    rolled = await wait_done(client, auth, (await resp.json())["id"])
+    assert rolled["status"] == "live" and rolled["artifact"] == done[1]["artifact"]
