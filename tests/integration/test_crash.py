@@ -110,3 +110,31 @@ def test_kill_9_mid_build_then_restart_is_consistent(deploy_daemon: Daemon, tmp_
     third = wait_status(daemon, token, third["id"], {"live", "failed"})
     assert third["status"] == "live", third
     assert page(third["host_port"]) == "hello v2\n"
+
+
+def test_sigterm_mid_build_cleans_up_and_keeps_queued_work(
+    deploy_daemon: Daemon, tmp_path: Path
+) -> None:
+    daemon = deploy_daemon
+    daemon.start()
+    token = daemon.admin_token()
+    repo = make_repo(tmp_path / "app", STATIC_APP)
+    slow = {"name": "web", "source": "local", "path": str(repo), "runtime": "static",
+            "build_cmd": "echo slow build; sleep 60"}  # fmt: skip
+    status, running = daemon.request("POST", "/api/v1/deployments", slow, token=token)
+    assert status == 202
+    quick = {key: value for key, value in slow.items() if key != "build_cmd"}
+    status, queued = daemon.request("POST", "/api/v1/deployments", quick, token=token)
+    assert status == 202
+    wait_status(daemon, token, running["id"], {"building"})
+
+    assert daemon.stop(signal.SIGTERM, timeout=20) == 0
+    assert agent_containers(daemon.data_dir) == []
+
+    daemon.start()
+    token = daemon.admin_token()
+    failed = wait_status(daemon, token, running["id"], {"failed"}, limit=10)
+    assert "interrupted" in failed["error"]
+    resumed = wait_status(daemon, token, queued["id"], {"live", "failed"})
+    assert resumed["status"] == "live", resumed  # accepted work survives the stop
+    assert page(resumed["host_port"]) == "hello v1\n"
