@@ -182,7 +182,6 @@ async def get_deployment(request: web.Request) -> web.Response:
     responses={202: DEPLOYMENT},
 )
 async def update_deployment(request: web.Request) -> web.Response:
-    identity = identity_of(request)
     original = await deployment_of(request)
     body = await read_json(request, ds.UPDATE_DEPLOYMENT)
     await _check_refs(request, body, original.owner_id)
@@ -198,7 +197,6 @@ async def update_deployment(request: web.Request) -> web.Response:
         triggered_by="api",
         auto_deploy=body.get("auto_deploy"),
     )
-    del identity
     created = await request.app[DEPLOYER].create(new, _env_changes(body), project_given=False)
     return web.json_response(deployment_json(created), status=202)
 

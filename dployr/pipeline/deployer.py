@@ -46,17 +46,16 @@ class Deployer:
         bus: EventBus,
         box: SecretBox,
     ) -> None:
-        self.db, self.config, self.runtime, self.proxy, self.bus, self.box = (
-            db,
-            config,
-            runtime,
-            proxy,
-            bus,
-            box,
-        )
+        self.db = db
+        self.config = config
+        self.runtime = runtime
+        self.proxy = proxy
+        self.bus = bus
+        self.box = box
         self.build_slots = asyncio.Semaphore(config.runtime.build_concurrency)
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._task_service: dict[str, str] = {}  # deployment id → service id, while queued/running
         self._cancel_reasons: dict[str, str] = {}
         self.cache_dir = config.data_path / "cache"
         self.work_dir = config.data_path / "work"
@@ -115,6 +114,7 @@ class Deployer:
             self._run(deployment.id, deployment.service_id), name=f"deploy {deployment.id}"
         )
         self._tasks[deployment.id] = task
+        self._task_service[deployment.id] = deployment.service_id
 
     async def _run(self, deployment_id: str, service_id: str) -> None:
         try:
@@ -132,6 +132,7 @@ class Deployer:
             _LOGGER.exception("deployment %s crashed the deployer", deployment_id)
         finally:
             self._tasks.pop(deployment_id, None)
+            self._task_service.pop(deployment_id, None)
             self._cancel_reasons.pop(deployment_id, None)
 
     async def _end_queued(self, deployment: Deployment) -> None:
@@ -160,15 +161,15 @@ class Deployer:
         await asyncio.wait({task})
 
     async def cancel_service(self, service_id: str) -> None:
-        for deployment_id, task in list(self._tasks.items()):
-            if task.get_name() and (await self._service_of(deployment_id)) == service_id:
+        """Cancel every queued or running deployment of a service (before deleting it)."""
+        doomed = []
+        for deployment_id, owner in list(self._task_service.items()):
+            if owner == service_id:
                 self._cancel_reasons[deployment_id] = "cancelled"
-                task.cancel()
-                await asyncio.wait({task})
-
-    async def _service_of(self, deployment_id: str) -> str | None:
-        deployment = await deployments.get_deployment(self.db, deployment_id, None)
-        return deployment.service_id if deployment else None
+                doomed.append(self._tasks[deployment_id])
+                doomed[-1].cancel()
+        if doomed:
+            await asyncio.wait(doomed)
 
     async def shutdown(self, grace: float) -> None:
         """SIGTERM: running deployments fail as interrupted (cleaned up); queued ones stay
