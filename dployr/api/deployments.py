@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +11,7 @@ from dployr.api import deploy_schemas as ds
 from dployr.api import schemas
 from dployr.api.openapi import PAGING, operation, query_param
 from dployr.api.projects import owner_filter, project_of
+from dployr.api.streams import LineStream, client_gone
 from dployr.api.users import identity_of
 from dployr.api.validation import page_json, page_request, query_bool, query_choice, read_json
 from dployr.errors import InvalidState, NotFound, Unavailable, ValidationError
@@ -254,11 +254,11 @@ async def rollback_deployment(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/deployments/{id}/logs", allow_head=False)
 @operation(
-    "The build and deploy log; ?follow=true streams NDJSON until the deployment ends",
+    "The build and deploy log; ?follow=true streams NDJSON (or SSE) until it ends",
     tag="deployments",
     responses={200: schemas.ref("DeploymentLogs")},
     query=(query_param("follow", {"type": "boolean"}),),
-    streams=("application/x-ndjson",),
+    streams=("application/x-ndjson", "text/event-stream"),
 )
 async def deployment_logs(request: web.Request) -> web.StreamResponse:
     deployment = await deployment_of(request)
@@ -272,25 +272,16 @@ async def deployment_logs(request: web.Request) -> web.StreamResponse:
                 "logs": [{"seq": s, "timestamp": t, "message": m} for s, t, m in lines],
             }
         )
-    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-    await response.prepare(request)
-    seq = 0
-    while True:
-        current = await deployments.get_deployment(db, deployment.id, None)
-        for s, t, m in await deployments.read_log(db, deployment.id, seq):
-            seq = s
-            line = {"seq": s, "timestamp": t, "message": m}
-            await response.write(json.dumps(line).encode() + b"\n")
-        if current is None or current.status in FINISHED:
-            # One last read: lines flushed between the status read and the log read.
-            for s, t, m in await deployments.read_log(db, deployment.id, seq):
-                seq = s
-                await response.write(
-                    json.dumps({"seq": s, "timestamp": t, "message": m}).encode() + b"\n"
-                )
-            end = {"status": current.status if current else "deleted", "end": True}
-            await response.write(json.dumps(end).encode() + b"\n")
-            break
-        await asyncio.sleep(FOLLOW_POLL)
-    await response.write_eof()
-    return response
+    async with LineStream(request) as stream:
+        after = 0
+        while not client_gone(request):
+            # Status first, then lines: the log is complete before the status ends it.
+            current = await deployments.get_deployment(db, deployment.id, None)
+            for seq, stamp, message in await deployments.read_log(db, deployment.id, after):
+                await stream.send({"seq": seq, "timestamp": stamp, "message": message})
+                after = seq
+            if current is None or current.status in FINISHED:
+                await stream.send({"status": current.status if current else "deleted", "end": True})
+                break
+            await asyncio.sleep(FOLLOW_POLL)
+    return stream.response

@@ -257,6 +257,9 @@ class Attempt:
         await self.d.proxy.switch(Upstream(self.deployment.service_id, host_port))
         self.finish("switching", message="live")
         await self._update({"stages": self.stages}, None)
+        # The log is complete before the status says so: a follower stops at the status.
+        self.log.write(f"==> live: release {self.deployment.number} on 127.0.0.1:{host_port}")
+        await self.log.flush()
         live, published, previous = await deployments.make_live(
             self.d.db, self.deployment, f"release {self.deployment.number} is live"
         )
@@ -264,7 +267,6 @@ class Attempt:
         self.d.publish(*published)
         self.instance_ref = None  # from here on it is the live instance, never cleaned up
         self.built = None
-        self.log.write(f"==> live: release {live.number} on 127.0.0.1:{host_port}")
         await asyncio.shield(self._retire(previous))
 
     async def _retire(self, previous: Deployment | None) -> None:
@@ -294,6 +296,7 @@ class Attempt:
             self.finish(self.stage, "failed", message)
         self.log.write(f"==> failed: {message}")
         await self._cleanup()
+        await self.log.flush()
         await self._update(
             {"status": "failed", "error": message, "stages": self.stages, "finished_at": now_iso()},
             ("deployment.failed", message, self.stage),
@@ -311,6 +314,7 @@ class Attempt:
             self.finish(self.stage, "failed", "cancelled")
         self.log.write("==> cancelled")
         await self._cleanup()
+        await self.log.flush()
         await self._update(
             {"status": "cancelled", "stages": self.stages, "finished_at": now_iso()},
             ("deployment.cancelled", "cancelled", self.stage),
