@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -108,6 +110,7 @@ def git_server(tmp_path: Path) -> Iterator[tuple[Path, int]]:
         ["git", "daemon", "--reuseaddr", f"--base-path={base}", "--export-all",
          f"--port={port}", "--listen=127.0.0.1", str(base)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # `git daemon` runs git-daemon as a child: kill the group
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 10
@@ -118,5 +121,5 @@ def git_server(tmp_path: Path) -> Iterator[tuple[Path, int]]:
             time.sleep(0.05)
         yield base, port
     finally:
-        daemon.kill()
+        os.killpg(daemon.pid, signal.SIGKILL)
         daemon.wait()
