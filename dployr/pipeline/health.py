@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-INTERVAL = 0.25
+INTERVAL = 0.05  # an app is usually up within a few tenths of a second
 
 
 async def wait_healthy(

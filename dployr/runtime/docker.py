@@ -207,6 +207,9 @@ class DockerRuntime:
             environment={**spec.env, "PORT": str(spec.port)},
             ports={f"{spec.port}/tcp": ("127.0.0.1", host_port)},
             restart_policy={"Name": "unless-stopped"},
+            # An init as PID 1 forwards SIGTERM: an app that installs no handler (most do not)
+            # still stops at once instead of after the grace period, and zombies are reaped.
+            init=True,
             # A small VPS's disk: the engine keeps at most 3 x 10 MB of output per container.
             log_config={"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
             **kwargs,

@@ -1,0 +1,226 @@
+"""Deploy figures: POST /deployments → live against the same steps by hand, rollback time, and
+the daemon's RSS with 10 services deployed.
+
+A real `dployr serve` and the real Docker engine; the app is FROM busybox:stable (built by
+scripts/provision) in a local git repo. Rounds alternate agent and by-hand, each after a new
+commit, so both use their caches as in real life (the agent its cached clone, both the
+engine's layer cache)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "bench password 1"
+DOCKERFILE = (
+    "FROM busybox:stable\nWORKDIR /app\nCOPY . /app\n"
+    'CMD ["/bin/sh", "-c", "httpd -f -p \\"$PORT\\" -h /app"]\n'
+)
+GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_page(port: int, expected: str, limit: float = 30) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as resp:
+                if resp.read().decode() == expected:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.01)
+    raise RuntimeError(f"port {port} never served {expected!r}")
+
+
+class Daemon:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DPLOYR_")}
+        env.update(
+            DPLOYR_SERVER_DATA_DIR=str(data_dir),
+            DPLOYR_SERVER_LOG_LEVEL="warning",
+            DPLOYR_AUTH_BCRYPT_ROUNDS="4",
+            DPLOYR_RATE_LIMIT_ENABLED="false",
+            DPLOYR_RUNTIME_ALLOW_LOCAL_SOURCES="true",
+            DPLOYR_RUNTIME_DRAIN_SECONDS="0",
+            DPLOYR_RUNTIME_KEEP_RELEASES="20",
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dployr", "serve", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.call("GET", "/health")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        account = {"name": "Bench", "email": "bench@example.com", "password": PASSWORD}
+        self.call("POST", "/api/v1/auth/register", account)
+        pair = self.call(
+            "POST", "/api/v1/auth/login", {k: account[k] for k in ("email", "password")}
+        )
+        self.token = pair["access_token"]
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if getattr(self, "token", None):
+            req.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def wait_live(self, deployment_id: str, limit: float = 120) -> dict[str, Any]:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            body = self.call("GET", f"/api/v1/deployments/{deployment_id}")
+            if body["status"] == "live":
+                return dict(body)
+            if body["status"] in ("failed", "cancelled"):
+                raise RuntimeError(f"deployment failed: {body['error']}")
+            time.sleep(0.02)
+        raise RuntimeError(f"{deployment_id} not live in {limit} s")
+
+    def deploy(self, name: str, repo: Path) -> tuple[float, dict[str, Any]]:
+        body = {"name": name, "source": "local", "path": str(repo), "branch": "main",
+                "runtime": "static", "port": 8080,
+                "health_check": {"path": "/", "timeout": 30}}  # fmt: skip
+        started = time.perf_counter()
+        created = self.call("POST", "/api/v1/deployments", body)
+        live = self.wait_live(created["id"])
+        return time.perf_counter() - started, live
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
+        return kb / 1024
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(30)
+
+
+def by_hand(repo: Path, work: Path, tag: str, expected: str) -> float:
+    """git clone + docker build + docker run + wait for the page: the same steps by hand."""
+    started = time.perf_counter()
+    clone = work / f"clone-{time.monotonic_ns()}"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(clone)],
+                   check=True)  # fmt: skip
+    (clone / "Dockerfile").write_text(DOCKERFILE)
+    subprocess.run(["docker", "build", "-q", "-t", tag, str(clone)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    port = free_port()
+    run = ["docker", "run", "-d", "--init", "--label", "dployr.bench=1", "-e", "PORT=8080",
+           "-p", f"127.0.0.1:{port}:8080", tag]  # fmt: skip
+    subprocess.run(run, check=True, stdout=subprocess.DEVNULL)
+    wait_page(port, expected)
+    return time.perf_counter() - started
+
+
+def commit(repo: Path, text: str) -> None:
+    (repo / "index.html").write_text(text)
+    subprocess.run([*GIT, "-C", str(repo), "commit", "-qam", text.strip()], check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--services", type=int, default=10)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dployr-bench-"))
+    repo = work / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    (repo / "index.html").write_text("v0\n")
+    subprocess.run([*GIT, "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run([*GIT, "-C", str(repo), "commit", "-qm", "v0"], check=True)
+    daemon = Daemon(work / "data")
+    try:
+        first, live = daemon.deploy("bench", repo)
+        service_id = live["service_id"]
+        print(f"first deploy (cold clone, build, run): {first:.2f} s")
+        agent, hand, history = [], [], [live]
+        for n in range(1, args.rounds + 1):
+            commit(repo, f"v{n}\n")
+            hand.append(by_hand(repo, work, f"dployr-bench/byhand:{n}", f"v{n}\n"))
+            seconds, live = daemon.deploy("bench", repo)
+            agent.append(seconds)
+            history.append(live)
+            print(f"round {n}: agent {seconds:.2f} s, by hand {hand[-1]:.2f} s,"
+                  f" ratio {seconds / hand[-1]:.2f}")  # fmt: skip
+        ratio = statistics.median(agent) / statistics.median(hand)
+        print(f"redeploy to live: agent median {statistics.median(agent):.2f} s, by hand median"
+              f" {statistics.median(hand):.2f} s, ratio {ratio:.2f} (goal <= 1.3)")  # fmt: skip
+
+        rollbacks = []
+        for target in history[-4:-1]:
+            started = time.perf_counter()
+            created = daemon.call("POST", f"/api/v1/deployments/{target['id']}/rollback")
+            daemon.wait_live(created["id"])
+            rollbacks.append(time.perf_counter() - started)
+        print("rollback to live: " + ", ".join(f"{r:.2f}" for r in rollbacks)
+              + f" s; median {statistics.median(rollbacks):.2f} s (goal <= 3 s)")  # fmt: skip
+
+        for i in range(args.services - 1):
+            daemon.deploy(f"bench-r{i}", repo)
+        time.sleep(1)
+        print(f"daemon RSS with {args.services} services deployed: {daemon.rss_mb():.1f} MB"
+              " (goal <= 80 MB)")  # fmt: skip
+        del service_id
+    finally:
+        cleanup(daemon, work)
+
+
+def cleanup(daemon: Daemon, work: Path) -> None:
+    try:
+        for service in daemon.call("GET", "/api/v1/services?per_page=100")["items"]:
+            daemon.call("DELETE", f"/api/v1/services/{service['id']}")
+    except (OSError, urllib.error.URLError) as err:
+        print(f"cleanup through the API failed: {err}", file=sys.stderr)
+    daemon.stop()
+    ids = subprocess.run(["docker", "ps", "-aq", "--filter", "label=dployr.bench=1"],
+                         capture_output=True, text=True).stdout.split()  # fmt: skip
+    agent_file = daemon.data_dir / "agent_id"
+    if agent_file.exists():
+        label = f"label=dployr.agent={agent_file.read_text().strip()}"
+        ids += subprocess.run(["docker", "ps", "-aq", "--filter", label],
+                              capture_output=True, text=True).stdout.split()  # fmt: skip
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+    images = subprocess.run(["docker", "images", "-q", "dployr-bench/byhand"],
+                            capture_output=True, text=True).stdout.split()  # fmt: skip
+    if images:
+        subprocess.run(["docker", "rmi", "-f", *set(images)], capture_output=True)
+    subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+if __name__ == "__main__":
+    main()
