@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +196,42 @@ async def test_services_without_a_project_go_to_default(
     assert project["name"] == "default"
     templates = await (await dclient.get("/api/v1/templates", headers=auth)).json()
     assert {t["id"] for t in templates["items"]} >= {"nodejs", "python", "go", "rust", "static"}
+
+
+async def test_image_source_and_the_repos_own_dockerfile(
+    dclient: TestClient,  # type: ignore[type-arg]
+    auth: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    serve = 'mkdir -p /www && echo from-image > /www/index.html && exec httpd -f -p "$PORT" -h /www'
+    image = {"name": "img", "source": "image", "runtime": "image", "image": "busybox:stable",
+             "run_cmd": serve, "resources": {"memory": "64m", "cpus": 0.5}}  # fmt: skip
+    live = await deploy(dclient, auth, image)
+    assert live["status"] == "live", live["error"]
+    assert live["artifact"] == "busybox:stable"
+    assert {s["name"]: s["status"] for s in live["stages"]}["building"] == "skipped"
+    service = await (
+        await dclient.get(f"/api/v1/services/{live['service_id']}", headers=auth)
+    ).json()
+    assert await fetch_text(service["host_port"]) == (200, "from-image\n")
+    limits = await asyncio.to_thread(
+        subprocess.run,
+        ["docker", "inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}}",
+         service["container_id"]],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert limits.stdout.split() == [str(64 * 1024 * 1024), "500000000"]
+
+    dockerfile = (
+        "FROM busybox:stable\nCOPY index.html /www/index.html\n"
+        'CMD ["/bin/sh", "-c", "exec httpd -f -p \\"$PORT\\" -h /www"]\n'
+    )
+    repo = await asyncio.to_thread(
+        make_repo, tmp_path / "own", {"Dockerfile": dockerfile, "index.html": "own file\n"}
+    )
+    own = await deploy(dclient, auth, static_body(repo, name="own", runtime="dockerfile"))
+    assert own["status"] == "live", own["error"]
+    service = await (
+        await dclient.get(f"/api/v1/services/{own['service_id']}", headers=auth)
+    ).json()
+    assert await fetch_text(service["host_port"]) == (200, "own file\n")

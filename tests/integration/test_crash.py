@@ -4,6 +4,7 @@ orphans, and the live release kept serving the whole time (SPEC §9)."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -104,6 +105,15 @@ def test_kill_9_mid_build_then_restart_is_consistent(deploy_daemon: Daemon, tmp_
         assert time.monotonic() < deadline, agent_containers(daemon.data_dir)
         time.sleep(0.2)
     assert not any(tag.endswith(":2") for tag in agent_images(daemon.data_dir))
+
+    # A container lost while the daemon is down comes back at the next start.
+    daemon.stop(signal.SIGKILL)
+    subprocess.run(["docker", "rm", "-f", service["container_id"]], check=True, capture_output=True)
+    daemon.start()
+    token = daemon.admin_token()
+    status, service = daemon.request("GET", f"/api/v1/services/{first['service_id']}", token=token)
+    assert service["status"] == "running" and service["host_port"] == port, service
+    assert page(port) == "hello v1\n"
 
     # And the next deploy works.
     status, third = daemon.request("POST", "/api/v1/deployments", body, token=token)
