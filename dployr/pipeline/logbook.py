@@ -13,23 +13,38 @@ from dployr.store.db import Database
 
 _LOGGER = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.25
-MAX_LINES = 20_000  # a runaway build cannot fill the disk through its log
-MAX_LINE = 4096
+# A runaway build cannot fill the disk through its log: a deployment keeps at most MAX_BYTES of
+# text (a newline counted per line) and MAX_LINES rows (each row has ~70 bytes of overhead).
+MAX_BYTES = 5 * 1024 * 1024
+MAX_LINES = 100_000
+MAX_LINE = 4096  # characters; a longer line is cut
 
 
 class Logbook:
     """write() is synchronous and cheap (it can be called for every build line); a task
-    writes the buffer every FLUSH_SECONDS, one transaction a batch."""
+    writes the buffer every FLUSH_SECONDS, one transaction a batch. Past its cap the log
+    takes no more lines, and its last line says how much was dropped."""
 
     def __init__(
-        self, db: Database, deployment_id: str, secrets: list[str], start_seq: int
+        self,
+        db: Database,
+        deployment_id: str,
+        secrets: list[str],
+        start_seq: int,
+        *,
+        max_bytes: int = MAX_BYTES,
+        max_lines: int = MAX_LINES,
     ) -> None:
         self._db = db
         self._deployment_id = deployment_id
         self._secrets = secrets
         self._seq = start_seq
+        self._max_bytes = max_bytes
+        self._max_lines = max_lines
+        self._bytes = 0  # what the log holds already: counted at __aenter__ (a resumed attempt)
         self._buffer: list[tuple[int, str, str]] = []
-        self._dropped = 0
+        self._dropped_lines = 0
+        self._dropped_bytes = 0
         self._wake = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
 
@@ -37,15 +52,26 @@ class Logbook:
         return mask_secrets(text, self._secrets)
 
     def write(self, line: str) -> None:
-        if self._seq >= MAX_LINES:
-            self._dropped += 1
+        line = line.rstrip("\r\n")
+        if self._dropped_lines:
+            self._drop(line)  # once cut, always cut: a log with holes would mislead
             return
+        text = self.mask(line)[:MAX_LINE]
+        size = len(text.encode("utf-8")) + 1
+        if self._bytes + size > self._max_bytes or self._seq >= self._max_lines:
+            self._drop(line)
+            return
+        self._bytes += size
         self._seq += 1
-        text = self.mask(line.rstrip("\r\n"))[:MAX_LINE]
         self._buffer.append((self._seq, now_iso(), text))
         self._wake.set()
 
+    def _drop(self, line: str) -> None:
+        self._dropped_lines += 1
+        self._dropped_bytes += len(line.encode("utf-8", "replace")) + 1
+
     async def __aenter__(self) -> Logbook:
+        self._bytes = await deployments.log_bytes(self._db, self._deployment_id)
         self._flusher = asyncio.create_task(self._run())
         return self
 
@@ -54,9 +80,14 @@ class Logbook:
         self._flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._flusher
-        if self._dropped:
-            note = f"({self._dropped} more lines dropped)"
-            self._buffer.append((MAX_LINES + 1, now_iso(), note))
+        if self._dropped_lines:
+            note = (
+                f"[log truncated at {self._bytes} bytes, line {self._seq}: "
+                f"{self._dropped_lines} more lines ({self._dropped_bytes} bytes) dropped; "
+                f"a deployment's log keeps at most {self._max_bytes} bytes]"
+            )
+            self._seq += 1  # may pass max_lines by this one line
+            self._buffer.append((self._seq, now_iso(), note))
         await asyncio.shield(self.flush())
 
     async def _run(self) -> None:

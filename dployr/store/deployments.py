@@ -334,14 +334,32 @@ async def append_log(db: Database, deployment_id: str, lines: list[tuple[int, st
 
 
 async def read_log(
-    db: Database, deployment_id: str, after_seq: int = 0, limit: int = 1000
+    db: Database,
+    deployment_id: str,
+    after_seq: int = 0,
+    limit: int = 1000,
+    max_bytes: int = 1_048_576,
 ) -> list[tuple[int, str, str]]:
+    """Lines after `after_seq`, in order: at most `limit` of them, and no more after the
+    line that reaches `max_bytes` (always at least one line when there is one)."""
     rows = await db.fetchall(
-        "SELECT seq, timestamp, line FROM deployment_logs WHERE deployment_id = ? AND seq > ?"
-        " ORDER BY seq LIMIT ?",
-        (deployment_id, after_seq, limit),
+        "SELECT seq, timestamp, line FROM ("
+        " SELECT seq, timestamp, line, length(CAST(line AS BLOB)) AS size,"
+        " SUM(length(CAST(line AS BLOB))) OVER (ORDER BY seq) AS total"
+        " FROM deployment_logs WHERE deployment_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+        ") WHERE total - size < ? ORDER BY seq",
+        (deployment_id, after_seq, limit, max_bytes),
     )
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+async def log_bytes(db: Database, deployment_id: str) -> int:
+    """The bytes a deployment's log holds (a newline counted per line), for its cap."""
+    value = await db.fetchval(
+        "SELECT SUM(length(CAST(line AS BLOB)) + 1) FROM deployment_logs WHERE deployment_id = ?",
+        (deployment_id,),
+    )
+    return int(value or 0)
 
 
 async def last_log_seq(db: Database, deployment_id: str) -> int:
