@@ -13,6 +13,8 @@ COMMAND = line(2048)
 NULLABLE_COMMAND: Schema = {"anyOf": [COMMAND, {"type": "null"}]}
 VERSION: Schema = {"type": ["string", "null"], "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"}
 PORT: Schema = {"type": "integer", "minimum": 1, "maximum": 65535}
+# null: a worker (SPEC §13), with no PORT, no published port, no route and no HTTP or TCP check.
+APP_PORT: Schema = {"type": ["integer", "null"], "minimum": 1, "maximum": 65535}
 TARGETS = ["docker", "systemd", "process"]
 HEALTH_CHECK = obj(
     [],
@@ -47,7 +49,7 @@ _CONFIG: dict[str, Schema] = {
     "target": {"enum": [*TARGETS, None]},
     "build_cmd": NULLABLE_COMMAND,
     "run_cmd": NULLABLE_COMMAND,
-    "port": PORT,
+    "port": APP_PORT,
     "env": ENV_MAP,
     "health_check": HEALTH_CHECK,
     "resources": RESOURCES,
@@ -159,7 +161,7 @@ COMPONENTS: dict[str, Schema] = {
             "target": {"type": "string"},
             "build_cmd": _OPT,
             "run_cmd": _OPT,
-            "port": PORT,
+            "port": APP_PORT,
             "env": {"type": "object", "additionalProperties": {"type": "string"}},
             "health_check": {"type": "object"},
             "resources": {"type": "object"},

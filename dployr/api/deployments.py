@@ -40,7 +40,7 @@ def deployment_json(deployment: Deployment) -> dict[str, Any]:
         **{k: spec.get(k) for k in ("source", "remote", "branch", "path", "image")},
         "credential_id": spec.get("credential_id"),
         **{k: spec.get(k) for k in ("runtime", "version", "target", "build_cmd", "run_cmd")},
-        "port": spec["port"],
+        "port": spec.get("port"),  # null: a worker
         "env": deployment.env_public,
         "health_check": spec["health_check"],
         "resources": spec["resources"],

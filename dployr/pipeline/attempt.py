@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from dployr.errors import ValidationError
 from dployr.ids import now_iso
-from dployr.pipeline.health import wait_healthy
+from dployr.pipeline.health import WORKER_SETTLE, wait_healthy, wait_settled
 from dployr.pipeline.logbook import Logbook
 from dployr.pipeline.spec import DeploySpec
 from dployr.proxy.protocol import Upstream
@@ -209,7 +209,8 @@ class Attempt:
         self.finish("building", message=f"built {tag}")
         await self._update({"artifact": tag}, None)
 
-    async def starting(self) -> int:
+    async def starting(self) -> int | None:
+        """Start the new instance; its loopback port, or None for a worker (no port)."""
         artifact = self.deployment.artifact
         assert artifact is not None
         await self.enter("starting", f"starting {artifact}")
@@ -229,36 +230,66 @@ class Attempt:
             )
         )
         self.instance_ref = instance.ref
-        assert instance.host_port is not None
-        self.finish("starting", message=f"listening on 127.0.0.1:{instance.host_port}")
+        if self.spec.port is None:
+            self.finish("starting", message="started (a worker: no port)")
+        else:
+            assert instance.host_port is not None
+            self.finish("starting", message=f"listening on 127.0.0.1:{instance.host_port}")
         await self._update({"host_port": instance.host_port, "instance_ref": instance.ref}, None)
         return instance.host_port
 
-    async def health_checking(self, host_port: int) -> None:
+    async def health_checking(self, host_port: int | None) -> None:
         check = self.spec.health_check
-        what = f"GET {check.path}" if check.path else "a TCP connect"
-        await self.enter("health_checking", f"waiting up to {check.timeout} s for {what}")
         ref = self.instance_ref
         assert ref is not None
+        if host_port is None:
+            await self._settle_worker(ref, min(WORKER_SETTLE, check.timeout))
+            return
+        what = f"GET {check.path}" if check.path else "a TCP connection the app holds open"
+        await self.enter("health_checking", f"waiting up to {check.timeout} s for {what}")
 
         async def still_running() -> bool:
-            return (await self.d.runtime.status(ref)).status in ("running", "starting")
+            # A restart means it exited: the engine brings a crashed container back at once.
+            status = await self.d.runtime.status(ref)
+            return status.status in ("running", "starting") and status.restarts == 0
 
         problem = await wait_healthy(host_port, check.path, check.timeout, still_running)
         if problem is not None:
-            output = await self.d.runtime.recent_output(ref)
-            for line in output.splitlines()[-20:]:
-                self.log.write(f"[app] {line}")
+            await self._app_output(ref)
             raise StageFailed(f"health check failed: {problem}")
         self.finish("health_checking", message=f"{what} answered")
 
-    async def switching(self, host_port: int) -> None:
-        await self.enter("switching", f"sending traffic to 127.0.0.1:{host_port}")
-        await self.d.proxy.switch(Upstream(self.deployment.service_id, host_port))
+    async def _settle_worker(self, ref: str, settle: float) -> None:
+        """A worker has no port to ask: it is healthy once it has stayed up (SPEC §13)."""
+        await self.enter("health_checking", f"a worker: waiting {settle:g} s for it to stay up")
+        how = await wait_settled(settle, lambda: self.d.runtime.status(ref))
+        if how is not None:
+            last = await self._app_output(ref)
+            said = f"; last output: {last[-1][:200]}" if last else ""
+            raise StageFailed(f"the worker exited within its first {settle:g} s ({how}){said}")
+        self.finish("health_checking", message=f"stayed up for {settle:g} s")
+
+    async def _app_output(self, ref: str) -> list[str]:
+        """The instance's last lines, copied to the deployment's log."""
+        lines = (await self.d.runtime.recent_output(ref)).splitlines()[-20:]
+        for line in lines:
+            self.log.write(f"[app] {line}")
+        return [line for line in lines if line.strip()]
+
+    async def switching(self, host_port: int | None) -> None:
+        service_id = self.deployment.service_id
+        if host_port is None:  # a worker takes no traffic: the service has no routes to send
+            await self.enter("switching", "a worker: no traffic to send")
+            await self.d.proxy.remove(service_id)
+            where = "as a worker"
+        else:
+            await self.enter("switching", f"sending traffic to 127.0.0.1:{host_port}")
+            await self.d.proxy.switch(Upstream(service_id, host_port))
+            where = f"on 127.0.0.1:{host_port}"
         self.finish("switching", message="live")
         await self._update({"stages": self.stages}, None)
         # The log is complete before the status says so: a follower stops at the status.
-        self.log.write(f"==> live: release {self.deployment.number} on 127.0.0.1:{host_port}")
+        self.log.write(f"==> live: release {self.deployment.number} {where}")
         await self.log.flush()
         live, published, previous = await deployments.make_live(
             self.d.db, self.deployment, f"release {self.deployment.number} is live"

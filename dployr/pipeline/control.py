@@ -88,8 +88,9 @@ async def _replace_instance(deployer: Deployer, service: Service, live: Deployme
 
 async def start_instance(
     deployer: Deployer, deployment: Deployment, env: dict[str, str], host_port: int | None
-) -> tuple[str, int]:
-    """Run a release's artifact again (restart, start, reconcile); a taken port → a fresh one."""
+) -> tuple[str, int | None]:
+    """Run a release's artifact again (restart, start, reconcile); a taken port → a fresh one.
+    The port is None for a worker, which publishes none."""
     spec = DeploySpec.from_json(deployment.spec)
     assert deployment.artifact is not None
     run_cmd = None if CATALOG[spec.runtime].templated else spec.run_cmd
@@ -114,7 +115,6 @@ async def start_instance(
         instance = await deployer.runtime.start(
             InstanceSpec(**{**instance_spec.__dict__, "host_port": None})
         )
-    assert instance.host_port is not None
     return instance.ref, instance.host_port
 
 

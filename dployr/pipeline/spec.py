@@ -28,7 +28,7 @@ class DeploySpec:
     source: str  # remote | local | image
     runtime: str
     target: str
-    port: int
+    port: int | None  # None: a worker (SPEC §13): no PORT, no route, no HTTP or TCP check
     remote: str | None = None
     branch: str | None = None
     credential_id: str | None = None
@@ -120,3 +120,7 @@ async def check_spec(spec: DeploySpec, config: Config) -> None:
         raise ValidationError("version", f"is required for runtime {spec.runtime}")
     if spec.domain is not None and (len(spec.domain) > 253 or not _DOMAIN.match(spec.domain)):
         raise ValidationError("domain", "must be a lower-case host name (RFC 1123)")
+    if spec.domain is not None and spec.port is None:
+        raise ValidationError(
+            "domain", "a worker (port null) takes no traffic, so it has no domain"
+        )

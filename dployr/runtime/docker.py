@@ -179,7 +179,11 @@ class DockerRuntime:
         when another process takes it between our probe and the engine's bind)."""
         last: RuntimeFailure | None = None
         for _ in range(PORT_ATTEMPTS if spec.host_port is None else 1):
-            host_port = spec.host_port or await asyncio.to_thread(free_loopback_port)
+            host_port = (
+                None  # a worker publishes nothing
+                if spec.port is None
+                else spec.host_port or await asyncio.to_thread(free_loopback_port)
+            )
             try:
                 container = await self._call(self._run, spec, host_port)
             except RuntimeFailure as err:
@@ -191,7 +195,7 @@ class DockerRuntime:
         assert last is not None
         raise last
 
-    def _run(self, spec: InstanceSpec, host_port: int) -> Any:
+    def _run(self, spec: InstanceSpec, host_port: int | None) -> Any:
         name = f"dployr-{spec.service_name}-{spec.number}-{secrets.token_hex(3)}"
         kwargs: dict[str, Any] = {}
         if spec.resources.cpus:
@@ -200,12 +204,16 @@ class DockerRuntime:
             kwargs["mem_limit"] = spec.resources.memory
         if spec.run_cmd:
             kwargs["command"] = ["/bin/sh", "-c", spec.run_cmd]
+        environment = dict(spec.env)
+        if spec.port is not None:  # a worker (no port) gets no PORT and publishes nothing
+            assert host_port is not None
+            environment["PORT"] = str(spec.port)
+            kwargs["ports"] = {f"{spec.port}/tcp": ("127.0.0.1", host_port)}
         container = self._client.containers.create(
             spec.artifact,
             name=name,
             labels=self._labels(spec.service_id, spec.deployment_id),
-            environment={**spec.env, "PORT": str(spec.port)},
-            ports={f"{spec.port}/tcp": ("127.0.0.1", host_port)},
+            environment=environment,
             restart_policy={"Name": "unless-stopped"},
             # An init as PID 1 forwards SIGTERM: an app that installs no handler (most do not)
             # still stops at once instead of after the grace period, and zombies are reaped.

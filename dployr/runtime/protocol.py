@@ -38,7 +38,7 @@ class InstanceSpec:
     deployment_id: str
     number: int
     artifact: str  # the image to run
-    port: int  # the port the app listens on inside ($PORT)
+    port: int | None  # the port the app listens on inside ($PORT); None: a worker, no port
     host_port: int | None  # the loopback port to publish on; None: a fresh one
     env: Mapping[str, str] = field(default_factory=dict)
     resources: Resources = field(default_factory=Resources)
@@ -50,7 +50,7 @@ class Instance:
     ref: str  # container id, unit name or pid
     service_id: str
     deployment_id: str
-    host_port: int | None
+    host_port: int | None  # None for a worker (nothing published), or when not known
     running: bool
 
 
