@@ -69,6 +69,10 @@ async def test_worker_goes_live_without_a_port_and_fails_when_it_exits(
     attrs = await asyncio.to_thread(inspect, service["container_id"])
     assert not any(e.startswith("PORT=") for e in attrs["Config"]["Env"])
     assert not attrs["HostConfig"]["PortBindings"]
+    resp = await dclient.post(f"/api/v1/services/{worker['service_id']}/restart", headers=auth)
+    restarted = await resp.json()
+    assert resp.status == 200 and restarted["status"] == "running", restarted
+    assert restarted["host_port"] is None and restarted["container_id"] != attrs["Id"]
 
     crash = {**body, "run_cmd": "echo out of jobs >&2; exit 3"}
     failed = await deploy(dclient, auth, crash)
