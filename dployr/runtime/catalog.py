@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from dployr.config import Config
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,9 @@ def base_image(config: Config, runtime: Runtime, version: str) -> str:
 
 @cache
 def _templates() -> jinja2.Environment:
+    """Made by the first render, in the build's worker thread: an idle daemon holds no jinja2."""
+    import jinja2
+
     folder = resources.files("dployr") / "templates"
     if not folder.is_dir():  # a source checkout: templates/ beside the package
         folder = Path(__file__).resolve().parents[2] / "templates"

@@ -1,6 +1,7 @@
 """The docker target: images built and containers run on the local Docker engine.
 
-Container and image calls go through the Docker SDK in threads. The two streams that must be
+Container and image changes go through the Docker SDK in threads. The reads an idle daemon
+makes (listing and inspecting containers at start) and the two streams that must be
 cancellable — a build (stopped at its time limit) and a followed log — talk to the engine's
 HTTP API with aiohttp instead: closing the connection makes the engine stop the build and
 remove its intermediate container, and a log follower leaves no thread behind."""
@@ -15,15 +16,13 @@ import re
 import secrets
 import socket
 import tarfile
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
-import docker
-import docker.errors
-import requests
 
 from dployr.ids import parse_iso
 from dployr.runtime.protocol import (
@@ -35,6 +34,9 @@ from dployr.runtime.protocol import (
     LogLine,
     RuntimeFailure,
 )
+
+if TYPE_CHECKING:
+    import docker
 
 _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,26 +59,37 @@ def free_loopback_port() -> int:
 class DockerRuntime:
     target = "docker"
 
-    def __init__(self, url: str, agent_id: str, client: docker.DockerClient) -> None:
+    def __init__(self, url: str, agent_id: str) -> None:
         self._url = url
         self._agent_id = agent_id
-        self._client = client
+        self._client: docker.DockerClient | None = None
+        self._client_lock = threading.Lock()
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
     async def open(cls, url: str, agent_id: str) -> DockerRuntime:
-        """No engine call yet (the engine may start later); the SDK reads its config files."""
-        client = await asyncio.to_thread(
-            docker.DockerClient, base_url=url, version=API_VERSION, timeout=120
-        )
-        return cls(url, agent_id, client)
+        """No engine call yet (the engine may start later), and no SDK client yet either."""
+        return cls(url, agent_id)
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
-        await asyncio.to_thread(self._client.close)
+        if self._client is not None:
+            await asyncio.to_thread(self._client.close)
 
-    # -- the engine's HTTP API, for the streams --------------------------------------------
+    def _sdk(self) -> docker.DockerClient:
+        """The SDK client, made by the first call that changes something, in that call's
+        thread: docker, requests and urllib3 weigh ~7 MB that an idle daemon does not need."""
+        with self._client_lock:
+            if self._client is None:
+                import docker
+
+                self._client = docker.DockerClient(
+                    base_url=self._url, version=API_VERSION, timeout=120
+                )
+            return self._client
+
+    # -- the engine's HTTP API, for reads and the streams -----------------------------------
 
     def _http(self) -> tuple[aiohttp.ClientSession, str]:
         if self._session is None:
@@ -94,12 +107,36 @@ class DockerRuntime:
         return self._session, self._base
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`fn(client, *args, **kwargs)` in a thread; the SDK's failures become RuntimeFailure."""
+
+        def run() -> T:
+            import docker.errors
+            import requests
+
+            try:
+                return fn(self._sdk(), *args, **kwargs)
+            except docker.errors.APIError as err:
+                raise RuntimeFailure(str(err.explanation or err)) from err
+            except (docker.errors.DockerException, requests.RequestException) as err:
+                raise RuntimeFailure(f"the Docker engine is not reachable: {err}") from err
+
+        return await asyncio.to_thread(run)
+
+    async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
+        """GET a JSON document from the engine; None when it answers 404."""
+        session, base = self._http()
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
-        except docker.errors.APIError as err:
-            raise RuntimeFailure(str(err.explanation or err)) from err
-        except (docker.errors.DockerException, requests.RequestException) as err:
-            raise RuntimeFailure(f"the Docker engine is not reachable: {err}") from err
+            async with session.get(
+                f"{base}{path}", params=params, timeout=aiohttp.ClientTimeout(total=120)
+            ) as response:
+                if response.status == 404:
+                    return None
+                if response.status != 200:
+                    raise RuntimeFailure(_engine_message(await response.read()))
+                return await response.json()
+        except (aiohttp.ClientError, TimeoutError) as err:
+            reason = str(err) or type(err).__name__
+            raise RuntimeFailure(f"the Docker engine is not reachable: {reason}") from err
 
     # -- images -----------------------------------------------------------------------------
 
@@ -154,14 +191,14 @@ class DockerRuntime:
 
     async def has_artifact(self, artifact: str) -> bool:
         try:
-            await self._call(self._client.images.get, artifact)
+            await self._call(lambda client: client.images.get(artifact))
         except RuntimeFailure:
             return False
         return True
 
     async def remove_artifact(self, artifact: str) -> None:
         try:
-            await self._call(self._client.images.remove, artifact, noprune=False)
+            await self._call(lambda client: client.images.remove(artifact, noprune=False))
         except RuntimeFailure as err:
             _LOGGER.info("image %s not removed: %s", artifact, err)
 
@@ -195,7 +232,7 @@ class DockerRuntime:
         assert last is not None
         raise last
 
-    def _run(self, spec: InstanceSpec, host_port: int | None) -> Any:
+    def _run(self, client: docker.DockerClient, spec: InstanceSpec, host_port: int | None) -> Any:
         name = f"dployr-{spec.service_name}-{spec.number}-{secrets.token_hex(3)}"
         kwargs: dict[str, Any] = {}
         if spec.resources.cpus:
@@ -209,7 +246,7 @@ class DockerRuntime:
             assert host_port is not None
             environment["PORT"] = str(spec.port)
             kwargs["ports"] = {f"{spec.port}/tcp": ("127.0.0.1", host_port)}
-        container = self._client.containers.create(
+        container = client.containers.create(
             spec.artifact,
             name=name,
             labels=self._labels(spec.service_id, spec.deployment_id),
@@ -222,20 +259,24 @@ class DockerRuntime:
             log_config={"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
             **kwargs,
         )
+        from docker.errors import APIError  # loaded already: this runs in _call, after _sdk()
+
         try:
             container.start()
-        except docker.errors.APIError:
+        except APIError:
             container.remove(force=True)
             raise
         return container
 
     async def stop(self, ref: str, grace: float = 10) -> None:
-        def stop_and_remove() -> None:
+        def stop_and_remove(client: docker.DockerClient) -> None:
+            from docker.errors import NotFound  # loaded already: this runs in _call, after _sdk()
+
             try:
-                container = self._client.containers.get(ref)
+                container = client.containers.get(ref)
                 container.stop(timeout=int(grace))
                 container.remove(force=True)
-            except docker.errors.NotFound:
+            except NotFound:
                 pass
 
         await self._call(stop_and_remove)
@@ -244,8 +285,10 @@ class DockerRuntime:
         if ref is None:
             return InstanceStatus("stopped", None, None, 0, None)
         try:
-            attrs = await self._call(self._client.api.inspect_container, ref)
+            attrs = await self._get_json(f"/containers/{ref}/json")
         except RuntimeFailure:
+            attrs = None
+        if attrs is None:
             return InstanceStatus("unknown", ref, None, 0, "the container is gone")
         state = attrs["State"]
         status = {
@@ -263,28 +306,25 @@ class DockerRuntime:
         )
 
     async def instances(self) -> list[Instance]:
-        containers = await self._call(
-            self._client.containers.list,
-            all=True,
-            filters={"label": f"{LABEL_AGENT}={self._agent_id}"},
-        )
+        filters = json.dumps({"label": [f"{LABEL_AGENT}={self._agent_id}"]})
+        containers = await self._get_json("/containers/json", {"all": "1", "filters": filters})
         found = []
-        for container in containers:
-            labels = container.labels
+        for container in containers or ():
+            labels = container.get("Labels") or {}
             found.append(
                 Instance(
-                    container.id,
+                    container["Id"],
                     labels.get(LABEL_SERVICE, ""),
                     labels.get(LABEL_DEPLOYMENT, ""),
                     None,
-                    container.status == "running",
+                    container.get("State") == "running",
                 )
             )
         return found
 
     async def recent_output(self, ref: str, lines: int = 20) -> str:
         try:
-            raw = await self._call(self._client.api.logs, ref, tail=lines)
+            raw = await self._call(lambda client: client.api.logs(ref, tail=lines))
         except RuntimeFailure:
             return ""
         return bytes(raw).decode("utf-8", "replace").strip()

@@ -24,8 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import git
-
 from dployr.crypto import mask_secrets
 from dployr.errors import DployrError
 from dployr.sources.validate import Remote, check_branch, check_remote_host
@@ -122,6 +120,8 @@ def _run_git(run: _Run, command: str, args: list[str], timeout: float, failure: 
     """Run `git <command> <args>` through GitPython in its own process group, killed with its
     children after `timeout` s. Stderr is streamed, masked, to `run.on_line`; stdout (small for
     every command used here, so reading it after stderr cannot stall) is returned."""
+    import git  # here, in a worker thread: an idle daemon does not hold GitPython (~2 MB)
+
     argv = ["git", *_locked_config(run.scheme), command, *args]
     try:
         handle = git.Git(str(run.git_dir)).execute(
@@ -267,7 +267,10 @@ def _is_repository(path: Path) -> bool:
 
 
 def _head_branch(path: Path) -> str:
-    """The branch a local repository's HEAD names (GitPython reads the file; no git runs)."""
+    """The branch a local repository's HEAD names (GitPython reads the file; no git runs).
+    Blocking, in a worker thread, which also imports GitPython (see _run_git)."""
+    import git
+
     try:
         with git.Repo(str(path)) as repo:
             return str(repo.active_branch.name)
