@@ -1,4 +1,5 @@
-"""The baseline for bench/api.py: a bare aiohttp handler returning a JSON document from memory."""
+"""The baselines for bench/api.py: bare aiohttp handlers serving one JSON document from memory,
+serialised on every request by `json_response` (/json_response), or once at start (/bytes)."""
 
 import json
 import sys
@@ -8,14 +9,19 @@ from aiohttp import web
 
 
 def main() -> None:
-    body = json.loads(Path(sys.argv[1]).read_text())
+    raw = Path(sys.argv[1]).read_bytes()
+    body = json.loads(raw)
     port = int(sys.argv[2])
 
-    async def projects(request: web.Request) -> web.Response:
+    async def with_json_response(request: web.Request) -> web.Response:
         return web.json_response(body)
 
+    async def with_bytes(request: web.Request) -> web.Response:
+        return web.Response(body=raw, content_type="application/json")
+
     app = web.Application()
-    app.router.add_get("/api/v1/projects", projects)
+    app.router.add_get("/json_response", with_json_response)
+    app.router.add_get("/bytes", with_bytes)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
