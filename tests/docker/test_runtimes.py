@@ -1,10 +1,12 @@
 """The catalog's templates for real: a python app installs its requirements from PyPI, a
 nodejs app runs `npm install` from the npm registry (base images from scripts/provision).
-go and rust render on every run and build only where their base images exist."""
+go and rust render on every run and build only where their base images exist. The dependency
+layer's cache is proven in test_dependency_layers.py."""
 
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 import os
 import subprocess
@@ -17,22 +19,24 @@ from aiohttp.test_utils import TestClient
 
 from dployr.config import Config
 from dployr.runtime.catalog import CATALOG, base_image, render_dockerfile
+from dployr.runtime.docker import DOCKERFILE_NAME
 from tests.docker.conftest import fetch_text, make_repo, wait_done
 
-# Each app carries a fresh nonce: its COPY layer is new on every run, so the engine's build
-# cache can never skip the `pip install` / `npm install` step this file checks for.
+# Each app's dependency manifest carries a fresh nonce: the manifests' COPY layer is new on every
+# run, so the engine's build cache can never skip the `pip install` / `npm install` step this
+# file checks for (the dependency layer is keyed by the manifests, not by the code).
 PY_APP = """\
 import os
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import six
 
-NONCE = "{nonce}"
+NONCE = open("requirements.txt").readline().split()[-1]
 
 
 class Hello(BaseHTTPRequestHandler):
     def do_GET(self):
-        body = f"python {{NONCE}} with six {{six.__version__}}\\n".encode()
+        body = f"python {NONCE} with six {six.__version__}\\n".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -44,8 +48,8 @@ HTTPServer(("0.0.0.0", int(os.environ["PORT"])), Hello).serve_forever()
 NODE_APP = """\
 const http = require("http");
 const isNumber = require("is-number");
-const NONCE = "{nonce}";
-http.createServer((req, res) => res.end(`node ${{NONCE}} says ${{isNumber(5)}}\\n`))
+const NONCE = require("./package.json").description.split(" ").pop();
+http.createServer((req, res) => res.end(`node ${NONCE} says ${isNumber(5)}\\n`))
   .listen(Number(process.env.PORT));
 """
 NODE_PACKAGE = {
@@ -55,6 +59,12 @@ NODE_PACKAGE = {
     "scripts": {"start": "node server.js"},
     "dependencies": {"is-number": "7.0.0"},
 }
+
+
+def node_package(nonce: str) -> str:
+    return json.dumps({**NODE_PACKAGE, "description": f"run {nonce}"})
+
+
 GO_APP = {
     "go.mod": "module example.com/app\n\ngo 1.22\n",
     "main.go": """\
@@ -125,7 +135,7 @@ async def test_python_app_installs_from_pypi(
     tmp_path: Path,
 ) -> None:
     nonce = uuid.uuid4().hex
-    files = {"app.py": PY_APP.format(nonce=nonce), "requirements.txt": "six==1.16.0\n"}
+    files = {"app.py": PY_APP, "requirements.txt": f"# run {nonce}\nsix==1.16.0\n"}
     repo = await asyncio.to_thread(make_repo, tmp_path / "py", files)
     body = {"name": "py-app", "source": "local", "path": str(repo), "branch": "main",
             "runtime": "python", "version": "3.11", "port": 8000,
@@ -145,7 +155,7 @@ async def test_nodejs_app_installs_from_npm(
     tmp_path: Path,
 ) -> None:
     nonce = uuid.uuid4().hex
-    files = {"server.js": NODE_APP.format(nonce=nonce), "package.json": json.dumps(NODE_PACKAGE)}
+    files = {"server.js": NODE_APP, "package.json": node_package(nonce)}
     repo = await asyncio.to_thread(make_repo, tmp_path / "node", files)
     body = {"name": "node-app", "source": "local", "path": str(repo), "branch": "main",
             "runtime": "nodejs", "version": "18", "port": 3000,
@@ -199,14 +209,82 @@ def test_go_and_rust_render_their_defaults(
     assert found[0] == ("FROM", image)
     runs = [exec_form(arg) for word, arg in found if word == "RUN"]
     cmds = [exec_form(arg) for word, arg in found if word == "CMD"]
-    assert runs == [["/bin/sh", "-c", build]]
+    assert runs == [["/bin/sh", "-c", catalog.install_cmd], ["/bin/sh", "-c", build]]
     assert cmds == [["/bin/sh", "-c", run]]
     assert found[-1][0] == "CMD"
-    # Explicit commands replace the defaults, still exec-form JSON.
+    # Explicit commands replace the defaults, still exec-form JSON; the dependency step stays.
     text = render_dockerfile(catalog, image, "make app", "./app --serve")
     found = instructions(text)
-    assert [exec_form(a) for w, a in found if w == "RUN"] == [["/bin/sh", "-c", "make app"]]
+    assert [exec_form(a) for w, a in found if w == "RUN"][1:] == [["/bin/sh", "-c", "make app"]]
     assert [exec_form(a) for w, a in found if w == "CMD"] == [["/bin/sh", "-c", "./app --serve"]]
+
+
+# What each template copies before the code, after the always-present .dployr.Dockerfile
+# (bracketed letters: a wildcard that may match nothing, which a plain name may not).
+MANIFESTS = {
+    "python": ["requirements*.txt", "pyproject.tom[l]", "uv.loc[k]"],
+    "nodejs": [
+        "package*.json",
+        "npm-shrinkwrap.jso[n]",
+        "yarn.loc[k]",
+        "pnpm-lock.yam[l]",
+        ".npmr[c]",
+        ".yarnr[c]",
+    ],
+    "go": ["go.mo[d]", "go.su[m]"],
+    "rust": ["Cargo.tom[l]", "Cargo.loc[k]"],
+}
+
+
+@pytest.mark.parametrize("runtime", list(MANIFESTS))
+@pytest.mark.parametrize("build", [None, "make all", ""], ids=["default", "custom", "none"])
+def test_dependencies_install_in_their_own_layer_before_the_code(
+    runtime: str, build: str | None
+) -> None:
+    catalog = CATALOG[runtime]
+    image = base_image(Config(), catalog, catalog.default_version or "1")
+    found = instructions(render_dockerfile(catalog, image, build, "serve"))
+    copies = [i for i, (word, _) in enumerate(found) if word == "COPY"]
+    assert len(copies) == 2, found
+    manifests, code = copies
+    sources = found[manifests][1].split()
+    assert sources[-1] == "./" and sources[1:-1] == MANIFESTS[runtime]
+    assert fnmatch.fnmatchcase(DOCKERFILE_NAME, sources[0]), sources  # always there
+    assert found[code] == ("COPY", ". /app")
+    # Exactly one step between the two copies: the catalog's own install, never the user's.
+    assert [(w, exec_form(a)) for w, a in found[manifests + 1 : code]] == [
+        ("RUN", ["/bin/sh", "-c", catalog.install_cmd])
+    ]
+    # After the code: the build command (the deployment's or the catalog's), then CMD last.
+    after = [(w, exec_form(a)) for w, a in found[code + 1 :]]
+    command = catalog.build_cmd if build is None else build
+    assert after == ([("RUN", ["/bin/sh", "-c", command])] if command else []) + [
+        ("CMD", ["/bin/sh", "-c", "serve"])
+    ]
+    assert all(w in ("FROM", "WORKDIR", "ENV") for w, _ in found[:manifests] if w != "RUN")
+
+
+def test_each_manifest_pattern_matches_its_manifests_and_no_code() -> None:
+    names = {
+        "python": ["requirements.txt", "requirements-prod.txt", "pyproject.toml", "uv.lock"],
+        "nodejs": [
+            "package.json",
+            "package-lock.json",
+            "npm-shrinkwrap.json",
+            "yarn.lock",
+            "pnpm-lock.yaml",
+            ".npmrc",
+            ".yarnrc",
+        ],
+        "go": ["go.mod", "go.sum"],
+        "rust": ["Cargo.toml", "Cargo.lock"],
+    }
+    code = ["app.py", "main.go", "server.js", "index.js", "src", "requirements", "lib.rs"]
+    for runtime, patterns in MANIFESTS.items():
+        for name in names[runtime]:
+            assert any(fnmatch.fnmatchcase(name, p) for p in patterns), (runtime, name)
+        for name in code:
+            assert not any(fnmatch.fnmatchcase(name, p) for p in patterns), (runtime, name)
 
 
 HOSTILE = [
