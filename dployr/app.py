@@ -59,6 +59,7 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     await prepare_data_dir(config)
     app[DB] = await Database.open(config.db_path)
+    app[DB].publish = app[BUS].publish  # every committed event, from the one place it commits
     _LOGGER.info("database open at %s", config.db_path)
     yield
     await app[DB].close()
@@ -95,7 +96,7 @@ async def deployer_ctx(app: web.Application) -> AsyncIterator[None]:
     box = await asyncio.to_thread(SecretBox.from_file, secrets_dir / "secrets.key")
     agent_id = await asyncio.to_thread(load_agent_id, config.data_path / "agent_id")
     runtime = await DockerRuntime.open(docker_url(config.runtime), agent_id)
-    deployer = Deployer(app[DB], config, runtime, NoProxy(), app[BUS], box)
+    deployer = Deployer(app[DB], config, runtime, NoProxy(), box)
     app[BOX], app[DEPLOYER] = box, deployer
     problem = await docker_problem(config.runtime)
     if problem is None:

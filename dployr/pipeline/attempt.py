@@ -22,6 +22,7 @@ from dployr.sources.git import Checkout, GitAuth, SourceError, fetch_local, fetc
 from dployr.sources.validate import parse_remote
 from dployr.store import credentials, deployments, services
 from dployr.store.deployments import Deployment
+from dployr.tasks import run_to_end
 
 if TYPE_CHECKING:
     from dployr.pipeline.deployer import Deployer
@@ -57,10 +58,9 @@ class Attempt:
     ) -> Deployment:
         if event is not None:
             event = (event[0], self.log.mask(event[1]), event[2])
-        self.deployment, published = await deployments.update_deployment(
+        self.deployment = await deployments.update_deployment(
             self.d.db, self.deployment.id, changes, event
         )
-        self.d.publish(published)
         return self.deployment
 
     def _stage_entry(self, name: str) -> dict[str, Any]:
@@ -102,15 +102,15 @@ class Attempt:
                 await self._stages()
             except asyncio.CancelledError:
                 reason = self.d.cancel_reason(self.deployment.id)
-                await asyncio.shield(self._end_cancelled(reason))
+                await run_to_end(self._end_cancelled(reason))
                 raise
             except (StageFailed, SourceError, RuntimeFailure, ValidationError) as err:
-                await asyncio.shield(self._end_failed(str(err)))
+                await run_to_end(self._end_failed(str(err)))
             except Exception as err:
                 _LOGGER.exception("deployment %s failed unexpectedly", self.deployment.id)
-                await asyncio.shield(self._end_failed(f"internal error ({type(err).__name__})"))
+                await run_to_end(self._end_failed(f"internal error ({type(err).__name__})"))
             finally:
-                await asyncio.to_thread(shutil.rmtree, self.work, True)
+                await run_to_end(asyncio.to_thread(shutil.rmtree, self.work, True))
 
     async def _stages(self) -> None:
         await asyncio.to_thread(self.work.mkdir, parents=True, exist_ok=True)
@@ -291,14 +291,20 @@ class Attempt:
         # The log is complete before the status says so: a follower stops at the status.
         self.log.write(f"==> live: release {self.deployment.number} {where}")
         await self.log.flush()
-        live, published, previous = await deployments.make_live(
+        previous = await run_to_end(self._go_live())
+        await run_to_end(self._retire(previous))
+
+    async def _go_live(self) -> Deployment | None:
+        """The commit that makes this release live, with what follows from it; it runs to its
+        end even when a cancel lands meanwhile, so a live release is never reported (and
+        cleaned up) as cancelled."""
+        live, previous = await deployments.make_live(
             self.d.db, self.deployment, f"release {self.deployment.number} is live"
         )
         self.deployment = live
-        self.d.publish(*published)
         self.instance_ref = None  # from here on it is the live instance, never cleaned up
         self.built = None
-        await asyncio.shield(self._retire(previous))
+        return previous
 
     async def _retire(self, previous: Deployment | None) -> None:
         """Let the old instance drain, stop it, and prune images past keep_releases."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from dployr.errors import InvalidState
 from dployr.ids import now_iso
@@ -39,8 +40,9 @@ async def start_service(deployer: Deployer, service: Service) -> None:
         if status.status == "running":
             raise InvalidState(f"Service {service.name} is already running")
         await _replace_instance(deployer, service, live)
-        await services.set_desired_state(deployer.db, service.id, "running")
-    await _event(deployer, service, "service.started", live)
+        await services.set_desired_state(
+            deployer.db, service, "running", _event(service, "service.started", live)
+        )
 
 
 async def stop_service(deployer: Deployer, service: Service) -> None:
@@ -49,10 +51,11 @@ async def stop_service(deployer: Deployer, service: Service) -> None:
         status = await deployer.runtime.status(live.instance_ref if live else None)
         if live is None or status.status == "stopped" or not live.instance_ref:
             raise InvalidState(f"Service {service.name} is already stopped")
-        await services.set_desired_state(deployer.db, service.id, "stopped")
+        await services.set_desired_state(
+            deployer.db, service, "stopped", _event(service, "service.stopped", live)
+        )
         await deployer.runtime.stop(live.instance_ref)
         await deployments.update_deployment(deployer.db, live.id, {"instance_ref": None}, None)
-    await _event(deployer, service, "service.stopped", live)
 
 
 async def restart_service(deployer: Deployer, service: Service) -> None:
@@ -63,8 +66,9 @@ async def restart_service(deployer: Deployer, service: Service) -> None:
         if live is None:
             raise InvalidState(f"Service {service.name} has no live release to restart")
         await _replace_instance(deployer, service, live)
-        await services.set_desired_state(deployer.db, service.id, "running")
-    await _event(deployer, service, "service.started", live)
+        await services.set_desired_state(
+            deployer.db, service, "running", _event(service, "service.started", live)
+        )
 
 
 async def _replace_instance(deployer: Deployer, service: Service, live: Deployment) -> None:
@@ -134,13 +138,11 @@ async def delete_service(deployer: Deployer, service: Service) -> None:
         await services.delete_service(deployer.db, service.id)
 
 
-async def _event(deployer: Deployer, service: Service, type_: str, live: Deployment) -> None:
-    data = {
+def _event(service: Service, type_: str, live: Deployment) -> tuple[str, dict[str, Any]]:
+    return type_, {
         "service_id": service.id,
         "service_name": service.name,
         "project_id": service.project_id,
         "deployment_id": live.id,
         "at": now_iso(),
     }
-    event = await deployments.append_event(deployer.db, type_, service.owner_id, data)
-    deployer.publish(event)

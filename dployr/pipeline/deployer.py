@@ -14,7 +14,6 @@ from secrets import token_urlsafe
 from dployr.config import Config
 from dployr.crypto import SecretBox
 from dployr.errors import Conflict, InvalidState
-from dployr.events.bus import EventBus
 from dployr.ids import now_iso
 from dployr.pipeline.attempt import Attempt
 from dployr.proxy.protocol import Proxy
@@ -22,7 +21,7 @@ from dployr.runtime.protocol import Runtime
 from dployr.store import deployments, projects, services
 from dployr.store.db import Database
 from dployr.store.deployments import FINISHED, Deployment, NewDeployment
-from dployr.store.events import Event
+from dployr.tasks import run_to_end
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,14 +42,12 @@ class Deployer:
         config: Config,
         runtime: Runtime,
         proxy: Proxy,
-        bus: EventBus,
         box: SecretBox,
     ) -> None:
         self.db = db
         self.config = config
         self.runtime = runtime
         self.proxy = proxy
-        self.bus = bus
         self.box = box
         self.build_slots = asyncio.Semaphore(config.runtime.build_concurrency)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -63,11 +60,6 @@ class Deployer:
     def service_lock(self, service_id: str) -> asyncio.Lock:
         """asyncio.Lock wakes waiters in order: deployments of a service run as they came."""
         return self._locks.setdefault(service_id, asyncio.Lock())
-
-    def publish(self, *events: Event | None) -> None:
-        for event in events:
-            if event is not None:
-                self.bus.publish(event)
 
     def cancel_reason(self, deployment_id: str) -> str | None:
         return self._cancel_reasons.get(deployment_id)
@@ -102,10 +94,9 @@ class Deployer:
                     conn, service.id, change.key, change.value, change.secret, self.box
                 )
             env = await services.read_env(conn, service.id, self.box)
-            created, event = await deployments.insert_deployment(
+            created = await deployments.insert_deployment(
                 conn, new, service, services.env_snapshot(env, self.box)
             )
-        self.publish(event)
         self.submit(created)
         return created
 
@@ -125,9 +116,9 @@ class Deployer:
                 await Attempt(self, deployment).run()
         except asyncio.CancelledError:
             # Cancelled before it reached the front of its service's queue.
-            current = await asyncio.shield(deployments.get_deployment(self.db, deployment_id, None))
+            current = await run_to_end(deployments.get_deployment(self.db, deployment_id, None))
             if current is not None and current.status == "queued":
-                await asyncio.shield(self._end_queued(current))
+                await run_to_end(self._end_queued(current))
         except Exception:
             _LOGGER.exception("deployment %s crashed the deployer", deployment_id)
         finally:
@@ -139,13 +130,12 @@ class Deployer:
         reason = self._cancel_reasons.get(deployment.id)
         if reason == "shutdown":
             return  # stays queued: it is accepted work, resumed at the next start
-        _, event = await deployments.update_deployment(
+        await deployments.update_deployment(
             self.db,
             deployment.id,
             {"status": "cancelled", "finished_at": now_iso()},
             ("deployment.cancelled", "cancelled while queued", None),
         )
-        self.publish(event)
 
     # -- cancelling and stopping ----------------------------------------------------------------
 

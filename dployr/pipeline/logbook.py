@@ -10,6 +10,7 @@ from dployr.crypto import mask_secrets
 from dployr.ids import now_iso
 from dployr.store import deployments
 from dployr.store.db import Database
+from dployr.tasks import run_to_end
 
 _LOGGER = logging.getLogger(__name__)
 FLUSH_SECONDS = 0.25
@@ -88,7 +89,7 @@ class Logbook:
             )
             self._seq += 1  # may pass max_lines by this one line
             self._buffer.append((self._seq, now_iso(), note))
-        await asyncio.shield(self.flush())
+        await run_to_end(self.flush())
 
     async def _run(self) -> None:
         while True:
@@ -100,8 +101,13 @@ class Logbook:
     async def flush(self) -> None:
         if not self._buffer:
             return
-        batch, self._buffer = self._buffer, []
+        # The batch leaves the buffer only once it is written: a flush cancelled (or failed)
+        # mid-write loses nothing, and writing a line twice is harmless (INSERT OR IGNORE).
+        batch = list(self._buffer)
         try:
             await deployments.append_log(self._db, self._deployment_id, batch)
         except Exception:
             _LOGGER.exception("could not write the log of %s", self._deployment_id)
+            return
+        last = batch[-1][0]
+        self._buffer = [entry for entry in self._buffer if entry[0] > last]

@@ -41,7 +41,7 @@ async def _fail_interrupted(deployer: Deployer) -> None:
         built = deployer.image_tag(deployment)
         if deployment.artifact == built or (deployment.status == "building"):
             await deployer.runtime.remove_artifact(built)
-        _, event = await deployments.update_deployment(
+        await deployments.update_deployment(
             deployer.db,
             deployment.id,
             {
@@ -53,7 +53,6 @@ async def _fail_interrupted(deployer: Deployer) -> None:
             },
             ("deployment.failed", message, deployment.status),
         )
-        deployer.publish(event)
         _LOGGER.warning("deployment %s: %s", deployment.id, message)
 
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -16,6 +16,7 @@ from typing import Any
 import aiosqlite
 
 from dployr.ids import now_iso
+from dployr.tasks import run_to_end
 
 _LOGGER = logging.getLogger(__name__)
 _MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
@@ -65,6 +66,24 @@ async def _connect(path: Path) -> aiosqlite.Connection:
     return conn
 
 
+class Transaction:
+    """The writer connection inside BEGIN IMMEDIATE … COMMIT, and the events appended in it
+    (store/events.py), which the Database publishes once the COMMIT is done."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self.events: list[Any] = []
+
+    async def execute(self, sql: str, params: Params = ()) -> aiosqlite.Cursor:
+        return await self._conn.execute(sql, params)
+
+    async def executemany(self, sql: str, params: Iterable[Params]) -> aiosqlite.Cursor:
+        return await self._conn.executemany(sql, params)
+
+    async def execute_fetchall(self, sql: str, params: Params = ()) -> Iterable[Row]:
+        return await self._conn.execute_fetchall(sql, params)
+
+
 class Database:
     """Reads go to the reader connection; writes are serialised on the writer connection."""
 
@@ -75,6 +94,8 @@ class Database:
         # Bumped after every commit made through this daemon: caches of what was read
         # (the auth cache) are valid while it is unchanged.
         self.generation = 0
+        # Called with each committed event, in order (the event bus): set by the app.
+        self.publish: Callable[[Any], None] | None = None
 
     @classmethod
     async def open(cls, path: Path, migrations: list[Migration] | None = None) -> Database:
@@ -109,17 +130,42 @@ class Database:
         return None if row is None else row[0]
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """BEGIN IMMEDIATE … COMMIT on the one writer; any exception rolls back."""
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """BEGIN IMMEDIATE … COMMIT on the one writer; any exception rolls back. The events
+        appended inside are published after COMMIT.
+
+        A cancel can land at any await here, and aiosqlite still runs a statement whose
+        awaiting task was cancelled: BEGIN, COMMIT and ROLLBACK therefore run to their end
+        whatever happens, so the writer always leaves outside a transaction and the change is
+        all or nothing."""
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            tx = Transaction(self._writer)
             try:
-                yield self._writer
-            except BaseException:
-                await self._writer.execute("ROLLBACK")
-                raise
-            await self._writer.execute("COMMIT")
-            self.generation += 1
+                try:
+                    await run_to_end(self._writer.execute("BEGIN IMMEDIATE"))
+                    yield tx
+                except BaseException:
+                    if self._writer.in_transaction:
+                        await run_to_end(self._writer.execute("ROLLBACK"))
+                    raise
+                try:
+                    await run_to_end(self._writer.execute("COMMIT"))
+                except BaseException:
+                    # COMMIT failed (it is still open: undo it), or a cancel came while it ran
+                    # (it ended, one way or the other: publish only if it committed).
+                    if self._writer.in_transaction:
+                        await run_to_end(self._writer.execute("ROLLBACK"))
+                        raise
+                    self._published(tx)
+                    raise
+                self._published(tx)
+            finally:
+                self.generation += 1
+
+    def _published(self, tx: Transaction) -> None:
+        if self.publish is not None:
+            for event in tx.events:
+                self.publish(event)
 
     async def ping(self) -> None:
         await self._reader.execute_fetchall("SELECT 1")

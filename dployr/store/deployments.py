@@ -8,13 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiosqlite
-
 from dployr.errors import Conflict
 from dployr.ids import new_id, now_iso
 from dployr.store import events
-from dployr.store.db import Database, Row
-from dployr.store.events import Event
+from dployr.store.db import Database, Row, Transaction
 from dployr.store.paging import Page, PageRequest
 from dployr.store.services import Service, service_by_name
 
@@ -147,8 +144,8 @@ class NewDeployment:
 
 
 async def insert_deployment(
-    conn: aiosqlite.Connection, new: NewDeployment, service: Service, env: tuple[str, str]
-) -> tuple[Deployment, Event]:
+    conn: Transaction, new: NewDeployment, service: Service, env: tuple[str, str]
+) -> Deployment:
     """Inside the caller's transaction: the next numbered deployment of `service`, queued."""
     deployment_id, now = new_id("dep"), now_iso()
     cursor = await conn.execute(
@@ -191,15 +188,11 @@ async def insert_deployment(
     )
     cursor = await conn.execute(f"{_SELECT} FROM deployments d WHERE id = ?", (deployment_id,))
     created = Deployment.from_row(await cursor.fetchone())  # type: ignore[arg-type]
-    event = await events.append(
-        conn, "deployment.created", new.owner_id, created.event_data("queued")
-    )
-    return created, event
+    await events.append(conn, "deployment.created", new.owner_id, created.event_data("queued"))
+    return created
 
 
-async def create_service(
-    conn: aiosqlite.Connection, new: NewDeployment, hook_secret_enc: str
-) -> Service:
+async def create_service(conn: Transaction, new: NewDeployment, hook_secret_enc: str) -> Service:
     service_id, now = new_id("svc"), now_iso()
     try:
         await conn.execute(
@@ -231,7 +224,7 @@ async def update_deployment(
     deployment_id: str,
     changes: dict[str, Any],
     event: tuple[str, str, str | None] | None = None,
-) -> tuple[Deployment, Event | None]:
+) -> Deployment:
     """Write `changes` and, in the same transaction, the event (type, message, stage)."""
     assert set(changes) <= set(COLUMNS.split(", ")) - {"id", "service_id", "owner_id"}, changes
     values = {k: json.dumps(v) if k == "stages" else v for k, v in changes.items()}
@@ -245,22 +238,20 @@ async def update_deployment(
         row = await cursor.fetchone()
         assert row is not None
         deployment = Deployment.from_row(row)
-        appended = None
         if event is not None:
             type_, message, stage = event
-            appended = await events.append(
+            await events.append(
                 conn, type_, deployment.owner_id, deployment.event_data(message, stage)
             )
-    return deployment, appended
+    return deployment
 
 
 async def make_live(
     db: Database, deployment: Deployment, message: str
-) -> tuple[Deployment, list[Event], Deployment | None]:
+) -> tuple[Deployment, Deployment | None]:
     """The switch, atomically: this deployment live and current, the one it replaces
-    superseded (or rolled_back when this is a rollback). Returns the events and the old one."""
+    superseded (or rolled_back when this is a rollback). Returns it and the old one."""
     now = now_iso()
-    published: list[Event] = []
     async with db.transaction() as conn:
         cursor = await conn.execute(
             "SELECT current_deployment_id FROM services WHERE id = ?", (deployment.service_id,)
@@ -290,18 +281,12 @@ async def make_live(
             previous = Deployment.from_row(old_row) if old_row else None
         cursor = await conn.execute(f"{_SELECT} FROM deployments d WHERE id = ?", (deployment.id,))
         live = Deployment.from_row(await cursor.fetchone())  # type: ignore[arg-type]
-        published.append(
-            await events.append(
-                conn, "deployment.succeeded", live.owner_id, live.event_data(message)
-            )
-        )
+        await events.append(conn, "deployment.succeeded", live.owner_id, live.event_data(message))
         if previous is not None and deployment.rollback_of:
             data = previous.event_data(f"rolled back to release {live.number}")
             data["rollback_deployment_id"] = live.id
-            published.append(
-                await events.append(conn, "deployment.rolled_back", live.owner_id, data)
-            )
-    return live, published, previous
+            await events.append(conn, "deployment.rolled_back", live.owner_id, data)
+    return live, previous
 
 
 async def clear_current(db: Database, service_id: str) -> None:
@@ -314,11 +299,6 @@ async def clear_current(db: Database, service_id: str) -> None:
 async def delete_deployment(db: Database, deployment_id: str) -> None:
     async with db.transaction() as conn:
         await conn.execute("DELETE FROM deployments WHERE id = ?", (deployment_id,))
-
-
-async def append_event(db: Database, type_: str, owner_id: str, data: dict[str, Any]) -> Event:
-    async with db.transaction() as conn:
-        return await events.append(conn, type_, owner_id, data)
 
 
 # -- the deployment log --------------------------------------------------------------------------

@@ -6,10 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from dployr.ids import new_id, now_iso
-from dployr.store.db import Database, Row
+from dployr.store.db import Database, Row, Transaction
 
 COLUMNS = "seq, id, type, owner_id, created_at, data"
 
@@ -35,9 +33,10 @@ class Event:
 
 
 async def append(
-    conn: aiosqlite.Connection, type_: str, owner_id: str | None, data: dict[str, Any]
+    conn: Transaction, type_: str, owner_id: str | None, data: dict[str, Any]
 ) -> Event:
-    """Record an event inside the caller's write transaction (it commits with the change)."""
+    """Record an event inside the caller's write transaction: it commits with the change, and
+    the transaction publishes it after COMMIT (never before, never by hand)."""
     event_id, now, payload = new_id("evt"), now_iso(), json.dumps(data)
     cursor = await conn.execute(
         "INSERT INTO events (id, type, owner_id, created_at, data) VALUES (?, ?, ?, ?, ?)",
@@ -45,7 +44,15 @@ async def append(
     )
     seq = cursor.lastrowid
     assert seq is not None
-    return Event(seq, event_id, type_, owner_id, now, data)
+    event = Event(seq, event_id, type_, owner_id, now, data)
+    conn.events.append(event)
+    return event
+
+
+async def append_event(db: Database, type_: str, owner_id: str, data: dict[str, Any]) -> Event:
+    """An event that is a change of its own (no other row changes with it)."""
+    async with db.transaction() as conn:
+        return await append(conn, type_, owner_id, data)
 
 
 async def seq_of(db: Database, event_id: str) -> int | None:

@@ -7,11 +7,9 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from dployr.errors import Conflict
 from dployr.ids import new_id, now_iso
-from dployr.store.db import Database, Row
+from dployr.store.db import Database, Row, Transaction
 from dployr.store.paging import JsonPage, PageRequest, like_escape
 
 COLUMNS = "id, owner_id, name, description, status, settings, created_at, updated_at"
@@ -147,7 +145,7 @@ async def delete_project(db: Database, project_id: str) -> None:
         await conn.execute("DELETE FROM projects WHERE id = ?", (project_id,))
 
 
-async def default_project_id(conn: aiosqlite.Connection, owner_id: str) -> str:
+async def default_project_id(conn: Transaction, owner_id: str) -> str:
     """The owner's `default` project, made on first use (inside the caller's transaction)."""
     cursor = await conn.execute(
         "SELECT id FROM projects WHERE owner_id = ? AND name = ?", (owner_id, DEFAULT_PROJECT)

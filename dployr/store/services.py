@@ -6,11 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
 from dployr.crypto import MASK, SecretBox
 from dployr.ids import now_iso
-from dployr.store.db import Database, Row
+from dployr.store import events
+from dployr.store.db import Database, Row, Transaction
 from dployr.store.paging import Page, PageRequest, like_escape
 
 COLUMNS = (
@@ -63,7 +62,7 @@ async def get_service(db: Database, service_id: str, owner_id: str | None) -> Se
     return Service.from_row(row) if row else None
 
 
-async def service_by_name(conn: aiosqlite.Connection, owner_id: str, name: str) -> Service | None:
+async def service_by_name(conn: Transaction, owner_id: str, name: str) -> Service | None:
     cursor = await conn.execute(
         f"SELECT {COLUMNS} FROM services WHERE owner_id = ? AND name = ?", (owner_id, name)
     )
@@ -105,12 +104,16 @@ async def list_services(
     return Page([Service.from_row(r) for r in rows], int(total), paging)
 
 
-async def set_desired_state(db: Database, service_id: str, state: str) -> None:
+async def set_desired_state(
+    db: Database, service: Service, state: str, event: tuple[str, dict[str, Any]]
+) -> None:
+    """The service's desired state and the event that says so, in one transaction."""
     async with db.transaction() as conn:
         await conn.execute(
             "UPDATE services SET desired_state = ?, updated_at = ? WHERE id = ?",
-            (state, now_iso(), service_id),
+            (state, now_iso(), service.id),
         )
+        await events.append(conn, event[0], service.owner_id, event[1])
 
 
 async def delete_service(db: Database, service_id: str) -> None:
@@ -121,9 +124,7 @@ async def delete_service(db: Database, service_id: str) -> None:
 # -- env ----------------------------------------------------------------------------------------
 
 
-async def read_env(
-    conn: aiosqlite.Connection | Database, service_id: str, box: SecretBox
-) -> list[EnvVar]:
+async def read_env(conn: Transaction | Database, service_id: str, box: SecretBox) -> list[EnvVar]:
     sql = "SELECT key, value, value_enc, secret, updated_at FROM service_env WHERE service_id = ?"
     if isinstance(conn, Database):
         rows = await conn.fetchall(sql + " ORDER BY key", (service_id,))
@@ -133,7 +134,7 @@ async def read_env(
 
 
 async def upsert_env(
-    conn: aiosqlite.Connection, service_id: str, key: str, value: str, secret: bool, box: SecretBox
+    conn: Transaction, service_id: str, key: str, value: str, secret: bool, box: SecretBox
 ) -> EnvVar:
     now = now_iso()
     await conn.execute(

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aiosqlite
-
 from dployr.ids import iso_in, new_id, now_iso
-from dployr.store.db import Database
+from dployr.store.db import Database, Transaction
 from dployr.store.users import COLUMNS, User
 
 
@@ -72,7 +70,7 @@ async def rotate_refresh(db: Database, old_hash: str, new_hash: str, ttl: int) -
 
 
 async def _revoke(
-    conn: aiosqlite.Connection, where: str, params: tuple[str | None, ...], reason: str
+    conn: Transaction, where: str, params: tuple[str | None, ...], reason: str
 ) -> None:
     await conn.execute(
         f"UPDATE sessions SET revoked_at = ?, revoked_reason = ?"

@@ -5,11 +5,9 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-import aiosqlite
-
 from dployr.errors import Conflict, Forbidden
 from dployr.ids import new_id, now_iso
-from dployr.store.db import Database, Row
+from dployr.store.db import Database, Row, Transaction
 from dployr.store.paging import Page, PageRequest, like_escape
 
 COLUMNS = "id, name, username, email, role, is_active, created_at, updated_at, last_login"
@@ -164,7 +162,7 @@ async def delete_user(db: Database, user_id: str) -> None:
         await conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
 
 
-async def _keep_an_admin(conn: aiosqlite.Connection, user_id: str) -> None:
+async def _keep_an_admin(conn: Transaction, user_id: str) -> None:
     """Refuse a change that would leave no active admin."""
     rows = await conn.execute_fetchall(
         "SELECT COUNT(*) FROM users WHERE role = 'admin' AND is_active = 1 AND id != ?",
