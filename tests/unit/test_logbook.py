@@ -28,7 +28,7 @@ async def new_deployment(db: Database) -> str:
         project_id = await default_project_id(conn, user.id)
         new = NewDeployment(user.id, project_id, "web", "static", "docker", {}, "api")
         service = await deployments.create_service(conn, new, "enc")
-        created, _ = await deployments.insert_deployment(conn, new, service, ("", "{}"))
+        created = await deployments.insert_deployment(conn, new, service, ("", "{}"))
     return created.id
 
 
