@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
-
-from cryptography.fernet import Fernet, InvalidToken
+from typing import TYPE_CHECKING
 
 from dployr.auth.jwt_tokens import load_or_create_key
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 MASK = "********"
 
@@ -16,7 +18,18 @@ class SecretBox:
     """Fernet (AES-128-CBC + HMAC-SHA256): authenticated, so a tampered value fails loudly."""
 
     def __init__(self, key: bytes) -> None:
-        self._fernet = Fernet(base64.urlsafe_b64encode(key[:32]))
+        self._key = base64.urlsafe_b64encode(key[:32])
+        self._cipher: Fernet | None = None
+
+    def _fernet(self) -> Fernet:
+        """Made at first use. Requests reach here authenticated, after PyJWT (AccessTokens.load)
+        imported `cryptography` in a thread, so this import is then cheap; an idle daemon
+        holds neither."""
+        if self._cipher is None:
+            from cryptography.fernet import Fernet
+
+            self._cipher = Fernet(self._key)
+        return self._cipher
 
     @classmethod
     def from_file(cls, path: Path) -> SecretBox:
@@ -24,11 +37,13 @@ class SecretBox:
         return cls(load_or_create_key(path))
 
     def encrypt(self, plain: str) -> str:
-        return self._fernet.encrypt(plain.encode("utf-8")).decode("ascii")
+        return self._fernet().encrypt(plain.encode("utf-8")).decode("ascii")
 
     def decrypt(self, token: str) -> str:
+        from cryptography.fernet import InvalidToken
+
         try:
-            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
+            return self._fernet().decrypt(token.encode("ascii")).decode("utf-8")
         except InvalidToken:
             raise ValueError("a stored secret does not decrypt with this data dir's key") from None
 

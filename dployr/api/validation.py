@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from aiohttp import web
-from jsonschema import Draft202012Validator
 
 from dployr.errors import UnsupportedMediaType, ValidationError
 from dployr.store.paging import MAX_PER_PAGE, JsonPage, Page, PageRequest
@@ -29,15 +29,25 @@ async def read_json(request: web.Request, schema: dict[str, Any]) -> dict[str, A
         raise ValidationError(None, "is nested too deeply", "Malformed JSON body") from None
     if not isinstance(data, dict):
         raise ValidationError(None, "must be a JSON object")
+    if id(schema) not in _validators:
+        # In a thread: the first one also imports jsonschema (~2 MB, tens of ms), which a
+        # daemon that has had no request with a body yet does not hold.
+        _validators[id(schema)] = await asyncio.to_thread(_compile, schema)
     validate(schema, data)
     return data
+
+
+def _compile(schema: dict[str, Any]) -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema)
 
 
 def validate(schema: dict[str, Any], data: Any) -> None:
     """Raise ValidationError naming the first field that breaks `schema`."""
     validator = _validators.get(id(schema))
     if validator is None:
-        validator = _validators[id(schema)] = Draft202012Validator(schema)
+        validator = _validators[id(schema)] = _compile(schema)
     error = next(iter(sorted(validator.iter_errors(data), key=lambda e: e.path)), None)
     if error is not None:
         field, reason = _describe(error)

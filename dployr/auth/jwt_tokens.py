@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import importlib
 import logging
 import os
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import jwt
 
 from dployr.errors import InvalidToken
 
@@ -33,6 +33,15 @@ class AccessTokens:
     def __init__(self, key: bytes, ttl: int) -> None:
         self._key = key
         self.ttl = ttl
+        self._loaded = False
+
+    async def load(self) -> None:
+        """Import PyJWT in a worker thread; await it before `issue` or `verify` on the loop.
+        PyJWT imports all of `cryptography` (~10 MB of RSS, tens of ms): a daemon that no one
+        has logged in to since it started holds neither."""
+        if not self._loaded:
+            await asyncio.to_thread(importlib.import_module, "jwt")
+            self._loaded = True
 
     def issue(self, user_id: str, session_id: str) -> tuple[str, AccessClaims]:
         now = int(time.time())
@@ -47,10 +56,14 @@ class AccessTokens:
             "exp": claims.exp,
             "typ": ACCESS_TYP,
         }
+        import jwt  # see load()
+
         return jwt.encode(payload, self._key, algorithm=ALGORITHM), claims
 
     def verify(self, token: str) -> AccessClaims:
         """Decode a token signed by us with HS256 and typ=access; anything else is InvalidToken."""
+        import jwt  # see load()
+
         try:
             payload = jwt.decode(
                 token,

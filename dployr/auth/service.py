@@ -95,6 +95,7 @@ class AuthService:
         session_id = await sessions.create_session(
             self._db, user.id, token_hash(refresh), self._config.refresh_ttl
         )
+        await self._access.load()
         access, _ = self._access.issue(user.id, session_id)
         refreshed = await users.get_user(self._db, user.id)
         return TokenPair(access, refresh, self._access.ttl, refreshed or user)
@@ -112,6 +113,7 @@ class AuthService:
         user = await users.get_user(self._db, outcome.user_id)
         if user is None:
             raise InvalidToken()
+        await self._access.load()
         access, _ = self._access.issue(user.id, outcome.session_id)
         return TokenPair(access, new, self._access.ttl, user)
 
@@ -160,6 +162,9 @@ class AuthService:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise InvalidToken("Use 'Authorization: Bearer <token>'")
+        # For API tokens too: what an authenticated request does next may decrypt a secret,
+        # and the `cryptography` that SecretBox then needs comes with PyJWT, in a thread.
+        await self._access.load()
         if token.startswith(API_TOKEN_PREFIX):
             found = await tokens.token_identity(self._db, token_hash(token))
             if found is None:
