@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import concurrent.futures
 import contextlib
+import contextvars
+import functools
 import logging
 import os
 import re
@@ -23,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 from dployr.crypto import mask_secrets
 from dployr.errors import DployrError
@@ -34,6 +38,12 @@ _LINE_BREAK = re.compile(rb"[\r\n]")
 # git's advice after "Could not read from remote repository": it would push the cause out.
 _BOILERPLATE = {"Please make sure you have the correct access rights", "and the repository exists."}
 LineSink = Callable[[str], None]
+T = TypeVar("T")
+# Fetches at once: a small VPS's link and disk gain nothing from more. The deployer runs one
+# deployment a service at a time, so this bounds git across services (and fetches a cancel
+# left running until git is killed).
+GIT_THREADS = 4
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
 
 
 class SourceError(DployrError):
@@ -255,10 +265,25 @@ async def fetch_remote(
     `on_line` receives git's progress and error lines, masked, from a worker thread; git is
     killed after `limit` seconds (a thread cannot be cancelled, so asyncio.timeout would not)."""
     await check_remote_host(remote, allow_private)  # DNS may have changed since the request
-    return await asyncio.to_thread(
+    return await _in_git_thread(
         _fetch_and_archive,
         cache_dir, remote.url, remote.scheme, branch, auth, work_dir, limit, on_line,
     )  # fmt: skip
+
+
+def _git_pool() -> concurrent.futures.ThreadPoolExecutor:
+    """Git's own threads, made on first use: a slow remote holds one of these, never one of
+    the default pool's (bcrypt, DNS and Docker SDK calls). More fetches wait for a thread."""
+    global _POOL
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(GIT_THREADS, thread_name_prefix="git")
+    return _POOL
+
+
+async def _in_git_thread(fn: Callable[..., T], *args: Any) -> T:
+    # A cancel while the call still waits for a thread drops it; a running one goes on.
+    call = functools.partial(contextvars.copy_context().run, fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(_git_pool(), call)
 
 
 def _is_repository(path: Path) -> bool:
@@ -323,4 +348,4 @@ async def fetch_local(
 ) -> Checkout:
     """A git repository on this host is fetched like a remote (protocol `file`; `branch`
     defaults to its HEAD); a plain directory is tarred as it is, with commit_sha ""."""
-    return await asyncio.to_thread(_read_local, cache_dir, path, branch, work_dir, limit, on_line)
+    return await _in_git_thread(_read_local, cache_dir, path, branch, work_dir, limit, on_line)
