@@ -13,6 +13,7 @@ from aiohttp import web
 from dployr import scheduler
 from dployr.api import setup_routes
 from dployr.api.middleware import access_control, error_envelope, log_requests
+from dployr.auth.follows import FollowSlots
 from dployr.auth.jwt_tokens import AccessTokens, load_or_create_key
 from dployr.auth.ratelimit import RateLimits
 from dployr.auth.service import AuthService
@@ -20,7 +21,7 @@ from dployr.config import Config
 from dployr.crypto import SecretBox
 from dployr.events.bus import EventBus
 from dployr.ids import new_id
-from dployr.keys import AUTH, BOX, BUS, CONFIG, DB, DEPLOYER, RATE_LIMITS, STARTED_AT
+from dployr.keys import AUTH, BOX, BUS, CONFIG, DB, DEPLOYER, FOLLOWS, RATE_LIMITS, STARTED_AT
 from dployr.pipeline.deployer import Deployer
 from dployr.pipeline.reconcile import reconcile
 from dployr.proxy.protocol import NoProxy
@@ -43,6 +44,7 @@ def create_app(config: Config) -> web.Application:
         limits.authenticated_per_hour, limits.anonymous_per_hour, limits.login_per_15min
     )
     app[BUS] = EventBus()
+    app[FOLLOWS] = FollowSlots(config.server.follow_streams_per_user)
     app.cleanup_ctx.extend([database_ctx, auth_ctx, deployer_ctx, scheduler.scheduler_ctx])
     setup_routes(app)
     return app

@@ -43,6 +43,8 @@ class ServerConfig:
     log_level: str = field(default="info", metadata=_choices("debug", "info", "warning", "error"))
     log_format: str = field(default="text", metadata=_choices("text", "json"))
     shutdown_timeout: float = field(default=10.0, metadata=_range(0))
+    # Log streams (follow=true) a user may hold open at once; more answer 429 rate_limited.
+    follow_streams_per_user: int = field(default=8, metadata=_range(1, 1000))
 
 
 @dataclass(frozen=True)

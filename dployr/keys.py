@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dployr.auth.follows import FollowSlots
 from dployr.auth.ratelimit import Quota, RateLimits
 from dployr.auth.service import AuthService, Identity
 from dployr.config import Config
@@ -20,6 +21,7 @@ STARTED_AT = web.AppKey("started_at", float)
 BUS = web.AppKey("bus", EventBus)
 BOX = web.AppKey("box", SecretBox)
 DEPLOYER = web.AppKey("deployer", Deployer)
+FOLLOWS = web.AppKey("follows", FollowSlots)  # open log-follow streams per user
 
 IDENTITY = web.RequestKey("identity", Identity)  # absent on anonymous requests
 EXTRA_QUOTA = web.RequestKey("extra_quota", Quota)  # a tighter bucket a handler counted (login)

@@ -231,11 +231,14 @@ COMPONENTS: dict[str, Schema] = {
         },
     ),
     "ServiceLogs": obj(
-        ["service_id", "logs", "has_more"],
+        ["service_id", "logs", "has_more", "truncated"],
         {
             "service_id": _ID,
             "logs": {"type": "array", "items": ref("LogLine")},
             "has_more": {"type": "boolean"},
+            # The answer stopped at its byte cap: `logs` holds the oldest of the lines asked
+            # for; continue with `since` = the last line's timestamp.
+            "truncated": {"type": "boolean"},
         },
     ),
     "LogLine": obj(
@@ -243,7 +246,7 @@ COMPONENTS: dict[str, Schema] = {
         {"timestamp": _ID, "stream": {"enum": ["stdout", "stderr"]}, "message": _ID},
     ),
     "DeploymentLogs": obj(
-        ["deployment_id", "status", "logs"],
+        ["deployment_id", "status", "logs", "next_after", "has_more"],
         {
             "deployment_id": _ID,
             "status": {"enum": list(STATUSES)},
@@ -254,6 +257,10 @@ COMPONENTS: dict[str, Schema] = {
                     {"seq": {"type": "integer"}, "timestamp": _ID, "message": _ID},
                 ),
             },
+            # The seq of the last line sent (`after` when none): the next page's `after`.
+            "next_after": {"type": "integer", "minimum": 0},
+            # Lines after next_after exist now (a running build adds more later).
+            "has_more": {"type": "boolean"},
         },
     ),
     "EnvVar": obj(

@@ -15,7 +15,7 @@ from dployr.api.streams import LineStream, client_gone
 from dployr.api.users import identity_of
 from dployr.api.validation import page_json, page_request, query_bool, query_choice, read_json
 from dployr.errors import InvalidState, NotFound, Unavailable, ValidationError
-from dployr.keys import CONFIG, DB, DEPLOYER
+from dployr.keys import CONFIG, DB, DEPLOYER, FOLLOWS
 from dployr.pipeline.deployer import EnvChange
 from dployr.pipeline.spec import DeploySpec, spec_from_body
 from dployr.runtime.detect import default_target
@@ -25,6 +25,9 @@ from dployr.store.deployments import FINISHED, STATUSES, Deployment, NewDeployme
 routes = web.RouteTableDef()
 DEPLOYMENT = schemas.ref("Deployment")
 FOLLOW_POLL = 0.3
+LOG_PAGE = 1000
+MAX_LOG_PAGE = 5000
+LOG_PAGE_BYTES = 1_048_576  # a page is at most this (plus one line): small to serialise
 
 
 def deployment_json(deployment: Deployment) -> dict[str, Any]:
@@ -252,36 +255,75 @@ async def rollback_deployment(request: web.Request) -> web.Response:
     return web.json_response(deployment_json(created), status=202)
 
 
+def _log_window(request: web.Request) -> tuple[int, int]:
+    """`after` (a seq, 0 for the start) and `limit` (lines a page, capped at MAX_LOG_PAGE)."""
+    values = []
+    for name, default, low in (("after", 0, 0), ("limit", LOG_PAGE, 1)):
+        raw = request.query.get(name, str(default))
+        if not raw.isascii() or not raw.isdigit() or int(raw[:12]) < low:
+            raise ValidationError(name, f"must be an integer >= {low}")
+        values.append(int(raw[:12]))
+    return values[0], min(values[1], MAX_LOG_PAGE)
+
+
 @routes.get("/api/v1/deployments/{id}/logs", allow_head=False)
 @operation(
-    "The build and deploy log; ?follow=true streams NDJSON (or SSE) until it ends",
+    "The build and deploy log, a page at a time (`after`, `limit`); ?follow=true streams "
+    "NDJSON (or SSE) until the deployment ends",
     tag="deployments",
     responses={200: schemas.ref("DeploymentLogs")},
-    query=(query_param("follow", {"type": "boolean"}),),
+    query=(
+        query_param("after", {"type": "integer", "minimum": 0}, "lines after this seq (0)"),
+        query_param(
+            "limit",
+            {"type": "integer", "minimum": 1},
+            f"lines a page ({LOG_PAGE}, at most "
+            f"{MAX_LOG_PAGE}; a page also stops after {LOG_PAGE_BYTES} bytes)",
+        ),
+        query_param("follow", {"type": "boolean"}),
+    ),
     streams=("application/x-ndjson", "text/event-stream"),
 )
 async def deployment_logs(request: web.Request) -> web.StreamResponse:
     deployment = await deployment_of(request)
     db = request.app[DB]
+    after, limit = _log_window(request)
     if not query_bool(request, "follow"):
-        lines = await deployments.read_log(db, deployment.id, 0, limit=100_000)
+        lines = await deployments.read_log(
+            db, deployment.id, after, limit=limit, max_bytes=LOG_PAGE_BYTES
+        )
+        next_after = lines[-1][0] if lines else after
+        more = await deployments.read_log(db, deployment.id, next_after, limit=1)
         return web.json_response(
             {
                 "deployment_id": deployment.id,
                 "status": deployment.status,
                 "logs": [{"seq": s, "timestamp": t, "message": m} for s, t, m in lines],
+                "next_after": next_after,
+                "has_more": bool(more),
             }
         )
-    async with LineStream(request) as stream:
-        after = 0
-        while not client_gone(request):
-            # Status first, then lines: the log is complete before the status ends it.
-            current = await deployments.get_deployment(db, deployment.id, None)
-            for seq, stamp, message in await deployments.read_log(db, deployment.id, after):
-                await stream.send({"seq": seq, "timestamp": stamp, "message": message})
-                after = seq
-            if current is None or current.status in FINISHED:
-                await stream.send({"status": current.status if current else "deleted", "end": True})
-                break
-            await asyncio.sleep(FOLLOW_POLL)
+    with request.app[FOLLOWS].hold(identity_of(request).user.id):
+        async with LineStream(request) as stream:
+            await _follow_log(request, stream, deployment.id, after, limit)
     return stream.response
+
+
+async def _follow_log(
+    request: web.Request, stream: LineStream, deployment_id: str, after: int, limit: int
+) -> None:
+    """Lines as they are written, then `{status, end: true}` once the deployment finished."""
+    db = request.app[DB]
+    while not client_gone(request):
+        # Status first, then lines: the log is complete before the status ends it.
+        current = await deployments.get_deployment(db, deployment_id, None)
+        while page := await deployments.read_log(
+            db, deployment_id, after, limit=limit, max_bytes=LOG_PAGE_BYTES
+        ):
+            for seq, stamp, message in page:
+                await stream.send({"seq": seq, "timestamp": stamp, "message": message})
+            after = page[-1][0]
+        if current is None or current.status in FINISHED:
+            await stream.send({"status": current.status if current else "deleted", "end": True})
+            return
+        await asyncio.sleep(FOLLOW_POLL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -17,9 +18,9 @@ from dployr.api.validation import page_json, page_request, query_bool, query_tex
 from dployr.crypto import mask_secrets
 from dployr.errors import NotFound, ValidationError
 from dployr.ids import parse_iso
-from dployr.keys import DB, DEPLOYER
+from dployr.keys import DB, DEPLOYER, FOLLOWS
 from dployr.pipeline import control
-from dployr.runtime.protocol import InstanceStatus, LogLine, RuntimeFailure
+from dployr.runtime.protocol import InstanceStatus, LogLine, Runtime, RuntimeFailure
 from dployr.store import services
 from dployr.store.services import Service
 
@@ -27,6 +28,7 @@ routes = web.RouteTableDef()
 SERVICE = schemas.ref("Service")
 STATUS = schemas.ref("ServiceStatus")
 MAX_TAIL = 10_000
+MAX_LOG_BYTES = 1_048_576  # of messages in one non-follow answer; the rest is not read
 
 
 async def service_of(request: web.Request) -> Service:
@@ -188,6 +190,36 @@ def _since(request: web.Request) -> str | None:
     return raw
 
 
+async def _read_logs(
+    runtime: Runtime,
+    ref: str | None,
+    tail: int,
+    since: str | None,
+    entry: Callable[[LogLine], dict[str, str]],
+) -> tuple[list[dict[str, str]], bool]:
+    """The last `tail` + 1 lines (the extra one tells whether there are more), read until
+    MAX_LOG_BYTES of messages: then (the lines so far, True) and the engine is read no more."""
+    lines: list[dict[str, str]] = []
+    if not ref:
+        return lines, False
+    size = 0
+    source = runtime.logs(ref, tail=tail + 1, since=since, follow=False)
+    try:
+        async for line in source:
+            item = entry(line)
+            size += len(item["message"].encode("utf-8")) + 1
+            if size > MAX_LOG_BYTES and lines:
+                return lines, True
+            lines.append(item)
+    except RuntimeFailure:
+        return [], False
+    finally:
+        aclose = getattr(source, "aclose", None)  # a generator: closes the engine connection
+        if aclose is not None:
+            await aclose()
+    return lines, False
+
+
 @routes.get("/api/v1/services/{id}/logs", allow_head=False)
 @operation(
     "The live instance's output; ?follow=true streams NDJSON (SSE for text/event-stream)",
@@ -213,24 +245,22 @@ async def service_logs(request: web.Request) -> web.StreamResponse:
         return {"timestamp": line.timestamp, "stream": line.stream, "message": message}
 
     if not follow:
-        lines = []
-        if ref:
-            try:
-                async for line in deployer.runtime.logs(
-                    ref, tail=tail + 1, since=since, follow=False
-                ):
-                    lines.append(entry(line))
-            except RuntimeFailure:
-                lines = []
-        has_more = len(lines) > tail
+        lines, truncated = await _read_logs(deployer.runtime, ref, tail, since, entry)
+        has_more = truncated or len(lines) > tail
         return web.json_response(
-            {"service_id": service.id, "logs": lines[-tail:] if tail else [], "has_more": has_more}
+            {
+                "service_id": service.id,
+                "logs": lines if truncated else lines[-tail:] if tail else [],
+                "has_more": has_more,
+                "truncated": truncated,
+            }
         )
-    async with LineStream(request) as stream:
-        if ref:
-            source = deployer.runtime.logs(ref, tail=tail, since=since, follow=True)
-            async for line in until_gone(request, source):
-                await stream.send(entry(line))
+    with request.app[FOLLOWS].hold(identity_of(request).user.id):
+        async with LineStream(request) as stream:
+            if ref:
+                source = deployer.runtime.logs(ref, tail=tail, since=since, follow=True)
+                async for line in until_gone(request, source):
+                    await stream.send(entry(line))
     return stream.response
 
 

@@ -47,6 +47,7 @@ LABEL_DEPLOYMENT = "dployr.deployment"
 DOCKERFILE_NAME = ".dployr.Dockerfile"
 _STEP = re.compile(r"^Step (\d+)/(\d+) :")
 PORT_ATTEMPTS = 5
+POOL_CONNECTIONS = 100  # engine connections of the logs and the calls pools (aiohttp default)
 
 
 def free_loopback_port() -> int:
@@ -64,7 +65,7 @@ class DockerRuntime:
         self._agent_id = agent_id
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
-        self._session: aiohttp.ClientSession | None = None
+        self._sessions: dict[str, aiohttp.ClientSession] = {}  # by purpose, see _http
 
     @classmethod
     async def open(cls, url: str, agent_id: str) -> DockerRuntime:
@@ -72,8 +73,8 @@ class DockerRuntime:
         return cls(url, agent_id)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in self._sessions.values():
+            await session.close()
         if self._client is not None:
             await asyncio.to_thread(self._client.close)
 
@@ -91,20 +92,27 @@ class DockerRuntime:
 
     # -- the engine's HTTP API, for reads and the streams -----------------------------------
 
-    def _http(self) -> tuple[aiohttp.ClientSession, str]:
-        if self._session is None:
+    def _http(self, purpose: str) -> tuple[aiohttp.ClientSession, str]:
+        """A session per purpose ("build", "calls", "logs"), each with its own connection pool:
+        log readers (at most POOL_CONNECTIONS, followers capped per user by the API) can never
+        take the connections that builds and short calls wait for. Builds have no pool limit
+        (runtime.build_concurrency bounds them)."""
+        session = self._sessions.get(purpose)
+        if session is None:
+            limit = 0 if purpose == "build" else POOL_CONNECTIONS  # 0: no pool limit
             if self._url.startswith("unix://"):
                 connector: aiohttp.BaseConnector = aiohttp.UnixConnector(
-                    path=self._url[len("unix://") :]
+                    path=self._url[len("unix://") :], limit=limit
                 )
                 self._base = f"http://docker/v{API_VERSION}"
             else:
-                connector = aiohttp.TCPConnector()
+                connector = aiohttp.TCPConnector(limit=limit)
                 self._base = f"http://{self._url.split('://', 1)[1]}/v{API_VERSION}"
-            self._session = aiohttp.ClientSession(
+            session = aiohttp.ClientSession(
                 connector=connector, timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)
             )
-        return self._session, self._base
+            self._sessions[purpose] = session
+        return session, self._base
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(client, *args, **kwargs)` in a thread; the SDK's failures become RuntimeFailure."""
@@ -124,7 +132,7 @@ class DockerRuntime:
 
     async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
         """GET a JSON document from the engine; None when it answers 404."""
-        session, base = self._http()
+        session, base = self._http("calls")
         try:
             async with session.get(
                 f"{base}{path}", params=params, timeout=aiohttp.ClientTimeout(total=120)
@@ -151,7 +159,7 @@ class DockerRuntime:
         }
         if request.dockerfile is not None:
             params["dockerfile"] = DOCKERFILE_NAME
-        session, base = self._http()
+        session, base = self._http("build")
         try:
             async with asyncio.timeout(request.timeout):
                 await self._stream_build(session, base, params, context, on_line)
@@ -336,7 +344,7 @@ class DockerRuntime:
         params["tail"] = "all" if tail is None else str(tail)
         if since:
             params["since"] = f"{parse_iso(since).timestamp():.6f}"
-        session, base = self._http()
+        session, base = self._http("logs")
         try:
             async with session.get(f"{base}/containers/{ref}/logs", params=params) as response:
                 if response.status != 200:
