@@ -166,16 +166,22 @@ async def test_follow_streams_are_capped_per_user(
     resp = await follower.get(f"{deployment_url}?follow=true", headers=other)
     assert resp.status == 404  # not theirs; the cap did not answer first
 
-    # A client that goes away gives its slot back.
-    streams.pop(0).close()
-    for _ in range(100):
-        resp = await follower.get(f"{service_url}?follow=true&tail=1", headers=auth)
-        if resp.status == 200:
-            streams.append(resp)
-            break
-        assert resp.status == 429
-        await asyncio.sleep(0.1)
-    assert streams[-1].status == 200 and len(streams) == 3
+    # A client that goes away gives its slot back, from either kind of stream.
+    async def reopen(url: str) -> None:
+        for _ in range(100):
+            resp = await follower.get(f"{url}?follow=true&tail=1", headers=auth)
+            if resp.status == 200:
+                streams.append(resp)
+                return
+            assert resp.status == 429
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"no slot came back for {url}")
+
+    streams.pop(0).close()  # a service log follow
+    await reopen(service_url)
+    streams.pop(1).close()  # the deployment log follow
+    await reopen(deployment_url)
+    assert len(streams) == 3
     for stream in streams:
         stream.close()
     assert (await client.delete(f"/api/v1/deployments/{stuck_id}", headers=auth)).status == 204
