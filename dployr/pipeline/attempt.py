@@ -277,13 +277,22 @@ class Attempt:
         return [line for line in lines if line.strip()]
 
     async def switching(self, host_port: int | None) -> None:
-        service_id = self.deployment.service_id
         if host_port is None:  # a worker takes no traffic: the service has no routes to send
             await self.enter("switching", "a worker: no traffic to send")
+        else:
+            await self.enter("switching", f"sending traffic to 127.0.0.1:{host_port}")
+        # A release is live as soon as traffic goes to it (SPEC §13): from the switch to the
+        # commit that says so, a cancel waits, so a live release is never reported (and
+        # cleaned up) as cancelled.
+        previous = await run_to_end(self._go_live(host_port))
+        await run_to_end(self._retire(previous))
+
+    async def _go_live(self, host_port: int | None) -> Deployment | None:
+        service_id = self.deployment.service_id
+        if host_port is None:
             await self.d.proxy.remove(service_id)
             where = "as a worker"
         else:
-            await self.enter("switching", f"sending traffic to 127.0.0.1:{host_port}")
             await self.d.proxy.switch(Upstream(service_id, host_port))
             where = f"on 127.0.0.1:{host_port}"
         self.finish("switching", message="live")
@@ -291,13 +300,6 @@ class Attempt:
         # The log is complete before the status says so: a follower stops at the status.
         self.log.write(f"==> live: release {self.deployment.number} {where}")
         await self.log.flush()
-        previous = await run_to_end(self._go_live())
-        await run_to_end(self._retire(previous))
-
-    async def _go_live(self) -> Deployment | None:
-        """The commit that makes this release live, with what follows from it; it runs to its
-        end even when a cancel lands meanwhile, so a live release is never reported (and
-        cleaned up) as cancelled."""
         live, previous = await deployments.make_live(
             self.d.db, self.deployment, f"release {self.deployment.number} is live"
         )

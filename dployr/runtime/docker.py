@@ -34,6 +34,7 @@ from dployr.runtime.protocol import (
     LogLine,
     RuntimeFailure,
 )
+from dployr.tasks import run_to_end
 
 if TYPE_CHECKING:
     import docker
@@ -230,7 +231,7 @@ class DockerRuntime:
                 else spec.host_port or await asyncio.to_thread(free_loopback_port)
             )
             try:
-                container = await self._call(self._run, spec, host_port)
+                container = await self._create_and_start(spec, host_port)
             except RuntimeFailure as err:
                 last = err
                 if "port is already allocated" in str(err) or "address already in use" in str(err):
@@ -240,8 +241,27 @@ class DockerRuntime:
         assert last is not None
         raise last
 
-    def _run(self, client: docker.DockerClient, spec: InstanceSpec, host_port: int | None) -> Any:
+    async def _create_and_start(self, spec: InstanceSpec, host_port: int | None) -> Any:
+        """The engine call runs in a thread that a cancel cannot stop: a cancel waits for it
+        and removes the container it made, so a cancelled release leaves nothing running
+        (with `unless-stopped`, it would even come back after a reboot)."""
         name = f"dployr-{spec.service_name}-{spec.number}-{secrets.token_hex(3)}"
+        creating = asyncio.ensure_future(self._call(self._run, spec, host_port, name))
+        try:
+            return await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            await run_to_end(self._discard(creating, name))
+            raise
+
+    async def _discard(self, creating: asyncio.Future[Any], name: str) -> None:
+        await asyncio.wait({creating})
+        if not creating.cancelled() and creating.exception() is None:
+            _LOGGER.info("removing container %s: its start was cancelled", name)
+            await self.stop(name, grace=0)
+
+    def _run(
+        self, client: docker.DockerClient, spec: InstanceSpec, host_port: int | None, name: str
+    ) -> Any:
         kwargs: dict[str, Any] = {}
         if spec.resources.cpus:
             kwargs["nano_cpus"] = int(spec.resources.cpus * 1e9)

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from dployr.crypto import mask_secrets
 from dployr.errors import DployrError
 from dployr.sources.validate import Remote, check_branch, check_remote_host
+from dployr.tasks import run_to_end
 
 _LOGGER = logging.getLogger(__name__)
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -73,6 +74,43 @@ class _Run:
     env: dict[str, str]
     secrets: list[str]
     on_line: LineSink | None
+    stop: _Stop
+
+
+class _Stop:
+    """Stops the git runs of one fetch from the event loop (its deployment was cancelled):
+    the running git is killed with its children, and no further git starts."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self.started = False
+        self.stopped = False
+
+    def begin(self) -> bool:
+        """In the git thread, first: False when the fetch was stopped before it started."""
+        with self._lock:
+            self.started = not self.stopped
+            return self.started
+
+    def running(self, pid: int | None) -> None:
+        with self._lock:
+            self._pid = pid
+            if pid is not None and self.stopped:
+                _kill_group(pid)
+
+    def stop(self) -> bool:
+        """Stop the fetch; True when it had started (its thread is still to be waited for)."""
+        with self._lock:
+            self.stopped = True
+            if self._pid is not None:
+                _kill_group(self._pid)
+            return self.started
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)  # git and its ssh or remote-http helpers
 
 
 def _locked_config(scheme: str) -> list[str]:
@@ -133,6 +171,8 @@ def _run_git(run: _Run, command: str, args: list[str], timeout: float, failure: 
     import git  # here, in a worker thread: an idle daemon does not hold GitPython (~2 MB)
 
     argv = ["git", *_locked_config(run.scheme), command, *args]
+    if run.stop.stopped:
+        raise SourceError("the fetch was cancelled")
     try:
         handle = git.Git(str(run.git_dir)).execute(
             argv, env=run.env, as_process=True, start_new_session=True
@@ -145,20 +185,23 @@ def _run_git(run: _Run, command: str, args: list[str], timeout: float, failure: 
 
     def kill() -> None:
         timed_out.set()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # git and its ssh or remote-http helpers
+        _kill_group(proc.pid)
 
     watchdog = threading.Timer(timeout, kill)
     watchdog.start()
+    run.stop.running(proc.pid)
     try:
         tail = _stream_lines(proc.stderr.fileno(), run) if proc.stderr else []
         out = proc.stdout.read() if proc.stdout else b""
         status = proc.wait()
     finally:
+        run.stop.running(None)
         watchdog.cancel()
         for stream in (proc.stdout, proc.stderr):
             if stream:
                 stream.close()
+    if run.stop.stopped:
+        raise SourceError("the fetch was cancelled")
     if timed_out.is_set():
         raise SourceError(f"git {command} timed out after {timeout:g} s")
     if status != 0:
@@ -204,6 +247,7 @@ def _fetch_and_archive(
     work: Path,
     timeout: float,
     on_line: LineSink | None,
+    stop: _Stop,
 ) -> Checkout:
     """Blocking: fetch `branch` of `source` into the cache (made on first use), archive it."""
     check_branch(branch)  # it goes into a refspec; a local repository's HEAD was never checked
@@ -212,7 +256,7 @@ def _fetch_and_archive(
     home = Path(tempfile.mkdtemp(prefix="git-home-", dir=work))  # 0700, holds the deploy key
     try:
         env, secrets = _environment(scheme, cache, home, auth, cache.parent / "known_hosts")
-        run = _Run(cache, scheme, env, secrets, on_line)
+        run = _Run(cache, scheme, env, secrets, on_line, stop)
         if not (cache / "HEAD").is_file():
             # --template= : no sample hooks or other files copied from the system's templates.
             _run_git(
@@ -265,9 +309,12 @@ async def fetch_remote(
     `on_line` receives git's progress and error lines, masked, from a worker thread; git is
     killed after `limit` seconds (a thread cannot be cancelled, so asyncio.timeout would not)."""
     await check_remote_host(remote, allow_private)  # DNS may have changed since the request
-    return await _in_git_thread(
+    stop = _Stop()
+    return await _stoppable(
+        stop,
+        cache_dir,
         _fetch_and_archive,
-        cache_dir, remote.url, remote.scheme, branch, auth, work_dir, limit, on_line,
+        cache_dir, remote.url, remote.scheme, branch, auth, work_dir, limit, on_line, stop,
     )  # fmt: skip
 
 
@@ -284,6 +331,36 @@ async def _in_git_thread(fn: Callable[..., T], *args: Any) -> T:
     # A cancel while the call still waits for a thread drops it; a running one goes on.
     call = functools.partial(contextvars.copy_context().run, fn, *args)
     return await asyncio.get_running_loop().run_in_executor(_git_pool(), call)
+
+
+async def _stoppable(
+    stop: _Stop, cache_dir: Path, fetch: Callable[..., Checkout], *args: object
+) -> Checkout:
+    """Run a blocking fetch in a worker thread. A cancel kills git and waits for the thread
+    to end before it goes on, so nothing of the fetch outlives its deployment; the cache git
+    was writing is dropped (a killed git can leave it locked) and the next fetch makes it anew."""
+    work = asyncio.ensure_future(_in_git_thread(_unless_stopped, stop, fetch, *args))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        if stop.stop():  # it runs: wait for the killed git, then drop the cache
+            await run_to_end(_drop_cache_after(work, cache_dir))
+        else:  # still waiting for a git thread: when it gets one, it ends at once
+            work.add_done_callback(lambda done: done.cancelled() or done.exception())
+        raise
+
+
+def _unless_stopped(stop: _Stop, fetch: Callable[..., Checkout], *args: object) -> Checkout:
+    if not stop.begin():
+        raise SourceError("the fetch was cancelled before it started")
+    return fetch(*args)
+
+
+async def _drop_cache_after(work: asyncio.Future[Checkout], cache_dir: Path) -> None:
+    await asyncio.wait({work})
+    if not work.cancelled() and work.exception() is not None:
+        _LOGGER.info("a cancelled fetch ended with: %s", work.exception())
+    await asyncio.to_thread(shutil.rmtree, cache_dir, True)
 
 
 def _is_repository(path: Path) -> bool:
@@ -325,12 +402,15 @@ def _read_local(
     work: Path,
     timeout: float,
     on_line: LineSink | None,
+    stop: _Stop,
 ) -> Checkout:
     if not path.is_dir():
         raise SourceError(f"local path {path} does not exist or is not a directory")
     if _is_repository(path):
         branch = branch or _head_branch(path)
-        return _fetch_and_archive(cache, str(path), "file", branch, None, work, timeout, on_line)
+        return _fetch_and_archive(
+            cache, str(path), "file", branch, None, work, timeout, on_line, stop
+        )
     work.mkdir(parents=True, exist_ok=True)
     archive = work / "source.tar"
     _tar_directory(path, archive)
@@ -348,4 +428,7 @@ async def fetch_local(
 ) -> Checkout:
     """A git repository on this host is fetched like a remote (protocol `file`; `branch`
     defaults to its HEAD); a plain directory is tarred as it is, with commit_sha ""."""
-    return await _in_git_thread(_read_local, cache_dir, path, branch, work_dir, limit, on_line)
+    stop = _Stop()
+    return await _stoppable(
+        stop, cache_dir, _read_local, cache_dir, path, branch, work_dir, limit, on_line, stop
+    )

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.docker.conftest import cleanup_agent, engine_answers
+
 PASSWORD = "correct horse battery"
 
 
@@ -170,3 +172,41 @@ def run_dployr(
         timeout=timeout,
         check=False,
     )
+
+
+@pytest.fixture
+def deploy_daemon(tmp_path: Path, empty_config: Path) -> Iterator[Daemon]:
+    if not engine_answers():
+        pytest.fail("no Docker engine answers (scripts/provision starts one)")
+    data_dir = tmp_path / "data"
+    env = daemon_env(
+        data_dir,
+        DPLOYR_RUNTIME_ALLOW_LOCAL_SOURCES="true",
+        DPLOYR_RUNTIME_DRAIN_SECONDS="0.2",
+    )
+    process = Daemon(data_dir, empty_config, env)
+    try:
+        yield process
+    finally:
+        if process.process is not None and process.process.poll() is None:
+            process.process.kill()
+            process.process.wait(10)
+        cleanup_agent(data_dir)
+
+
+def wait_status(
+    daemon: Daemon, token: str, deployment_id: str, wanted: set[str], limit: float = 120
+) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        status, body = daemon.request("GET", f"/api/v1/deployments/{deployment_id}", token=token)
+        assert status == 200, body
+        if body["status"] in wanted:
+            return dict(body)
+        time.sleep(0.1)
+    raise AssertionError(f"{deployment_id} never reached {wanted}: {body}")
+
+
+def page(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+        return str(resp.read().decode())

@@ -6,60 +6,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.docker.conftest import (
-    STATIC_APP,
-    agent_containers,
-    agent_images,
-    cleanup_agent,
-    commit,
-    engine_answers,
-    make_repo,
-)
-from tests.integration.conftest import Daemon, daemon_env
-
-
-@pytest.fixture
-def deploy_daemon(tmp_path: Path, empty_config: Path) -> Iterator[Daemon]:
-    if not engine_answers():
-        pytest.fail("no Docker engine answers (scripts/provision starts one)")
-    data_dir = tmp_path / "data"
-    env = daemon_env(
-        data_dir,
-        DPLOYR_RUNTIME_ALLOW_LOCAL_SOURCES="true",
-        DPLOYR_RUNTIME_DRAIN_SECONDS="0.2",
-    )
-    process = Daemon(data_dir, empty_config, env)
-    try:
-        yield process
-    finally:
-        if process.process is not None and process.process.poll() is None:
-            process.process.kill()
-            process.process.wait(10)
-        cleanup_agent(data_dir)
-
-
-def wait_status(
-    daemon: Daemon, token: str, deployment_id: str, wanted: set[str], limit: float = 120
-) -> dict:  # type: ignore[type-arg]
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        status, body = daemon.request("GET", f"/api/v1/deployments/{deployment_id}", token=token)
-        assert status == 200, body
-        if body["status"] in wanted:
-            return dict(body)
-        time.sleep(0.1)
-    raise AssertionError(f"{deployment_id} never reached {wanted}: {body}")
-
-
-def page(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
-        return str(resp.read().decode())
+from tests.docker.conftest import STATIC_APP, agent_containers, agent_images, commit, make_repo
+from tests.integration.conftest import Daemon, page, wait_status
 
 
 def test_kill_9_mid_build_then_restart_is_consistent(deploy_daemon: Daemon, tmp_path: Path) -> None:

@@ -211,6 +211,46 @@ async def test_a_fetch_past_its_limit_is_killed(tmp_path):
     assert time.monotonic() - started < 10
 
 
+def git_processes_using(path: Path) -> list[int]:
+    """Pids of live processes whose command line names `path` (git runs with GIT_DIR=path,
+    and its argv names the cache through -C when GitPython sets the working directory)."""
+    found = []
+    for proc_dir in Path("/proc").iterdir():
+        if not proc_dir.name.isdigit():
+            continue
+        try:
+            environ = (proc_dir / "environ").read_bytes()
+            status = (proc_dir / "status").read_text()
+        except OSError:
+            continue
+        if f"GIT_DIR={path}".encode() in environ.split(b"\0") and "State:\tZ" not in status:
+            found.append(int(proc_dir.name))
+    return found
+
+
+async def test_a_cancelled_fetch_kills_git_and_drops_the_cache(tmp_path):
+    """A cancel during fetching stops git at once (not at its time limit) and leaves no cache
+    that a killed git might have left locked."""
+    cache = tmp_path / "cache" / "repo.git"
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        remote = parse_remote(f"git://127.0.0.1:{silent.getsockname()[1]}/app")
+        fetch = asyncio.create_task(
+            fetch_remote(cache, remote, "main", None, tmp_path / "w", allow_private=True, limit=600)
+        )
+        deadline = time.monotonic() + 30
+        while not await asyncio.to_thread(git_processes_using, cache):
+            assert time.monotonic() < deadline, "git fetch never started"
+            await asyncio.sleep(0.05)
+        fetch.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await fetch
+        # When the cancel has gone through, git is gone and so is the cache it was writing.
+        assert await asyncio.to_thread(git_processes_using, cache) == []
+        assert not await asyncio.to_thread(cache.exists)
+
+
 async def test_fetch_local_reads_a_repository_at_its_head_branch(tmp_path):
     sha = await asyncio.to_thread(make_repo, tmp_path / "src", {"main.go": "package main"}, "trunk")
     checkout = await fetch_local(tmp_path / "cache", tmp_path / "src", None, tmp_path / "w")
