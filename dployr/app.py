@@ -23,7 +23,7 @@ from dployr.events.bus import EventBus
 from dployr.ids import new_id
 from dployr.keys import AUTH, BOX, BUS, CONFIG, DB, DEPLOYER, FOLLOWS, RATE_LIMITS, STARTED_AT
 from dployr.pipeline.deployer import Deployer
-from dployr.pipeline.reconcile import reconcile
+from dployr.pipeline.reconcile import reconcile, reconcile_when_ready
 from dployr.proxy.protocol import NoProxy
 from dployr.runtime.detect import docker_problem, docker_url
 from dployr.runtime.docker import DockerRuntime
@@ -101,10 +101,17 @@ async def deployer_ctx(app: web.Application) -> AsyncIterator[None]:
     deployer = Deployer(app[DB], config, runtime, NoProxy(), box)
     app[BOX], app[DEPLOYER] = box, deployer
     problem = await docker_problem(config.runtime)
+    late: asyncio.Task[None] | None = None
     if problem is None:
-        await reconcile(deployer)
-    else:
-        _LOGGER.warning("not reconciling releases: %s", problem)
+        await reconcile(deployer)  # before the first request
+    else:  # the start does not wait: releases are reconciled when the engine comes up
+        _LOGGER.warning("releases are reconciled when the engine answers: %s", problem)
+        late = asyncio.create_task(
+            reconcile_when_ready(deployer, lambda: docker_problem(config.runtime))
+        )
     yield
+    if late is not None:
+        late.cancel()
+        await asyncio.gather(late, return_exceptions=True)
     await deployer.shutdown(config.server.shutdown_timeout)
     await runtime.close()

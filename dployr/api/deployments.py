@@ -16,6 +16,7 @@ from dployr.api.users import identity_of
 from dployr.api.validation import page_json, page_request, query_bool, query_choice, read_json
 from dployr.errors import InvalidState, NotFound, Unavailable, ValidationError
 from dployr.keys import CONFIG, DB, DEPLOYER, FOLLOWS
+from dployr.pipeline import releases
 from dployr.pipeline.deployer import EnvChange
 from dployr.pipeline.spec import DeploySpec, spec_from_body
 from dployr.runtime.detect import default_target
@@ -216,10 +217,7 @@ async def delete_deployment(request: web.Request) -> web.Response:
     if deployment.status == "live":
         raise InvalidState("This deployment is live; deploy or roll back to another first")
     if deployment.status in FINISHED:
-        if deployer.is_own_image(deployment.artifact, deployment.service_id):
-            assert deployment.artifact is not None
-            await deployer.runtime.remove_artifact(deployment.artifact)
-        await deployments.delete_deployment(request.app[DB], deployment.id)
+        await releases.forget_deployment(deployer, deployment)
     else:
         await deployer.cancel(deployment)
     return web.Response(status=204)

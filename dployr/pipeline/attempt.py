@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from dployr.errors import ValidationError
 from dployr.ids import now_iso
+from dployr.pipeline import releases
 from dployr.pipeline.health import WORKER_SETTLE, wait_healthy, wait_settled
 from dployr.pipeline.logbook import Logbook
 from dployr.pipeline.spec import DeploySpec
@@ -317,7 +318,7 @@ class Attempt:
                 self.d.db, previous.id, {"instance_ref": None}, None
             )
             self.log.write(f"stopped release {previous.number} after draining")
-        await prune_images(self.d, self.deployment.service_id)
+        await releases.prune_images(self.d, self.deployment.service_id)
 
     # -- endings -------------------------------------------------------------------------------
 
@@ -426,20 +427,3 @@ class BuildProgress:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
-
-
-async def prune_images(deployer: Deployer, service_id: str) -> None:
-    """Keep the images of the newest `keep_releases` releases (and the live one) for rollback."""
-    keep = deployer.config.runtime.keep_releases
-    history = await deployments.deployments_of(deployer.db, service_id)
-    released = ("live", "superseded", "rolled_back")
-    with_images = [
-        d for d in history if deployer.is_own_image(d.artifact, service_id) and d.status in released
-    ]
-    kept = {d.artifact for d in with_images[:keep]} | {
-        d.artifact for d in history if d.status == "live"
-    }
-    for old in with_images[keep:]:
-        if old.artifact not in kept:
-            assert old.artifact is not None
-            await deployer.runtime.remove_artifact(old.artifact)

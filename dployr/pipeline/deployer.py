@@ -142,6 +142,10 @@ class Deployer:
     async def cancel(self, deployment: Deployment) -> None:
         """Cancel a queued or running deployment (its half-made instance and image go too)."""
         task = self._tasks.get(deployment.id)
+        if deployment.status == "queued" and task is None:
+            # Not resumed yet (the engine has not answered since the start): no task to stop.
+            await self._end_queued(deployment)
+            return
         if deployment.status in FINISHED or task is None:
             raise InvalidState(
                 f"Deployment {deployment.id} is {deployment.status}: nothing to cancel"
@@ -170,6 +174,10 @@ class Deployer:
             task.cancel()
         if tasks:
             await asyncio.wait([t for _, t in tasks], timeout=grace)
+
+    def is_tracked(self, deployment_id: str) -> bool:
+        """Queued or running in this process (it has a task)."""
+        return deployment_id in self._tasks
 
     def running_count(self) -> int:
         return len(self._tasks)

@@ -4,7 +4,9 @@ of ours is left that no service owns."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from dployr.ids import now_iso
 from dployr.pipeline.control import start_instance
@@ -14,6 +16,20 @@ from dployr.store import deployments, services
 from dployr.store.deployments import RUNNING
 
 _LOGGER = logging.getLogger(__name__)
+ENGINE_POLL_SECONDS = 2.0
+
+
+async def reconcile_when_ready(
+    deployer: Deployer, problem: Callable[[], Awaitable[str | None]]
+) -> None:
+    """For an engine that was down at start: reconcile as soon as it answers, so queued
+    deployments resume then, not at the next restart."""
+    while True:
+        if await problem() is None:
+            break
+        await asyncio.sleep(ENGINE_POLL_SECONDS)  # polling: the engine sends no signal
+    _LOGGER.info("the engine answers now: reconciling releases")
+    await reconcile(deployer)
 
 
 async def reconcile(deployer: Deployer) -> None:
@@ -24,12 +40,15 @@ async def reconcile(deployer: Deployer) -> None:
     except RuntimeFailure as err:
         _LOGGER.warning("reconcile could not reach the runtime: %s", err)
     for queued in await deployments.deployments_in(deployer.db, ("queued",)):
-        _LOGGER.info("resuming queued deployment %s", queued.id)
-        deployer.submit(queued)
+        if not deployer.is_tracked(queued.id):  # one made after the start is queued already
+            _LOGGER.info("resuming queued deployment %s", queued.id)
+            deployer.submit(queued)
 
 
 async def _fail_interrupted(deployer: Deployer) -> None:
     for deployment in await deployments.deployments_in(deployer.db, RUNNING):
+        if deployer.is_tracked(deployment.id):  # running in this process: not interrupted
+            continue
         message = f"interrupted: the daemon stopped during {deployment.status}"
         stages = [
             {**s, "status": "failed", "finished_at": now_iso(), "message": message}

@@ -304,6 +304,15 @@ async def delete_deployment(db: Database, deployment_id: str) -> None:
 # -- the deployment log --------------------------------------------------------------------------
 
 
+async def artifact_in_use(db: Database, service_id: str, artifact: str) -> bool:
+    """Does any deployment of the service (in any state) name this artifact?"""
+    row = await db.fetchone(
+        "SELECT 1 FROM deployments WHERE service_id = ? AND artifact = ? LIMIT 1",
+        (service_id, artifact),
+    )
+    return row is not None
+
+
 async def append_log(db: Database, deployment_id: str, lines: list[tuple[int, str, str]]) -> None:
     async with db.transaction() as conn:
         await conn.executemany(

@@ -1,0 +1,45 @@
+"""A service's built releases: which images are kept for rollback, and which can go."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dployr.store import deployments
+from dployr.store.deployments import FINISHED, Deployment
+
+if TYPE_CHECKING:
+    from dployr.pipeline.deployer import Deployer
+
+RELEASED = ("live", "superseded", "rolled_back")
+
+
+async def prune_images(deployer: Deployer, service_id: str) -> None:
+    """Keep the images of the newest `keep_releases` releases for rollback, and every image
+    a deployment still uses: the live release (running or stopped), and a queued or running
+    rollback's."""
+    keep = deployer.config.runtime.keep_releases
+    history = await deployments.deployments_of(deployer.db, service_id)
+    with_images = [
+        d for d in history if deployer.is_own_image(d.artifact, service_id) and d.status in RELEASED
+    ]
+    kept = {d.artifact for d in with_images[:keep]} | {
+        d.artifact for d in history if d.status == "live" or d.status not in FINISHED
+    }
+    for old in with_images[keep:]:
+        if old.artifact not in kept:
+            assert old.artifact is not None
+            await deployer.runtime.remove_artifact(old.artifact)
+
+
+async def forget_deployment(deployer: Deployer, deployment: Deployment) -> None:
+    """Remove a finished deployment from the history. Its image goes with it unless another
+    deployment of the service still names it (a rollback reuses its release's image, so the
+    live release or a stopped service's current one may run it)."""
+    await deployments.delete_deployment(deployer.db, deployment.id)
+    artifact = deployment.artifact
+    if (
+        artifact is not None
+        and deployer.is_own_image(artifact, deployment.service_id)
+        and not await deployments.artifact_in_use(deployer.db, deployment.service_id, artifact)
+    ):
+        await deployer.runtime.remove_artifact(artifact)
