@@ -104,7 +104,8 @@ async def _converge_services(deployer: Deployer) -> None:
         await deployments.update_deployment(
             deployer.db, live.id, {"instance_ref": ref, "host_port": port}, None
         )
-        _LOGGER.info("brought %s back on 127.0.0.1:%s", service.name, port)
+        where = "as a worker" if port is None else f"on 127.0.0.1:{port}"
+        _LOGGER.info("brought %s back %s", service.name, where)
 
 
 async def _remove_orphans(deployer: Deployer) -> None:
