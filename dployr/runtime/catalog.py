@@ -24,6 +24,7 @@ class Runtime:
     build_cmd: str | None  # what the Dockerfile runs when a deployment gives none
     run_cmd: str | None
     install_cmd: str | None = None  # the dependency layer: ours, before the code is copied
+    finish_cmd: str | None = None  # ours, right after the code is copied, before build_cmd
     templated: bool = True  # built from templates/Dockerfile.<id>.j2
     needs_source: bool = True  # git or local; False for `image`
 
@@ -46,7 +47,8 @@ class Runtime:
 # `install_cmd` runs, then the code is copied, so a code change reuses the installed
 # dependencies from the build cache. An install that fails on the manifests alone (a
 # requirement such as `-e .` needs the code) is not fatal there: it leaves its command in
-# DEFERRED, and the default build step runs it again once the code is in /app.
+# DEFERRED, and `finish_cmd` runs it again once the code is in /app (whatever build_cmd is,
+# so an install that failed for a passing reason is never left out of the image).
 DEFERRED = "/opt/dployr/deps-deferred"
 _DEFER = (
     '"$@" || { echo "dployr: the dependencies need more than their manifests; installing them'
@@ -101,9 +103,10 @@ CATALOG: dict[str, Runtime] = {
             ("18", "20", "22"),
             "20",
             3000,
-            RETRY_DEFERRED,
+            None,
             "npm start",
             install_cmd=NODEJS_INSTALL,
+            finish_cmd=RETRY_DEFERRED,
         ),
         Runtime(
             "python",
@@ -111,9 +114,10 @@ CATALOG: dict[str, Runtime] = {
             ("3.11", "3.12", "3.13"),
             "3.12",
             8000,
-            RETRY_DEFERRED,
+            None,
             "python3 app.py",
             install_cmd=PYTHON_INSTALL,
+            finish_cmd=RETRY_DEFERRED,
         ),
         Runtime(
             "go",
@@ -198,6 +202,7 @@ def render_dockerfile(
     return template.render(
         image=image,
         install_cmd=runtime.install_cmd,
+        finish_cmd=runtime.finish_cmd,
         build_cmd=build_cmd if build_cmd is not None else runtime.build_cmd,
         run_cmd=run_cmd or runtime.run_cmd,
     )

@@ -138,8 +138,9 @@ def layers(log: str) -> dict[str, bool]:
     at = [i for i, (text, _) in enumerate(found) if text.startswith("COPY .dployr.Dockerfil")]
     assert len(at) == 1, f"no manifests' COPY step in {found}"
     at = at[0]
-    assert found[at + 2][0] == "COPY . /app", found
-    return {"manifests": found[at][1], "install": found[at + 1][1], "code": found[at + 2][1]}
+    code = [i for i, (text, _) in enumerate(found) if text == "COPY . /app"]
+    assert found[at + 1][0].startswith("RUN ") and code and code[0] > at + 1, found
+    return {"manifests": found[at][1], "install": found[at + 1][1], "code": found[code[0]][1]}
 
 
 def body_for(name: str, repo: Path, runtime: str, version: str, port: int) -> dict[str, Any]:
@@ -195,22 +196,27 @@ async def test_nodejs_code_change_reuses_node_modules(
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("build_cmd", [None, "test -f app.py && echo custom build saw the code"])
 async def test_requirements_that_need_the_code_install_after_it(
     dclient: TestClient,  # type: ignore[type-arg]
     auth: dict[str, str],
     tmp_path: Path,
+    build_cmd: str | None,
 ) -> None:
     """requirements.txt includes a file the manifests' layer does not copy (a common Django
-    layout): the first install fails there, says so, and runs again once the code is in."""
+    layout): the first install fails there, says so, and runs again once the code is in, also
+    when the deployment has its own build_cmd (which runs after that, with the code)."""
     files = {"app.py": PY_APP.format(text="nested"),
              "requirements.txt": "-r requirements/base.txt\n",
              "requirements/base.txt": f"# run {uuid.uuid4().hex}\nsix==1.16.0\n"}  # fmt: skip
     repo = await asyncio.to_thread(make_repo, tmp_path / "nested", files)
-    body = body_for("py-nested", repo, "python", "3.11", 8000)
+    body = {**body_for("py-nested", repo, "python", "3.11", 8000), "build_cmd": build_cmd}
     _, page, log = await deploy_and_fetch(dclient, auth, body)
     assert page == "nested with six 1.16.0\n"
     assert "the dependencies need more than their manifests" in log, log[-3000:]
     assert log.index("the dependencies need more") < log.index("Successfully installed six-1.16.0")
+    if build_cmd:
+        assert log.index("Successfully installed six") < log.index("\ncustom build saw the code")
 
 
 @pytest.mark.timeout(600)

@@ -211,7 +211,7 @@ def test_go_and_rust_render_their_defaults(
     cmds = [exec_form(arg) for word, arg in found if word == "CMD"]
     assert runs == [["/bin/sh", "-c", catalog.install_cmd], ["/bin/sh", "-c", build]]
     assert cmds == [["/bin/sh", "-c", run]]
-    assert found[-1][0] == "CMD"
+    assert found[-1] == ("RUN", json.dumps(["/bin/sh", "-c", build]))
     # Explicit commands replace the defaults, still exec-form JSON; the dependency step stays.
     text = render_dockerfile(catalog, image, "make app", "./app --serve")
     found = instructions(text)
@@ -251,17 +251,21 @@ def test_dependencies_install_in_their_own_layer_before_the_code(
     assert sources[-1] == "./" and sources[1:-1] == MANIFESTS[runtime]
     assert fnmatch.fnmatchcase(DOCKERFILE_NAME, sources[0]), sources  # always there
     assert found[code] == ("COPY", ". /app")
-    # Exactly one step between the two copies: the catalog's own install, never the user's.
+    # Between the two copies: the catalog's own install (never the user's command) and CMD,
+    # which is config, placed before the code so that it comes from the cache too.
     assert [(w, exec_form(a)) for w, a in found[manifests + 1 : code]] == [
-        ("RUN", ["/bin/sh", "-c", catalog.install_cmd])
+        ("RUN", ["/bin/sh", "-c", catalog.install_cmd]),
+        ("CMD", ["/bin/sh", "-c", "serve"]),
     ]
-    # After the code: the build command (the deployment's or the catalog's), then CMD last.
-    after = [(w, exec_form(a)) for w, a in found[code + 1 :]]
+    # After the code: the catalog's finishing step (python, nodejs: a deferred install), then
+    # the build command, the deployment's or the catalog's default.
+    after = [exec_form(a) for w, a in found[code + 1 :] if w == "RUN"]
+    assert len(after) == len(found) - code - 1
     command = catalog.build_cmd if build is None else build
-    assert after == ([("RUN", ["/bin/sh", "-c", command])] if command else []) + [
-        ("CMD", ["/bin/sh", "-c", "serve"])
-    ]
-    assert all(w in ("FROM", "WORKDIR", "ENV") for w, _ in found[:manifests] if w != "RUN")
+    assert after == [["/bin/sh", "-c", c] for c in (catalog.finish_cmd, command) if c]
+    assert (catalog.finish_cmd is not None) == (runtime in ("python", "nodejs"))
+    before = [w for w, _ in found[:manifests]]
+    assert before[:2] == ["FROM", "WORKDIR"] and set(before) <= {"FROM", "WORKDIR", "ENV", "RUN"}
 
 
 def test_each_manifest_pattern_matches_its_manifests_and_no_code() -> None:
