@@ -1,11 +1,13 @@
 """The dependency layer for real: after a one-line code change, the redeploy takes the installed
 dependencies from the engine's build cache (python from PyPI, nodejs from npm); requirements
-that need the code install after it; a project with no manifest builds."""
+that need the code install after it; a project with no manifest builds; go's and rust's
+install steps run under /bin/sh with stand-in tools (no base image for them here)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from dployr.runtime.catalog import CATALOG
 from tests.docker.conftest import commit, make_repo
 from tests.docker.test_runtimes import NODE_PACKAGE, deploy_and_fetch
 
@@ -298,3 +301,51 @@ async def test_a_project_with_no_manifest_builds(
     _, page, log = await deploy_and_fetch(dclient, auth, body)
     assert page == ("bare with six none\n" if runtime == "python" else "bare says true\n")
     assert "COPY .dployr.Dockerfil[e]" in log
+
+
+# -- the install steps' shell, where no base image runs them ---------------------------------
+
+
+@pytest.mark.parametrize("runtime", ["python", "nodejs", "go", "rust"])
+def test_the_catalogs_own_steps_are_valid_shell(runtime: str) -> None:
+    catalog = CATALOG[runtime]
+    for command in (catalog.install_cmd, catalog.finish_cmd, catalog.build_cmd):
+        if command:
+            checked = subprocess.run(["/bin/sh", "-n", "-c", command], capture_output=True)
+            assert checked.returncode == 0, (command, checked.stderr)
+
+
+@pytest.mark.parametrize(
+    ("runtime", "manifest", "tool", "call"),
+    [("go", "go.mod", "go", "go mod download"), ("rust", "Cargo.toml", "cargo", "cargo fetch")],
+    ids=["go", "rust"],
+)  # fmt: skip
+@pytest.mark.parametrize("outcome", ["works", "fails", "no manifest"])
+def test_go_and_rust_install_steps_with_stand_in_tools(
+    tmp_path: Path, runtime: str, manifest: str, tool: str, call: str, outcome: str
+) -> None:
+    """No golang or rust image here: the step runs under /bin/sh (dash, as in those Debian
+    images) with a stand-in tool that records its call and what it saw. A failed fetch is
+    not fatal (the build fetches), and rust's stand-in main.rs is gone afterwards."""
+    app, bin_dir = tmp_path / "app", tmp_path / "bin"
+    app.mkdir()
+    bin_dir.mkdir()
+    if outcome != "no manifest":
+        (app / manifest).write_text("")
+    status = 1 if outcome == "fails" else 0
+    (bin_dir / tool).write_text(
+        f'#!/bin/sh\necho "{tool} $* main.rs=$(test -f src/main.rs && echo y)" >> ../calls\n'
+        f"exit {status}\n"
+    )
+    (bin_dir / tool).chmod(0o755)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    ran = subprocess.run(["/bin/sh", "-c", CATALOG[runtime].install_cmd or ""], cwd=app,
+                         env=env, capture_output=True, text=True)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    calls = (tmp_path / "calls").read_text() if (tmp_path / "calls").exists() else ""
+    if outcome == "no manifest":
+        assert calls == "" and ran.stdout == ""
+        return
+    assert calls == f"{call} main.rs={'y' if runtime == 'rust' else ''}\n"
+    assert ("the build fetches" in ran.stdout) == (outcome == "fails"), ran.stdout
+    assert sorted(p.name for p in app.iterdir()) == [manifest]  # no src/ left behind
