@@ -135,10 +135,16 @@ class Config:
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    # The file this config was read from ("" when none was): its directory holds secrets too.
+    config_file: str = ""
 
     @property
     def data_path(self) -> Path:
         return Path(self.server.data_dir)
+
+    @property
+    def config_dir(self) -> Path:
+        return Path(self.config_file or DEFAULT_CONFIG_PATH).absolute().parent
 
     @property
     def db_path(self) -> Path:
@@ -146,7 +152,9 @@ class Config:
 
 
 _SECTIONS: dict[str, type[Any]] = {
-    name: hint for name, hint in get_type_hints(Config).items() if name != "runtimes"
+    name: hint
+    for name, hint in get_type_hints(Config).items()
+    if name not in ("runtimes", "config_file")
 }
 
 
@@ -155,7 +163,11 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     environ = os.environ if environ is None else environ
     raw = _read_file(path)
     _apply_environ(raw, environ)
-    return _build(raw)
+    config = _build(raw)
+    read = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    if path is not None or read.is_file():
+        config = dataclasses.replace(config, config_file=str(read.absolute()))
+    return config
 
 
 def _read_file(path: str | Path | None) -> dict[str, Any]:

@@ -14,13 +14,15 @@ from dployr.api.projects import owner_filter, project_of
 from dployr.api.streams import LineStream, client_gone
 from dployr.api.users import identity_of
 from dployr.api.validation import page_json, page_request, query_bool, query_choice, read_json
-from dployr.errors import InvalidState, NotFound, Unavailable, ValidationError
+from dployr.errors import Forbidden, InvalidState, NotFound, Unavailable, ValidationError
 from dployr.keys import CONFIG, DB, DEPLOYER, FOLLOWS
 from dployr.pipeline import releases
 from dployr.pipeline.deployer import EnvChange
 from dployr.pipeline.spec import DeploySpec, spec_from_body
-from dployr.runtime.detect import default_target
-from dployr.store import credentials, deployments, projects
+from dployr.runtime.detect import BUILT_TARGETS, default_target, docker_problem
+from dployr.runtime.reference import DEFAULT_DOMAIN, parse_image
+from dployr.store import credentials, deployments, projects, services
+from dployr.store.db import Database
 from dployr.store.deployments import FINISHED, STATUSES, Deployment, NewDeployment
 
 routes = web.RouteTableDef()
@@ -71,19 +73,36 @@ async def deployment_of(request: web.Request) -> Deployment:
     return deployment
 
 
-async def _target(request: web.Request) -> str:
-    target = await default_target(request.app[CONFIG].runtime)
-    if target != "docker":
+async def _target(request: web.Request, body: dict[str, Any]) -> str:
+    """The target of a first deployment: the body's, else the configured default, which must
+    be one this version has (docker) and, for `auto`, one whose engine answers."""
+    runtime = request.app[CONFIG].runtime
+    if body.get("target") is not None:
+        return str(body["target"])  # check_spec names the field when it is not built
+    if runtime.default_target not in ("auto", *BUILT_TARGETS):
         raise Unavailable(
-            "No Docker engine answers on this host: the docker target is the only one in this "
-            "version. Start dockerd (or set runtime.docker_host) and try again."
+            f"runtime.default_target is {runtime.default_target!r}, a target this version of "
+            f"dployr does not have yet (it has: {', '.join(BUILT_TARGETS)}). Set "
+            'runtime.default_target to auto or docker, or send "target": "docker".'
+        )
+    target = await default_target(runtime)
+    if target is None:
+        problem = await docker_problem(runtime)
+        raise Unavailable(
+            f"Nothing can run releases on this host: {problem}. The docker target is the only "
+            "one in this version: start dockerd (or set runtime.docker_host) and try again."
         )
     return target
 
 
 async def _check_refs(request: web.Request, body: dict[str, Any], owner_id: str) -> None:
-    """A project or credential named in the body must be the caller's own (else a 400)."""
+    """A project, credential or release image named in the body must be the owner's own (else a
+    400, the way another owner's objects are not found)."""
     db = request.app[DB]
+    if body.get("image") and not await _may_use_image(db, body["image"], owner_id):
+        raise ValidationError(
+            "image", "names a dployr release that is not one of your services' releases"
+        )
     if (
         body.get("project_id")
         and await projects.get_project(db, body["project_id"], owner_id) is None
@@ -93,6 +112,16 @@ async def _check_refs(request: web.Request, body: dict[str, Any], owner_id: str)
         await credentials.get_credential(db, body["credential_id"], owner_id) is None
     ):
         raise ValidationError("credential_id", "no such credential")
+
+
+async def _may_use_image(db: Database, image: str, owner_id: str) -> bool:
+    """Images under `dployr/` are the releases this agent built: only the owner's own services'
+    (`dployr/<service id>:<n>`). Any other image on the host is the operator's to share."""
+    ref = parse_image(image)
+    namespace, _, repo = ref.path.partition("/")
+    if ref.domain != DEFAULT_DOMAIN or namespace != "dployr":
+        return True
+    return "/" not in repo and await services.get_service(db, repo, owner_id) is not None
 
 
 def _env_changes(body: dict[str, Any]) -> list[EnvChange]:
@@ -110,7 +139,9 @@ async def create_deployment(request: web.Request) -> web.Response:
     identity = identity_of(request)
     body = await read_json(request, ds.CREATE_DEPLOYMENT)
     await _check_refs(request, body, identity.user.id)
-    spec = await spec_from_body(body, request.app[CONFIG], await _target(request))
+    spec = await spec_from_body(
+        body, request.app[CONFIG], await _target(request, body), admin=identity.user.is_admin
+    )
     new = NewDeployment(
         owner_id=identity.user.id,
         project_id=body.get("project_id") or "",
@@ -190,7 +221,9 @@ async def update_deployment(request: web.Request) -> web.Response:
     body = await read_json(request, ds.UPDATE_DEPLOYMENT)
     await _check_refs(request, body, original.owner_id)
     base = DeploySpec.from_json(original.spec)
-    spec = await spec_from_body(body, request.app[CONFIG], base.target, base=base)
+    spec = await spec_from_body(
+        body, request.app[CONFIG], base.target, base=base, admin=identity_of(request).user.is_admin
+    )
     new = NewDeployment(
         owner_id=original.owner_id,
         project_id=original.project_id,
@@ -232,6 +265,11 @@ async def delete_deployment(request: web.Request) -> web.Response:
 async def rollback_deployment(request: web.Request) -> web.Response:
     target = await deployment_of(request)
     deployer = request.app[DEPLOYER]
+    if target.spec["source"] == "local" and not identity_of(request).user.is_admin:
+        raise Forbidden(
+            "This release came from a local source: only an admin may redeploy it",
+            details={"field": "source", "reason": "local sources are for admins only"},
+        )
     if target.status not in ("live", "superseded", "rolled_back") or not target.artifact:
         raise InvalidState(
             f"Deployment {target.id} is {target.status}: it has no release to roll back to"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +13,17 @@ from dployr.errors import UnsupportedMediaType, ValidationError
 from dployr.store.paging import MAX_PER_PAGE, JsonPage, Page, PageRequest
 
 _validators: dict[int, Any] = {}
+# A lone surrogate can only arrive as a \uD800-\uDFFF escape, or as its UTF-8-like bytes (json
+# decodes bytes with "surrogatepass"); only then is the decoded body searched for one.
+_SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _TooLong:
+    """Stands in for an integer literal past Python's int() digit limit, until it is named."""
+
+
+_TOO_LONG = _TooLong()
 
 
 async def read_json(request: web.Request, schema: dict[str, Any]) -> dict[str, Any]:
@@ -19,8 +31,29 @@ async def read_json(request: web.Request, schema: dict[str, Any]) -> dict[str, A
     if request.content_type != "application/json":
         raise UnsupportedMediaType()
     raw = await request.read()  # over client_max_size: aiohttp raises 413, the middleware shapes it
+    data = parse_json(raw)
+    if id(schema) not in _validators:
+        # In a thread: the first one also imports jsonschema (~2 MB, tens of ms), which a
+        # daemon that has had no request with a body yet does not hold.
+        _validators[id(schema)] = await asyncio.to_thread(_compile, schema)
+    validate(schema, data)
+    return data
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """A JSON object every value of which Python and SQLite can hold, or a 400 naming the field."""
+    too_long = False
+
+    def parse_int(text: str) -> int | _TooLong:
+        nonlocal too_long
+        try:
+            return int(text)
+        except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
+            too_long = True
+            return _TOO_LONG
+
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_int=parse_int)
     except UnicodeDecodeError:
         raise ValidationError(None, "is not UTF-8", "Malformed JSON body: not UTF-8") from None
     except json.JSONDecodeError as err:
@@ -29,12 +62,36 @@ async def read_json(request: web.Request, schema: dict[str, Any]) -> dict[str, A
         raise ValidationError(None, "is nested too deeply", "Malformed JSON body") from None
     if not isinstance(data, dict):
         raise ValidationError(None, "must be a JSON object")
-    if id(schema) not in _validators:
-        # In a thread: the first one also imports jsonschema (~2 MB, tens of ms), which a
-        # daemon that has had no request with a body yet does not hold.
-        _validators[id(schema)] = await asyncio.to_thread(_compile, schema)
-    validate(schema, data)
+    if too_long or _SURROGATE_HINT.search(raw):
+        problem = _unstorable(data, None)
+        if problem is not None:
+            raise ValidationError(*problem)
     return data
+
+
+def _unstorable(value: Any, path: str | None) -> tuple[str | None, str] | None:
+    """The first value (depth first) that is a too-long integer or holds a lone surrogate."""
+    if value is _TOO_LONG:
+        return path, "is an integer with too many digits"
+    if isinstance(value, str):
+        return (path, "must not contain " + _LONE_SURROGATE) if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        if _SURROGATE.search(key):
+            shown = key.encode("utf-8", "backslashreplace").decode("utf-8")
+            return _join(path, shown), "is a field name with " + _LONE_SURROGATE
+        problem = _unstorable(item, _join(path, key))
+        if problem is not None:
+            return problem
+    return None
+
+
+_LONE_SURROGATE = "a lone surrogate (\\ud800-\\udfff): it is not valid Unicode"
 
 
 def _compile(schema: dict[str, Any]) -> Any:

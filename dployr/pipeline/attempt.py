@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dployr.errors import ValidationError
+from dployr.errors import DployrError
 from dployr.ids import now_iso
 from dployr.pipeline import releases
 from dployr.pipeline.health import WORKER_SETTLE, wait_healthy, wait_settled
@@ -18,8 +18,8 @@ from dployr.pipeline.logbook import Logbook
 from dployr.pipeline.spec import DeploySpec
 from dployr.proxy.protocol import Upstream
 from dployr.runtime.catalog import CATALOG, base_image, render_dockerfile
-from dployr.runtime.protocol import BuildRequest, InstanceSpec, Resources, RuntimeFailure
-from dployr.sources.git import Checkout, GitAuth, SourceError, fetch_local, fetch_remote
+from dployr.runtime.protocol import BuildRequest, InstanceSpec, Resources
+from dployr.sources.git import Checkout, GitAuth, fetch_local, fetch_remote
 from dployr.sources.validate import parse_remote
 from dployr.store import credentials, deployments, services
 from dployr.store.deployments import Deployment
@@ -105,7 +105,7 @@ class Attempt:
                 reason = self.d.cancel_reason(self.deployment.id)
                 await run_to_end(self._end_cancelled(reason))
                 raise
-            except (StageFailed, SourceError, RuntimeFailure, ValidationError) as err:
+            except (StageFailed, DployrError) as err:
                 await run_to_end(self._end_failed(str(err)))
             except Exception as err:
                 _LOGGER.exception("deployment %s failed unexpectedly", self.deployment.id)

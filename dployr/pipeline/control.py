@@ -51,10 +51,11 @@ async def stop_service(deployer: Deployer, service: Service) -> None:
         status = await deployer.runtime.status(live.instance_ref if live else None)
         if live is None or status.status == "stopped" or not live.instance_ref:
             raise InvalidState(f"Service {service.name} is already stopped")
+        # Stop first: when the engine is down (a 503) the service still wants to run.
+        await deployer.runtime.stop(live.instance_ref)
         await services.set_desired_state(
             deployer.db, service, "stopped", _event(service, "service.stopped", live)
         )
-        await deployer.runtime.stop(live.instance_ref)
         await deployments.update_deployment(deployer.db, live.id, {"instance_ref": None}, None)
 
 

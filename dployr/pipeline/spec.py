@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from dployr.config import Config
 from dployr.errors import Forbidden, ValidationError
 from dployr.runtime.catalog import CATALOG
-from dployr.sources.validate import check_branch, check_local_path, check_remote_host, parse_remote
+from dployr.runtime.reference import parse_image
+from dployr.sources.validate import (
+    check_branch,
+    check_local_path,
+    check_remote_host,
+    outside_protected,
+    parse_remote,
+)
 
 # RFC 1123 labels, an optional leading `*.`, lower case (SPEC §5).
 _DOMAIN = re.compile(
@@ -56,7 +64,12 @@ CONFIG_FIELDS = (
 
 
 async def spec_from_body(
-    body: dict[str, Any], config: Config, default_target: str, base: DeploySpec | None = None
+    body: dict[str, Any],
+    config: Config,
+    default_target: str,
+    base: DeploySpec | None = None,
+    *,
+    admin: bool,
 ) -> DeploySpec:
     """The body (already schema-checked) merged over `base` (PUT) or the catalog defaults."""
     if base is None:
@@ -83,12 +96,18 @@ async def spec_from_body(
     if "runtime" in changes and "version" not in changes:
         changes["version"] = CATALOG[changes["runtime"]].default_version
     spec = replace(base, **changes)
-    await check_spec(spec, config)
+    await check_spec(spec, config, admin=admin)
     return spec
 
 
-async def check_spec(spec: DeploySpec, config: Config) -> None:
-    """The rules a schema cannot say: which fields each source needs, remotes, branches."""
+def protected_dirs(config: Config) -> dict[str, Path]:
+    """What a local source must neither be inside of nor contain: the daemon's secrets."""
+    return {"the daemon's data dir": config.data_path, "the config's directory": config.config_dir}
+
+
+async def check_spec(spec: DeploySpec, config: Config, *, admin: bool) -> None:
+    """The rules a schema cannot say: which fields each source needs, remotes, branches.
+    `admin`: whether the caller is one (a local source reads the host: admins only)."""
     runtime = CATALOG[spec.runtime]
     if spec.target != "docker":
         raise ValidationError(
@@ -99,6 +118,7 @@ async def check_spec(spec: DeploySpec, config: Config) -> None:
             raise ValidationError("runtime", "source image goes with runtime image, and only it")
         if not spec.image:
             raise ValidationError("image", "is required for source image")
+        parse_image(spec.image)
     elif spec.source == "remote":
         if not spec.remote:
             raise ValidationError("remote", "is required for source remote")
@@ -111,9 +131,14 @@ async def check_spec(spec: DeploySpec, config: Config) -> None:
                 "Local sources are disabled on this host (runtime.allow_local_sources)",
                 details={"field": "source", "reason": "local sources are disabled"},
             )
+        if not admin:
+            raise Forbidden(
+                "Local sources read the host's files: only an admin may deploy one",
+                details={"field": "source", "reason": "local sources are for admins only"},
+            )
         if not spec.path:
             raise ValidationError("path", "is required for source local")
-        check_local_path(spec.path)
+        await outside_protected(check_local_path(spec.path), protected_dirs(config))
         if spec.branch is not None:
             check_branch(spec.branch)
     if runtime.templated and spec.version is None:

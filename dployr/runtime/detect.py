@@ -11,6 +11,8 @@ import aiohttp
 from dployr.config import RuntimeConfig
 
 PROBE_TIMEOUT = 2.0
+# The targets this version of dployr implements; systemd and process are planned (SPEC §4.1).
+BUILT_TARGETS = ("docker",)
 
 
 def docker_url(config: RuntimeConfig) -> str:
@@ -46,24 +48,21 @@ async def systemd_booted() -> bool:
 
 
 async def available_targets(config: RuntimeConfig) -> list[str]:
-    docker, systemd = await asyncio.gather(docker_problem(config), systemd_booted())
-    targets = ["docker"] if docker is None else []
-    if systemd:
-        targets.append("systemd")
-    return [*targets, "process"]
+    """The targets this version has and this host can run now, in order of preference."""
+    return ["docker"] if await docker_problem(config) is None else []
 
 
 async def runtime_problem(config: RuntimeConfig) -> str | None:
     """None when the configured default target can run releases, else why not."""
     target = config.default_target
-    if target == "docker":
+    if target in ("auto", "docker"):
         return await docker_problem(config)
-    if target == "systemd" and not await systemd_booted():
-        return "systemd is not PID 1 on this host"
-    return None  # auto and process always have the process target to fall back on
+    return f"the {target} target is not available in this version of dployr"
 
 
-async def default_target(config: RuntimeConfig) -> str:
+async def default_target(config: RuntimeConfig) -> str | None:
+    """The configured target, or for `auto` the first available one (None: none is)."""
     if config.default_target != "auto":
         return config.default_target
-    return (await available_targets(config))[0]
+    targets = await available_targets(config)
+    return targets[0] if targets else None

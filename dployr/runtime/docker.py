@@ -127,6 +127,7 @@ class DockerRuntime:
             except docker.errors.APIError as err:
                 raise RuntimeFailure(str(err.explanation or err)) from err
             except (docker.errors.DockerException, requests.RequestException) as err:
+                _close_failed_sockets(err)
                 raise RuntimeFailure(f"the Docker engine is not reachable: {err}") from err
 
         return await asyncio.to_thread(run)
@@ -386,6 +387,21 @@ async def _frames(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str, byt
         size = int.from_bytes(header[4:8], "big")
         payload = await content.readexactly(size)
         yield ("stderr" if header[0] == 2 else "stdout"), payload
+
+
+def _close_failed_sockets(err: BaseException | None) -> None:
+    """docker-py's unix-socket connect() leaves its socket open when the engine is down (it is
+    still a local of the failed frame): close it, or every call leaks a descriptor until GC."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        trace = err.__traceback__
+        while trace is not None:
+            for value in trace.tb_frame.f_locals.values():
+                if isinstance(value, socket.socket):
+                    value.close()
+            trace = trace.tb_next
+        err = err.__cause__ or err.__context__
 
 
 def _build_context(source: Path, dockerfile: str | None, target: Path) -> None:

@@ -8,11 +8,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from dployr.errors import DployrError
+
 LineSink = Callable[[str], None]
 
 
-class RuntimeFailure(Exception):
-    """A runtime operation failed; the message is for the deployment's log and `error`."""
+class RuntimeFailure(DployrError):
+    """A runtime operation failed (the engine is down or refused it); the message is for the
+    deployment's log and `error`, and for the API as a 503: the runtime could not serve it."""
+
+    status = 503
+    code = "unavailable"
+    default_message = "The runtime could not carry out this operation"
 
 
 @dataclass(frozen=True)

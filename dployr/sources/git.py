@@ -50,6 +50,9 @@ _POOL: concurrent.futures.ThreadPoolExecutor | None = None
 class SourceError(DployrError):
     """The source could not be fetched; the message is safe to show (secrets masked)."""
 
+    # The request was well formed but its source cannot be used (422, SPEC §1).
+    status = 422
+    code = "validation_error"
     default_message = "The source could not be fetched"
 
 

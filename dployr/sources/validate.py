@@ -129,6 +129,24 @@ def check_local_path(path: str) -> Path:
     return Path(path)
 
 
+async def outside_protected(path: Path, protected: dict[str, Path]) -> Path:
+    """The path with its symlinks resolved, when it is neither `/` nor inside nor around any of
+    the `protected` directories (by name); else a 400. Resolving reads the filesystem: a thread."""
+
+    def resolve_all() -> tuple[Path, dict[str, Path]]:
+        return path.resolve(), {name: p.resolve() for name, p in protected.items()}
+
+    resolved, roots = await asyncio.to_thread(resolve_all)
+    if resolved == Path(resolved.anchor):
+        raise ValidationError("path", "must not be / itself")
+    for name, root in roots.items():
+        if resolved == root or root in resolved.parents:
+            raise ValidationError("path", f"is inside {name} ({root}); choose another directory")
+        if resolved in root.parents:
+            raise ValidationError("path", f"contains {name} ({root}); choose a narrower directory")
+    return resolved
+
+
 async def check_remote_host(remote: Remote, allow_private: bool) -> None:
     """Refuse link-local and metadata addresses always; loopback and private ones unless the
     operator allows them (a LAN Gitea). Checked at request time and again before each fetch."""

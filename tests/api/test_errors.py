@@ -129,3 +129,61 @@ def test_error_tree_codes():
         body = cls() if cls is not errors.ValidationError else cls("f", "is bad")
         assert body.body()["error"]["code"] == cls.code
     assert web.HTTPNotFound.status_code in errors.HTTP_STATUS_CODES
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"name": "\\ud800"}', "name"),
+        (b'{"name": "ok \\uDFFF"}', "name"),
+        (b'{"name": "\xed\xa0\x80"}', "name"),  # the same surrogate, as raw bytes
+        (b'{"name": "ok", "settings": {"tags": ["a", "\\udc00"]}}', "settings.tags.1"),
+        (b'{"name": "ok", "settings": {"k\\ud83d": 1}}', "settings.k\\ud83d"),
+        (b'{"name": "ok", "settings": {"n": ' + b"9" * 5000 + b"}}", "settings.n"),
+        (b'{"name": "ok", "settings": {"n": -' + b"1" * 4301 + b"}}", "settings.n"),
+        (b'{"name": ' + b"7" * 5000 + b"}", "name"),
+    ],
+    ids=["escape", "low-half", "raw-bytes", "in-list", "in-key", "huge-int", "huge-neg", "top"],
+)
+async def test_unstorable_json_is_a_400_naming_the_field(client, admin, raw, field):
+    """Python's int() limit and lone surrogates (which SQLite cannot encode) are caught at the
+    one JSON reading edge, for every endpoint: never a 500."""
+    resp = await client.post(
+        "/api/v1/projects", data=raw, headers={**admin, "Content-Type": "application/json"}
+    )
+    assert resp.status == 400, await resp.text()
+    data = await resp.json()
+    assert_error(data, "validation_error")
+    assert data["error"]["details"]["field"] == field
+
+
+async def test_surrogate_on_a_public_endpoint_is_a_400(client):
+    resp = await client.post(
+        "/api/v1/auth/register",
+        data=b'{"name": "\\ud800", "email": "a@example.com", "password": "long enough"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert resp.status == 400, await resp.text()
+    assert (await resp.json())["error"]["details"]["field"] == "name"
+
+
+async def test_valid_pairs_and_big_but_legal_numbers_still_pass(client, admin):
+    raw = b'{"name": "smile \\ud83d\\ude00", "settings": {"n": ' + b"9" * 4000 + b"}}"
+    resp = await client.post(
+        "/api/v1/projects", data=raw, headers={**admin, "Content-Type": "application/json"}
+    )
+    assert resp.status == 201, await resp.text()
+    assert (await resp.json())["name"] == "smile \U0001f600"
+
+
+@pytest.mark.parametrize("query", ["search=%ED%A0%80", "search=%F0%9F", "status=%ED%A0%80"])
+async def test_undecodable_query_strings_are_not_500s(client, admin, query):
+    for path in ("/api/v1/projects", "/api/v1/services", "/api/v1/users"):
+        resp = await client.get(f"{path}?{query}", headers=admin)
+        assert resp.status in (200, 400), (path, await resp.text())
+
+
+async def test_undecodable_path_ids_are_404s(client, admin):
+    for path in ("/api/v1/projects/%ED%A0%80", "/api/v1/services/%ED%A0%80/env/%ED%A0%80"):
+        resp = await client.delete(path, headers=admin)
+        assert resp.status == 404, (path, await resp.text())

@@ -96,3 +96,11 @@ def test_bad_environment_value_names_the_variable(tmp_path, name, value):
 def test_missing_explicit_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "absent.toml", environ={})
+
+
+def test_the_config_files_directory_is_known(tmp_path):
+    """Local sources must not read it (it may hold secrets): the config remembers its file."""
+    config = load_config(write(tmp_path, ""), environ={})
+    assert config.config_dir == tmp_path.absolute()
+    with pytest.raises(ConfigError, match="config_file"):
+        load_config(write(tmp_path, "[config_file]\nx = 1\n"), environ={})

@@ -1,0 +1,108 @@
+"""Edges of the pipeline against the real engine: a local source through a symlink, an engine
+that is down while a service is started, stopped or restarted, a proxy that refuses a switch."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from dployr.app import create_app
+from dployr.errors import ProxyError
+from dployr.keys import DEPLOYER
+from dployr.proxy.protocol import Upstream
+from tests.conftest import bearer, login, register
+from tests.docker.conftest import (
+    STATIC_APP,
+    agent_containers,
+    commit,
+    deploy_config,
+    fetch_text,
+    make_repo,
+    wait_done,
+)
+
+Client = TestClient  # type: ignore[type-arg]
+
+
+def _body(path: Path, **extra: Any) -> dict[str, Any]:
+    return {"name": "web", "source": "local", "path": str(path), "runtime": "static",
+            "port": 8080, "health_check": {"path": "/", "timeout": 20}, **extra}  # fmt: skip
+
+
+async def _deploy(client: Client, auth: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+    resp = await client.post("/api/v1/deployments", json=body, headers=auth)
+    assert resp.status == 202, await resp.text()
+    return await wait_done(client, auth, (await resp.json())["id"])
+
+
+async def test_a_local_source_through_a_symlink_deploys_what_it_points_at(
+    dclient: Client, auth: dict[str, str], tmp_path: Path
+) -> None:
+    repo = await asyncio.to_thread(make_repo, tmp_path / "real" / "app", STATIC_APP)
+    link = tmp_path / "link"
+    await asyncio.to_thread(link.symlink_to, repo)
+    live = await _deploy(dclient, auth, _body(link))
+    assert live["status"] == "live", live
+    assert await fetch_text(live["host_port"]) == (200, "hello v1\n")
+
+
+async def test_an_engine_that_is_down_answers_503_on_start_stop_restart(
+    aiohttp_client: Any, docker_engine: None, data_dir: Path, tmp_path: Path
+) -> None:
+    """The release is live under a daemon that reaches the engine; a second daemon on the same
+    data dir points runtime.docker_host at a socket where nothing listens."""
+    first: Client = await aiohttp_client(create_app(deploy_config(data_dir)))
+    await register(first)
+    auth = bearer((await login(first))["access_token"])
+    repo = await asyncio.to_thread(make_repo, tmp_path / "app", STATIC_APP)
+    live = await _deploy(first, auth, _body(repo))
+    assert live["status"] == "live", live
+    await first.close()
+
+    down = f"unix://{tmp_path}/nothing-listens.sock"
+    second: Client = await aiohttp_client(create_app(deploy_config(data_dir, docker_host=down)))
+    auth = bearer((await login(second))["access_token"])
+    service = f"/api/v1/services/{live['service_id']}"
+    for action in ("stop", "restart", "start"):
+        resp = await second.post(f"{service}/{action}", headers=auth)
+        body = await resp.json()
+        assert resp.status == 503, (action, body)
+        assert body["error"]["code"] == "unavailable"
+        assert "not reachable" in body["error"]["message"]
+        assert "Traceback" not in await resp.text()
+    status = await second.get(f"{service}/status", headers=auth)
+    assert status.status == 200 and (await status.json())["status"] == "unknown"
+    # The failed stop changed nothing: the service still wants to run, and it does.
+    assert (await (await second.get(service, headers=auth)).json())["desired_state"] == "running"
+    assert len(await asyncio.to_thread(agent_containers, data_dir, False)) == 1
+    assert await fetch_text(live["host_port"]) == (200, "hello v1\n")
+
+
+class RefusingProxy:
+    """A proxy whose config test fails (what Caddy or nginx answer to a bad config)."""
+
+    name = "refusing"
+
+    async def switch(self, upstream: Upstream) -> None:
+        raise ProxyError(f"the proxy refused the route to 127.0.0.1:{upstream.host_port}")
+
+    async def remove(self, service_id: str) -> None:
+        return None
+
+
+async def test_a_proxy_error_fails_the_release_with_its_message(
+    dclient: Client, auth: dict[str, str], tmp_path: Path
+) -> None:
+    repo = await asyncio.to_thread(make_repo, tmp_path / "app", STATIC_APP)
+    first = await _deploy(dclient, auth, _body(repo))
+    assert first["status"] == "live", first
+    await asyncio.to_thread(commit, repo, {"index.html": "hello v2\n"}, "v2")
+    dclient.app[DEPLOYER].proxy = RefusingProxy()
+    second = await _deploy(dclient, auth, _body(repo))
+    assert second["status"] == "failed", second
+    assert second["error"].startswith("the proxy refused the route"), second["error"]
+    assert "internal error" not in second["error"]
+    assert await fetch_text(first["host_port"]) == (200, "hello v1\n")
