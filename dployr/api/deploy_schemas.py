@@ -30,11 +30,15 @@ RESOURCES = obj(
         "memory": {"type": ["string", "null"], "pattern": "^[1-9][0-9]{0,9}[kmgKMG]?$"},
     },
 )
+# A deployment's env: `"KEY": "value"` keeps the key's secret flag on the service (a new key
+# is plain); `"KEY": {"value": "…", "secret": true}` marks it secret (false: plain again).
 ENV_MAP: Schema = {
     "type": "object",
     "maxProperties": 500,
     "propertyNames": {"pattern": ENV_KEY},
-    "additionalProperties": ENV_VALUE,
+    "additionalProperties": {
+        "anyOf": [ENV_VALUE, obj(["value"], {"value": ENV_VALUE, "secret": {"type": "boolean"}})]
+    },
 }
 
 # The fields of a release's config: shared by create (POST) and change (PUT).

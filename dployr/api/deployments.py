@@ -125,7 +125,11 @@ async def _may_use_image(db: Database, image: str, owner_id: str) -> bool:
 
 
 def _env_changes(body: dict[str, Any]) -> list[EnvChange]:
-    return [EnvChange(k, v) for k, v in body.get("env", {}).items()]
+    """`"KEY": "value"` keeps the key's secret flag; `{"value": …, "secret": true}` sets it."""
+    return [
+        EnvChange(k, v) if isinstance(v, str) else EnvChange(k, v["value"], v.get("secret"))
+        for k, v in body.get("env", {}).items()
+    ]
 
 
 @routes.post("/api/v1/deployments")

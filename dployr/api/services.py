@@ -294,7 +294,7 @@ async def set_env(request: web.Request) -> web.Response:
     deployer = request.app[DEPLOYER]
     async with request.app[DB].transaction() as conn:
         var = await services.upsert_env(
-            conn, service.id, body["key"], body["value"], body.get("secret", False), deployer.box
+            conn, service.id, body["key"], body["value"], body.get("secret"), deployer.box
         )
     if apply and service.current_deployment_id:
         await control.restart_service(deployer, service)

@@ -148,7 +148,11 @@ async def update_me(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/users/me")
-@operation("Delete your account and everything you own", tag="users", responses={204: None})
+@operation(
+    "Delete your account, projects, credentials and tokens (409 while you own services)",
+    tag="users",
+    responses={204: None},
+)
 async def delete_me(request: web.Request) -> web.Response:
     await users.delete_user(request.app[DB], identity_of(request).user.id)
     return web.Response(status=204)

@@ -30,7 +30,7 @@ _LOGGER = logging.getLogger(__name__)
 class EnvChange:
     key: str
     value: str
-    secret: bool = False
+    secret: bool | None = None  # None: the key keeps its flag (a new key is plain)
 
 
 class Deployer:

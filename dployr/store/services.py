@@ -134,8 +134,20 @@ async def read_env(conn: Transaction | Database, service_id: str, box: SecretBox
 
 
 async def upsert_env(
-    conn: Transaction, service_id: str, key: str, value: str, secret: bool, box: SecretBox
+    conn: Transaction,
+    service_id: str,
+    key: str,
+    value: str,
+    secret: bool | None,
+    box: SecretBox,
 ) -> EnvVar:
+    """Set a variable. `secret=None` keeps the key's flag (a new key is plain): a redeploy that
+    names a secret key without saying `secret` must not turn it into plain text."""
+    if secret is None:
+        rows = await conn.execute_fetchall(
+            "SELECT secret FROM service_env WHERE service_id = ? AND key = ?", (service_id, key)
+        )
+        secret = any(bool(row[0]) for row in rows)
     now = now_iso()
     await conn.execute(
         "INSERT INTO service_env (service_id, key, value, value_enc, secret, updated_at)"

@@ -156,9 +156,21 @@ async def update_user(db: Database, user_id: str, changes: dict[str, object]) ->
 
 
 async def delete_user(db: Database, user_id: str) -> None:
-    """Delete a user and, by cascade, everything they own."""
+    """Delete a user and, by cascade, their projects, credentials, tokens and sessions. Refused
+    (409) while they own a service: its containers and images would run on with no owner, so
+    the services are deleted first, each through the pipeline that removes what it runs."""
     async with db.transaction() as conn:
         await _keep_an_admin(conn, user_id)
+        rows = await conn.execute_fetchall(
+            "SELECT COUNT(*) FROM services WHERE owner_id = ?", (user_id,)
+        )
+        owned = next(iter(rows))[0]
+        if owned:
+            raise Conflict(
+                f"This account still owns {owned} service(s); delete them first "
+                "(DELETE /api/v1/services/{id}), then the account",
+                details={"reason": "owns services", "services": owned},
+            )
         await conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
 
 

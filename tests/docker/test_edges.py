@@ -106,3 +106,29 @@ async def test_a_proxy_error_fails_the_release_with_its_message(
     assert second["error"].startswith("the proxy refused the route"), second["error"]
     assert "internal error" not in second["error"]
     assert await fetch_text(first["host_port"]) == (200, "hello v1\n")
+
+
+async def test_a_user_who_owns_services_cannot_be_deleted(
+    dclient: Client, auth: dict[str, str], data_dir: Path
+) -> None:
+    """DELETE /users/me is a 409 while the user owns a service (its container would run on with
+    no owner); once the services are deleted, the account goes and nothing of it runs."""
+    await register(dclient, email="bob@example.com", headers=auth)
+    bob = bearer((await login(dclient, "bob@example.com"))["access_token"])
+    serve = "mkdir -p /w && echo hi > /w/index.html && exec httpd -f -p 8080 -h /w"
+    body = {"name": "bobs", "source": "image", "image": "busybox:stable", "port": 8080,
+            "run_cmd": serve, "health_check": {"path": "/", "timeout": 20}}  # fmt: skip
+    live = await _deploy(dclient, bob, body)
+    assert live["status"] == "live", live
+    resp = await dclient.delete("/api/v1/users/me", headers=bob)
+    error = (await resp.json())["error"]
+    assert resp.status == 409, error
+    assert error["code"] == "conflict" and error["details"]["services"] == 1
+    assert (await dclient.get("/api/v1/auth/me", headers=bob)).status == 200
+    assert await fetch_text(live["host_port"]) == (200, "hi\n")
+
+    resp = await dclient.delete(f"/api/v1/services/{live['service_id']}", headers=bob)
+    assert resp.status == 204
+    assert (await dclient.delete("/api/v1/users/me", headers=bob)).status == 204
+    assert (await dclient.get("/api/v1/auth/me", headers=bob)).status == 401
+    assert await asyncio.to_thread(agent_containers, data_dir) == []
