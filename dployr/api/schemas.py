@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dployr.runtime.detect import BUILT_TARGETS
+
 Schema = dict[str, Any]
 
 TEXT_LINE = r"^[^\x00-\x1f\x7f]+$"  # one line of printable text
@@ -196,7 +198,7 @@ COMPONENTS: dict[str, Schema] = {
         {
             "name": {"const": "dployr"},
             "version": {"type": "string"},
-            "targets": {"type": "array", "items": {"enum": ["docker", "systemd", "process"]}},
+            "targets": {"type": "array", "items": {"enum": list(BUILT_TARGETS)}},
             "default_target": {"type": ["string", "null"]},
             "proxy": {"enum": ["caddy", "nginx", "none"]},
             "docs_url": {"type": "string"},

@@ -15,12 +15,12 @@ from dployr.ids import now_iso
 from dployr.pipeline import releases
 from dployr.pipeline.health import WORKER_SETTLE, wait_healthy, wait_settled
 from dployr.pipeline.logbook import Logbook
-from dployr.pipeline.spec import DeploySpec
+from dployr.pipeline.spec import DeploySpec, protected_dirs
 from dployr.proxy.protocol import Upstream
 from dployr.runtime.catalog import CATALOG, base_image, render_dockerfile
 from dployr.runtime.protocol import BuildRequest, InstanceSpec, Resources
 from dployr.sources.git import Checkout, GitAuth, fetch_local, fetch_remote
-from dployr.sources.validate import parse_remote
+from dployr.sources.validate import outside_protected, parse_remote
 from dployr.store import credentials, deployments, services
 from dployr.store.deployments import Deployment
 from dployr.tasks import run_to_end
@@ -155,6 +155,8 @@ class Attempt:
         else:
             assert spec.path is not None
             await self.enter("fetching", f"reading {spec.path}")
+            # Again now: the path, or a link on it, may have changed since the request.
+            await outside_protected(Path(spec.path), protected_dirs(self.d.config))
             checkout = await fetch_local(
                 cache, Path(spec.path), spec.branch, self.work, limit=timeout, on_line=on_line
             )

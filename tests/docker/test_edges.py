@@ -132,3 +132,29 @@ async def test_a_user_who_owns_services_cannot_be_deleted(
     assert (await dclient.delete("/api/v1/users/me", headers=bob)).status == 204
     assert (await dclient.get("/api/v1/auth/me", headers=bob)).status == 401
     assert await asyncio.to_thread(agent_containers, data_dir) == []
+
+
+async def test_a_local_path_is_checked_again_when_it_is_fetched(
+    dclient: Client, auth: dict[str, str], tmp_path: Path, data_dir: Path
+) -> None:
+    """Accepted while its link pointed at an app; by the time it runs the link points at the
+    data dir: the fetch refuses it, and nothing of the data dir reaches a build."""
+    repo = await asyncio.to_thread(make_repo, tmp_path / "app", STATIC_APP)
+    link = tmp_path / "link"
+    await asyncio.to_thread(link.symlink_to, repo)
+    # The first release holds the service's queue for its 4 s health check (a 404 page).
+    slow = _body(repo, health_check={"path": "/missing", "timeout": 4})
+    first = await dclient.post("/api/v1/deployments", json=slow, headers=auth)
+    assert first.status == 202
+    second = await dclient.post("/api/v1/deployments", json=_body(link), headers=auth)
+    assert second.status == 202, await second.text()
+
+    def swap() -> None:
+        (tmp_path / "new-link").symlink_to(data_dir)
+        (tmp_path / "new-link").replace(link)
+
+    await asyncio.to_thread(swap)
+    done = await wait_done(dclient, auth, (await second.json())["id"])
+    assert done["status"] == "failed", done
+    assert "inside the daemon's data dir" in done["error"], done["error"]
+    assert done["stages"][0] == {**done["stages"][0], "name": "fetching", "status": "failed"}
