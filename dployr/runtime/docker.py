@@ -80,8 +80,9 @@ class DockerRuntime:
             await asyncio.to_thread(self._client.close)
 
     def _sdk(self) -> docker.DockerClient:
-        """The SDK client, made by the first call that changes something, in that call's
-        thread: docker, requests and urllib3 weigh ~7 MB that an idle daemon does not need."""
+        """The SDK client, made by the first call through the SDK (a change, or a failed
+        start's output), in that call's thread: docker, requests and urllib3 weigh ~7 MB
+        that an idle daemon does not need."""
         with self._client_lock:
             if self._client is None:
                 import docker
