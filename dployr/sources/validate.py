@@ -136,7 +136,10 @@ async def outside_protected(path: Path, protected: dict[str, Path]) -> Path:
     def resolve_all() -> tuple[Path, dict[str, Path]]:
         return path.resolve(), {name: p.resolve() for name, p in protected.items()}
 
-    resolved, roots = await asyncio.to_thread(resolve_all)
+    try:
+        resolved, roots = await asyncio.to_thread(resolve_all)
+    except (OSError, RuntimeError) as err:  # RuntimeError: a symlink loop
+        raise ValidationError("path", f"cannot be resolved: {err}") from None
     if resolved == Path(resolved.anchor):
         raise ValidationError("path", "must not be / itself")
     for name, root in roots.items():

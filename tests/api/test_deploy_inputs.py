@@ -116,6 +116,19 @@ async def test_local_paths_that_reach_the_daemon_are_refused(
     assert listing["total"] == 0
 
 
+async def test_a_symlink_loop_is_a_400(dep: Client, tmp_path: Path):
+    admin = await _admin(dep)
+
+    def loop() -> None:
+        (tmp_path / "a").symlink_to(tmp_path / "b")
+        (tmp_path / "b").symlink_to(tmp_path / "a")
+
+    await asyncio.to_thread(loop)
+    status, body = await _post(dep, admin, **_local(tmp_path / "a" / "app"))
+    assert status == 400, body
+    assert body["error"]["details"]["field"] == "path"
+
+
 async def test_root_and_the_config_directory_are_refused(aiohttp_client: Any, tmp_path: Path):
     etc = tmp_path / "etc"
     await asyncio.to_thread(etc.mkdir)
