@@ -73,6 +73,9 @@ async def test_an_engine_that_is_down_answers_503_on_start_stop_restart(
         assert body["error"]["code"] == "unavailable"
         assert "not reachable" in body["error"]["message"]
         assert "Traceback" not in await resp.text()
+    resp = await second.delete(service, headers=auth)
+    assert resp.status == 503, await resp.text()
+    assert (await second.get(service, headers=auth)).status == 200  # nothing was deleted
     status = await second.get(f"{service}/status", headers=auth)
     assert status.status == 200 and (await status.json())["status"] == "unknown"
     # The failed stop changed nothing: the service still wants to run, and it does.
