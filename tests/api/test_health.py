@@ -1,7 +1,10 @@
 """Health, readiness, info, and an OpenAPI document that matches the route table."""
 
+import pytest
+
 from dployr.app import create_app
 from tests.conftest import make_config
+from tests.docker.conftest import docker_engine  # noqa: F401  (a fixture: skips without one)
 
 
 async def test_health_and_live(client):
@@ -12,7 +15,9 @@ async def test_health_and_live(client):
         assert "X-RateLimit-Limit" not in resp.headers  # never rate-limited
 
 
+@pytest.mark.usefixtures("docker_engine")
 async def test_ready_with_defaults(client):
+    """`auto` is ready when the engine answers: docker is the only target this version has."""
     resp = await client.get("/health/ready")
     assert resp.status == 200, await resp.text()
     assert (await resp.json())["checks"] == {"database": "ok", "runtime": "ok", "proxy": "ok"}
