@@ -142,7 +142,9 @@ def daemon_env(data_dir: Path, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def empty_config(tmp_path: Path) -> Path:
-    path = tmp_path / "config.toml"
+    """In a directory of its own, like /etc/dployr: local sources may not read it (SPEC §13)."""
+    path = tmp_path / "etc" / "config.toml"
+    path.parent.mkdir()
     path.write_text("# every key at its default\n")
     return path
 
