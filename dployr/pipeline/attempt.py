@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +13,7 @@ from dployr.ids import now_iso
 from dployr.pipeline import releases
 from dployr.pipeline.health import WORKER_SETTLE, wait_healthy, wait_settled
 from dployr.pipeline.logbook import Logbook
+from dployr.pipeline.progress import BuildProgress
 from dployr.pipeline.spec import DeploySpec, protected_dirs
 from dployr.proxy.protocol import Upstream
 from dployr.runtime.catalog import CATALOG, base_image, render_dockerfile
@@ -29,10 +28,8 @@ if TYPE_CHECKING:
     from dployr.pipeline.deployer import Deployer
 
 _LOGGER = logging.getLogger(__name__)
-_STEP = re.compile(r"^Step (\d+)/(\d+) :")
 # Where each stage starts on the 0-100 progress scale; building takes the widest band.
 PROGRESS = {"fetching": 5, "building": 20, "starting": 75, "health_checking": 85, "switching": 95}
-BUILD_BAND = (20, 75)
 
 
 class StageFailed(Exception):
@@ -390,42 +387,3 @@ class Attempt:
             return None
         kind, secret = found
         return GitAuth(token=secret) if kind == "token" else GitAuth(deploy_key=secret)
-
-
-class BuildProgress:
-    """Build lines go to the log at once; `Step i/n` moves the percent, reported as
-    deployment.progress events by one task so they stay in order and never block the build."""
-
-    def __init__(self, attempt: Attempt) -> None:
-        self._attempt = attempt
-        self._percent = BUILD_BAND[0]
-        self._reported = BUILD_BAND[0]
-        self._step = ""
-        self._changed = asyncio.Event()
-        self._task = asyncio.create_task(self._report())
-
-    def on_line(self, line: str) -> None:
-        self._attempt.log.write(line)
-        match = _STEP.match(line)
-        if match:
-            done, total = int(match.group(1)), int(match.group(2))
-            low, high = BUILD_BAND
-            self._percent = low + (high - low) * (done - 1) // max(total, 1)
-            self._step = line
-            self._changed.set()
-
-    async def _report(self) -> None:
-        while True:
-            await self._changed.wait()
-            self._changed.clear()
-            if self._percent != self._reported:
-                self._reported = self._percent
-                await self._attempt._update(
-                    {"progress": self._percent},
-                    ("deployment.progress", self._step, "building"),
-                )
-
-    async def close(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task

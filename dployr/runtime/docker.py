@@ -12,7 +12,6 @@ import asyncio
 import io
 import json
 import logging
-import re
 import secrets
 import socket
 import tarfile
@@ -46,7 +45,6 @@ LABEL_AGENT = "dployr.agent"
 LABEL_SERVICE = "dployr.service"
 LABEL_DEPLOYMENT = "dployr.deployment"
 DOCKERFILE_NAME = ".dployr.Dockerfile"
-_STEP = re.compile(r"^Step (\d+)/(\d+) :")
 PORT_ATTEMPTS = 5
 POOL_CONNECTIONS = 100  # engine connections of the logs and the calls pools (aiohttp default)
 
