@@ -8,11 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.integration.conftest import Daemon, daemon_env
-
-# Imported by the first deploy, build or engine change, never by an idle daemon or the API.
-DEFERRED = {"docker", "requests", "urllib3", "git", "gitdb", "jinja2"}
-# Imported (in threads) by the first login, token check or request body.
-FIRST_REQUEST = {"jwt", "cryptography", "jsonschema"}
+from tests.unit.test_footprint import DEFERRED, FIRST_REQUEST
 
 
 def imported(log: Path) -> set[str]:
