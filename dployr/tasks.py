@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from typing import TypeVar
 
 T = TypeVar("T")
+_LOGGER = logging.getLogger(__name__)
 
 
 async def run_to_end(work: Awaitable[T]) -> T:
@@ -22,7 +24,8 @@ async def run_to_end(work: Awaitable[T]) -> T:
         except asyncio.CancelledError:
             interrupted = True
     if interrupted:
-        if not task.cancelled():
-            task.exception()  # retrieved: the cancel below is what the caller sees
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # The cancel below is what the caller sees: say what the work ended with.
+            _LOGGER.warning("%s failed while its caller was cancelled: %r", work, error)
         raise asyncio.CancelledError
     return task.result()

@@ -282,10 +282,13 @@ class Attempt:
         else:
             await self.enter("switching", f"sending traffic to 127.0.0.1:{host_port}")
         # A release is live as soon as traffic goes to it (SPEC §13): from the switch to the
-        # commit that says so, a cancel waits, so a live release is never reported (and
-        # cleaned up) as cancelled.
-        previous = await run_to_end(self._go_live(host_port))
-        await run_to_end(self._retire(previous))
+        # commit that says so and the old release's retirement, a cancel waits, so a live
+        # release is never reported (or cleaned up) as cancelled, and the old one never stays.
+        await run_to_end(self._go_live_and_retire(host_port))
+
+    async def _go_live_and_retire(self, host_port: int | None) -> None:
+        previous = await self._go_live(host_port)
+        await self._retire(previous)
 
     async def _go_live(self, host_port: int | None) -> Deployment | None:
         service_id = self.deployment.service_id
@@ -309,23 +312,37 @@ class Attempt:
         return previous
 
     async def _retire(self, previous: Deployment | None) -> None:
-        """Let the old instance drain, stop it, and prune images past keep_releases."""
-        if previous is not None and previous.instance_ref:
-            await asyncio.sleep(self.d.config.runtime.drain_seconds)
-            await self.d.runtime.stop(previous.instance_ref)
-            await deployments.update_deployment(
-                self.d.db, previous.id, {"instance_ref": None}, None
-            )
-            self.log.write(f"stopped release {previous.number} after draining")
-        await releases.prune_images(self.d, self.deployment.service_id)
+        """Let the old instance drain, stop it, and prune images past keep_releases. The new
+        release is live already: a failure here is logged, and reconcile removes what is left
+        (a container of a release that is not live) at the next start."""
+        try:
+            if previous is not None and previous.instance_ref:
+                await asyncio.sleep(self.d.config.runtime.drain_seconds)
+                await self.d.runtime.stop(previous.instance_ref)
+                await deployments.update_deployment(
+                    self.d.db, previous.id, {"instance_ref": None}, None
+                )
+                self.log.write(f"stopped release {previous.number} after draining")
+            await releases.prune_images(self.d, self.deployment.service_id)
+        except DployrError as err:
+            self._left_behind("could not retire the previous release", err)
+
+    def _left_behind(self, what: str, err: DployrError) -> None:
+        self.log.write(f"{what}: {err.message} (reconcile removes it at the next start)")
+        _LOGGER.warning("deployment %s: %s: %s", self.deployment.id, what, err.message)
 
     # -- endings -------------------------------------------------------------------------------
 
     async def _cleanup(self) -> None:
-        if self.instance_ref:
-            await self.d.runtime.stop(self.instance_ref, grace=5)
-        if self.built:
-            await self.d.runtime.remove_artifact(self.built)
+        """Best effort: the deployment ends (failed or cancelled) even when the engine
+        cannot remove its instance right now."""
+        try:
+            if self.instance_ref:
+                await self.d.runtime.stop(self.instance_ref, grace=5)
+            if self.built:
+                await self.d.runtime.remove_artifact(self.built)
+        except DployrError as err:
+            self._left_behind("could not remove the instance", err)
 
     async def _end_failed(self, message: str) -> None:
         if self.deployment.status == "live":  # interrupted while the old release drained

@@ -113,6 +113,8 @@ class Deployer:
                 deployment = await deployments.get_deployment(self.db, deployment_id, None)
                 if deployment is None or deployment.status != "queued":
                     return
+                if self._cancel_reasons.get(deployment_id) == "cancelled":
+                    return  # cancelled before it had a task, its end still being written
                 await Attempt(self, deployment).run()
         except asyncio.CancelledError:
             # Cancelled before it reached the front of its service's queue.
@@ -144,7 +146,11 @@ class Deployer:
         task = self._tasks.get(deployment.id)
         if deployment.status == "queued" and task is None:
             # Not resumed yet (the engine has not answered since the start): no task to stop.
-            await self._end_queued(deployment)
+            self._cancel_reasons[deployment.id] = "cancelled"  # a resume meanwhile stops
+            try:
+                await self._end_queued(deployment)
+            finally:
+                self._cancel_reasons.pop(deployment.id, None)
             return
         if deployment.status in FINISHED or task is None:
             raise InvalidState(
@@ -153,6 +159,12 @@ class Deployer:
         self._cancel_reasons[deployment.id] = "cancelled"
         task.cancel()
         await asyncio.wait({task})
+        ended = await deployments.get_deployment(self.db, deployment.id, None)
+        if ended is not None and ended.status == "live":
+            raise InvalidState(
+                f"Deployment {deployment.id} went live before the cancel reached it; "
+                "deploy or roll back to another release instead"
+            )
 
     async def cancel_service(self, service_id: str) -> None:
         """Cancel every queued or running deployment of a service (before deleting it)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from dployr.crypto import mask_secrets
@@ -79,8 +78,12 @@ class Logbook:
     async def __aexit__(self, *exc: object) -> None:
         assert self._flusher is not None
         self._flusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._flusher
+        # The last lines are written even when a cancel lands here; the cancel goes on after.
+        await run_to_end(self._close())
+
+    async def _close(self) -> None:
+        assert self._flusher is not None
+        await asyncio.gather(self._flusher, return_exceptions=True)
         if self._dropped_lines:
             note = (
                 f"[log truncated at {self._bytes} bytes, line {self._seq}: "
@@ -89,7 +92,7 @@ class Logbook:
             )
             self._seq += 1  # may pass max_lines by this one line
             self._buffer.append((self._seq, now_iso(), note))
-        await run_to_end(self.flush())
+        await self.flush()
 
     async def _run(self) -> None:
         while True:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from typing import TYPE_CHECKING
 
@@ -49,5 +48,5 @@ class BuildProgress:
 
     async def close(self) -> None:
         self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        # gather, not suppress(CancelledError): a cancel of the caller must go on.
+        await asyncio.gather(self._task, return_exceptions=True)

@@ -259,7 +259,10 @@ class DockerRuntime:
         await asyncio.wait({creating})
         if not creating.cancelled() and creating.exception() is None:
             _LOGGER.info("removing container %s: its start was cancelled", name)
-            await self.stop(name, grace=0)
+            try:
+                await self.stop(name, grace=0)
+            except RuntimeFailure as err:  # the cancel goes on; reconcile removes it later
+                _LOGGER.warning("could not remove container %s: %s", name, err)
 
     def _run(
         self, client: docker.DockerClient, spec: InstanceSpec, host_port: int | None, name: str
