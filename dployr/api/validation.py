@@ -19,11 +19,16 @@ _SURROGATE_HINT = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class _TooLong:
-    """Stands in for an integer literal past Python's int() digit limit, until it is named."""
+class _Unstorable:
+    """Stands in for a literal Python parses but JSON and the store cannot hold (an integer
+    past int()'s digit limit; NaN or Infinity, which json.loads accepts), until it is named."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
-_TOO_LONG = _TooLong()
+_TOO_LONG = _Unstorable("is an integer with too many digits")
+_NOT_FINITE = _Unstorable("must be a finite number (NaN and Infinity are not JSON)")
 
 
 async def read_json(request: web.Request, schema: dict[str, Any]) -> dict[str, Any]:
@@ -42,18 +47,23 @@ async def read_json(request: web.Request, schema: dict[str, Any]) -> dict[str, A
 
 def parse_json(raw: bytes) -> dict[str, Any]:
     """A JSON object every value of which Python and SQLite can hold, or a 400 naming the field."""
-    too_long = False
+    unstorable = False
 
-    def parse_int(text: str) -> int | _TooLong:
-        nonlocal too_long
+    def parse_int(text: str) -> int | _Unstorable:
+        nonlocal unstorable
         try:
             return int(text)
         except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
-            too_long = True
+            unstorable = True
             return _TOO_LONG
 
+    def parse_constant(text: str) -> _Unstorable:
+        nonlocal unstorable
+        unstorable = True
+        return _NOT_FINITE
+
     try:
-        data = json.loads(raw, parse_int=parse_int)
+        data = json.loads(raw, parse_int=parse_int, parse_constant=parse_constant)
     except UnicodeDecodeError:
         raise ValidationError(None, "is not UTF-8", "Malformed JSON body: not UTF-8") from None
     except json.JSONDecodeError as err:
@@ -62,7 +72,7 @@ def parse_json(raw: bytes) -> dict[str, Any]:
         raise ValidationError(None, "is nested too deeply", "Malformed JSON body") from None
     if not isinstance(data, dict):
         raise ValidationError(None, "must be a JSON object")
-    if too_long or _SURROGATE_HINT.search(raw):
+    if unstorable or _SURROGATE_HINT.search(raw):
         problem = _unstorable(data, None)
         if problem is not None:
             raise ValidationError(*problem)
@@ -70,9 +80,10 @@ def parse_json(raw: bytes) -> dict[str, Any]:
 
 
 def _unstorable(value: Any, path: str | None) -> tuple[str | None, str] | None:
-    """The first value (depth first) that is a too-long integer or holds a lone surrogate."""
-    if value is _TOO_LONG:
-        return path, "is an integer with too many digits"
+    """The first value (depth first) that cannot be stored: a too-long integer, NaN or
+    Infinity, or a string with a lone surrogate."""
+    if isinstance(value, _Unstorable):
+        return path, value.reason
     if isinstance(value, str):
         return (path, "must not contain " + _LONE_SURROGATE) if _SURROGATE.search(value) else None
     if isinstance(value, dict):
@@ -158,9 +169,13 @@ def _positive_int(request: web.Request, name: str, default: int | None) -> int |
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+    if not raw.isascii() or not raw.isdigit():
         raise ValidationError(name, "must be a positive integer")
-    return int(raw) if len(raw) < 10 else 10**9
+    # The length before int(): int() of thousands of digits raises (Python's conversion limit).
+    digits = raw.lstrip("0")
+    if not digits:
+        raise ValidationError(name, "must be a positive integer")
+    return int(digits) if len(digits) < 10 else 10**9
 
 
 def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:

@@ -153,9 +153,10 @@ class Attempt:
             assert spec.path is not None
             await self.enter("fetching", f"reading {spec.path}")
             # Again now: the path, or a link on it, may have changed since the request.
-            await outside_protected(Path(spec.path), protected_dirs(self.d.config))
+            # The resolved path is what is read: a link changed after this check changes nothing.
+            path = await outside_protected(Path(spec.path), protected_dirs(self.d.config))
             checkout = await fetch_local(
-                cache, Path(spec.path), spec.branch, self.work, limit=timeout, on_line=on_line
+                cache, path, spec.branch, self.work, limit=timeout, on_line=on_line
             )
         message = f"at commit {checkout.commit_sha[:12]}" if checkout.commit_sha else "fetched"
         self.finish("fetching", message=message)

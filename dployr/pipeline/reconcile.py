@@ -76,36 +76,41 @@ async def _fail_interrupted(deployer: Deployer) -> None:
 
 
 async def _converge_services(deployer: Deployer) -> None:
-    runtime = deployer.runtime
     for service in await services.all_services(deployer.db):
-        if not service.current_deployment_id:
-            continue
-        live = await deployments.get_deployment(deployer.db, service.current_deployment_id, None)
-        if live is None or not live.artifact:
-            continue
-        status = await runtime.status(live.instance_ref)
-        if service.desired_state == "stopped":
-            if live.instance_ref and status.status != "stopped":
-                await runtime.stop(live.instance_ref)
-                await deployments.update_deployment(
-                    deployer.db, live.id, {"instance_ref": None}, None
-                )
-            continue
-        if status.status in ("running", "starting"):
-            continue
-        if live.instance_ref and status.status != "unknown":
+        # Under the service's lock: a late reconcile runs beside requests (start, stop).
+        async with deployer.service_lock(service.id):
+            await _converge(deployer, service.id)
+
+
+async def _converge(deployer: Deployer, service_id: str) -> None:
+    runtime = deployer.runtime
+    service = await services.get_service(deployer.db, service_id, None)
+    if service is None or not service.current_deployment_id:
+        return
+    live = await deployments.get_deployment(deployer.db, service.current_deployment_id, None)
+    if live is None or not live.artifact:
+        return
+    status = await runtime.status(live.instance_ref)
+    if service.desired_state == "stopped":
+        if live.instance_ref and status.status != "stopped":
             await runtime.stop(live.instance_ref)
-        env, _ = services.open_snapshot(live.env_enc, deployer.box)
-        try:
-            ref, port = await start_instance(deployer, live, env, live.host_port)
-        except RuntimeFailure as err:
-            _LOGGER.error("could not bring %s back: %s", service.name, err)
-            continue
-        await deployments.update_deployment(
-            deployer.db, live.id, {"instance_ref": ref, "host_port": port}, None
-        )
-        where = "as a worker" if port is None else f"on 127.0.0.1:{port}"
-        _LOGGER.info("brought %s back %s", service.name, where)
+            await deployments.update_deployment(deployer.db, live.id, {"instance_ref": None}, None)
+        return
+    if status.status in ("running", "starting"):
+        return
+    if live.instance_ref and status.status != "unknown":
+        await runtime.stop(live.instance_ref)
+    env, _ = services.open_snapshot(live.env_enc, deployer.box)
+    try:
+        ref, port = await start_instance(deployer, live, env, live.host_port)
+    except RuntimeFailure as err:
+        _LOGGER.error("could not bring %s back: %s", service.name, err)
+        return
+    await deployments.update_deployment(
+        deployer.db, live.id, {"instance_ref": ref, "host_port": port}, None
+    )
+    where = "as a worker" if port is None else f"on 127.0.0.1:{port}"
+    _LOGGER.info("brought %s back %s", service.name, where)
 
 
 async def _remove_orphans(deployer: Deployer) -> None:
@@ -118,7 +123,8 @@ async def _remove_orphans(deployer: Deployer) -> None:
             if live is not None and live.instance_ref:
                 keep.add(live.instance_ref)
     for instance in await deployer.runtime.instances():
-        if instance.ref not in keep:
+        # A deployment running in this process owns its instance (a late reconcile).
+        if instance.ref not in keep and not deployer.is_tracked(instance.deployment_id):
             _LOGGER.info(
                 "removing orphan container %s (%s)", instance.ref[:12], instance.deployment_id
             )

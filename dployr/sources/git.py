@@ -371,6 +371,18 @@ def _is_repository(path: Path) -> bool:
     return bare or (path / ".git").exists()
 
 
+def _check_self_contained(path: Path) -> None:
+    """A local repository's objects must all be inside it: a `.git` that is a link or a
+    `gitdir:` file, a linked worktree, or alternates could make git read another repository
+    (such as a service's clone cache in the data dir) past the path check."""
+    git_dir = path / ".git" if (path / ".git").exists() or (path / ".git").is_symlink() else path
+    if git_dir.is_symlink() or (git_dir != path and not git_dir.is_dir()):
+        raise SourceError(f"{path}/.git is a link or a gitdir file; give the repository itself")
+    for name in ("commondir", "objects/info/alternates", "objects/info/http-alternates"):
+        if (git_dir / name).exists():
+            raise SourceError(f"{path} borrows objects from elsewhere ({name}); give a plain clone")
+
+
 def _head_branch(path: Path) -> str:
     """The branch a local repository's HEAD names (GitPython reads the file; no git runs).
     Blocking, in a worker thread, which also imports GitPython (see _run_git)."""
@@ -385,10 +397,13 @@ def _head_branch(path: Path) -> str:
         raise SourceError(f"{path} is not a readable git repository") from err
 
 
-def _tar_directory(path: Path, archive: Path) -> None:
-    """A plain directory as a tar, without any .git (symlinks stay links, never followed)."""
+def _tar_directory(path: Path, archive: Path, stop: _Stop) -> None:
+    """A plain directory as a tar, without any .git (symlinks stay links, never followed).
+    A cancel stops it between two files."""
 
     def without_git(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        if stop.stopped:
+            raise SourceError("the read was cancelled")
         return None if ".git" in Path(info.name).parts else info
 
     try:
@@ -410,13 +425,14 @@ def _read_local(
     if not path.is_dir():
         raise SourceError(f"local path {path} does not exist or is not a directory")
     if _is_repository(path):
+        _check_self_contained(path)
         branch = branch or _head_branch(path)
         return _fetch_and_archive(
             cache, str(path), "file", branch, None, work, timeout, on_line, stop
         )
     work.mkdir(parents=True, exist_ok=True)
     archive = work / "source.tar"
-    _tar_directory(path, archive)
+    _tar_directory(path, archive, stop)
     return Checkout("", archive)
 
 

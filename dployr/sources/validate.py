@@ -68,8 +68,10 @@ def parse_remote(url: str) -> Remote:
     if scheme not in SCHEMES:
         raise _bad(f"scheme is not allowed (use {', '.join(SCHEMES)}; host paths are source local)")
     parts = urlsplit(url)
-    if parts.password is not None:
-        raise _bad("credentials belong in a credential, not the URL")
+    # Over http(s) a user name is a credential too (a token is often sent as the user name),
+    # and the URL is shown in logs and events; ssh://git@host is a login name, not a secret.
+    if parts.password is not None or (scheme != "ssh" and parts.username is not None):
+        raise _bad("credentials belong in a credential (credential_id), not the URL")
     if parts.netloc.rpartition("@")[2].startswith("["):
         raise _bad("ipv6 literals are not supported; use a host name")
     host = parts.hostname or ""

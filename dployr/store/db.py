@@ -148,15 +148,16 @@ class Database:
                     if self._writer.in_transaction:
                         await run_to_end(self._writer.execute("ROLLBACK"))
                     raise
+                commit = asyncio.ensure_future(self._writer.execute("COMMIT"))
                 try:
-                    await run_to_end(self._writer.execute("COMMIT"))
+                    await run_to_end(commit)
                 except BaseException:
-                    # COMMIT failed (it is still open: undo it), or a cancel came while it ran
-                    # (it ended, one way or the other: publish only if it committed).
-                    if self._writer.in_transaction:
+                    # COMMIT failed, or a cancel came while it ran (it ended, one way or the
+                    # other). Publish only if it committed; a failed one may still be open.
+                    if commit.done() and not commit.cancelled() and commit.exception() is None:
+                        self._published(tx)
+                    elif self._writer.in_transaction:
                         await run_to_end(self._writer.execute("ROLLBACK"))
-                        raise
-                    self._published(tx)
                     raise
                 self._published(tx)
             finally:

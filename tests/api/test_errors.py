@@ -142,8 +142,21 @@ def test_error_tree_codes():
         (b'{"name": "ok", "settings": {"n": ' + b"9" * 5000 + b"}}", "settings.n"),
         (b'{"name": "ok", "settings": {"n": -' + b"1" * 4301 + b"}}", "settings.n"),
         (b'{"name": ' + b"7" * 5000 + b"}", "name"),
+        (b'{"name": "ok", "settings": {"cpus": NaN}}', "settings.cpus"),
+        (b'{"name": "ok", "settings": {"x": [-Infinity]}}', "settings.x.0"),
     ],
-    ids=["escape", "low-half", "raw-bytes", "in-list", "in-key", "huge-int", "huge-neg", "top"],
+    ids=[
+        "escape",
+        "low-half",
+        "raw-bytes",
+        "in-list",
+        "in-key",
+        "huge-int",
+        "huge-neg",
+        "top",
+        "nan",
+        "infinity",
+    ],
 )
 async def test_unstorable_json_is_a_400_naming_the_field(client, admin, raw, field):
     """Python's int() limit and lone surrogates (which SQLite cannot encode) are caught at the
@@ -155,6 +168,20 @@ async def test_unstorable_json_is_a_400_naming_the_field(client, admin, raw, fie
     data = await resp.json()
     assert_error(data, "validation_error")
     assert data["error"]["details"]["field"] == field
+
+
+@pytest.mark.parametrize("name", ["page", "per_page", "limit"])
+async def test_a_page_number_with_thousands_of_digits_is_a_400_or_capped(client, admin, name):
+    resp = await client.get(f"/api/v1/projects?{name}=" + "9" * 5000, headers=admin)
+    if name == "page":  # far past the last page: an empty one
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["items"] == []
+    else:  # capped like any per_page over 100
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["per_page"] == 100
+    resp = await client.get(f"/api/v1/projects?{name}=" + "0" * 5000, headers=admin)
+    assert resp.status == 400
+    assert (await resp.json())["error"]["details"]["field"] == name
 
 
 async def test_surrogate_on_a_public_endpoint_is_a_400(client):

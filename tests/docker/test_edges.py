@@ -48,6 +48,19 @@ async def test_a_local_source_through_a_symlink_deploys_what_it_points_at(
     assert live["status"] == "live", live
     assert await fetch_text(live["host_port"]) == (200, "hello v1\n")
 
+    # A plain directory (no git) behind a link: its files are read, not the link itself.
+    def plain_site() -> Path:
+        site = tmp_path / "real" / "site"
+        site.mkdir()
+        (site / "index.html").write_text("plain v1\n")
+        (tmp_path / "site-link").symlink_to(site)
+        return tmp_path / "site-link"
+
+    site_link = await asyncio.to_thread(plain_site)
+    live = await _deploy(dclient, auth, _body(site_link, name="site"))
+    assert live["status"] == "live", live
+    assert await fetch_text(live["host_port"]) == (200, "plain v1\n")
+
 
 async def test_an_engine_that_is_down_answers_503_on_start_stop_restart(
     aiohttp_client: Any, docker_engine: None, data_dir: Path, tmp_path: Path

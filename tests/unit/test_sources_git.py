@@ -251,6 +251,32 @@ async def test_a_cancelled_fetch_kills_git_and_drops_the_cache(tmp_path):
         assert not await asyncio.to_thread(cache.exists)
 
 
+@pytest.mark.parametrize("how", ["git-link", "gitdir-file", "alternates"])
+async def test_a_local_repository_that_reads_another_is_refused(tmp_path, how):
+    """A path that passes the directory check must not make git read another repository
+    (a service's clone cache in the data dir, say) through its .git."""
+    other = tmp_path / "other"
+    await asyncio.to_thread(make_repo, other, {"secret.py": "theirs"})
+
+    def arrange() -> Path:
+        app = tmp_path / "app"
+        if how == "alternates":
+            make_repo(app, {"app.py": "mine"})
+            alternates = app / ".git" / "objects" / "info" / "alternates"
+            alternates.write_text(str(other / ".git" / "objects") + "\n")
+        else:
+            app.mkdir()
+            if how == "git-link":
+                (app / ".git").symlink_to(other / ".git")
+            else:
+                (app / ".git").write_text(f"gitdir: {other / '.git'}\n")
+        return app
+
+    app = await asyncio.to_thread(arrange)
+    with pytest.raises(SourceError, match="give"):
+        await fetch_local(tmp_path / "cache", app, None, tmp_path / "w")
+
+
 async def test_fetch_local_reads_a_repository_at_its_head_branch(tmp_path):
     sha = await asyncio.to_thread(make_repo, tmp_path / "src", {"main.go": "package main"}, "trunk")
     checkout = await fetch_local(tmp_path / "cache", tmp_path / "src", None, tmp_path / "w")
