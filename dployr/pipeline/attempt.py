@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 from pathlib import Path
@@ -318,7 +319,11 @@ class Attempt:
         (a container of a release that is not live) at the next start."""
         try:
             if previous is not None and previous.instance_ref:
-                await asyncio.sleep(self.d.config.runtime.drain_seconds)
+                # The drain, cut short when the daemon stops: its grace is not spent waiting.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self.d.stopping.wait(), self.d.config.runtime.drain_seconds
+                    )
                 await self.d.runtime.stop(previous.instance_ref)
                 await deployments.update_deployment(
                     self.d.db, previous.id, {"instance_ref": None}, None

@@ -54,6 +54,7 @@ class Deployer:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._task_service: dict[str, str] = {}  # deployment id → service id, while queued/running
         self._cancel_reasons: dict[str, str] = {}
+        self.stopping = asyncio.Event()  # set at SIGTERM
         self.cache_dir = config.data_path / "cache"
         self.work_dir = config.data_path / "work"
 
@@ -180,6 +181,7 @@ class Deployer:
     async def shutdown(self, grace: float) -> None:
         """SIGTERM: running deployments fail as interrupted (cleaned up); queued ones stay
         queued and resume at the next start."""
+        self.stopping.set()
         tasks = list(self._tasks.items())
         for deployment_id, task in tasks:
             self._cancel_reasons[deployment_id] = "shutdown"

@@ -94,9 +94,9 @@ class DockerRuntime:
 
     def _http(self, purpose: str) -> tuple[aiohttp.ClientSession, str]:
         """A session per purpose ("build", "calls", "logs"), each with its own connection pool:
-        log readers (at most POOL_CONNECTIONS, followers capped per user by the API) can never
-        take the connections that builds and short calls wait for. Builds have no pool limit
-        (runtime.build_concurrency bounds them)."""
+        log followers (at most POOL_CONNECTIONS, capped per user by the API) can never take the
+        connections that builds and short calls (plain log reads among them) wait for. Builds
+        have no pool limit (runtime.build_concurrency bounds them)."""
         session = self._sessions.get(purpose)
         if session is None:
             limit = 0 if purpose == "build" else POOL_CONNECTIONS  # 0: no pool limit
@@ -369,7 +369,9 @@ class DockerRuntime:
         params["tail"] = "all" if tail is None else str(tail)
         if since:
             params["since"] = f"{parse_iso(since).timestamp():.6f}"
-        session, base = self._http("logs")
+        # Followers hold a connection for as long as they watch: they have a pool of their own,
+        # so that a read of the last lines (a short call) never waits behind them.
+        session, base = self._http("logs" if follow else "calls")
         try:
             async with session.get(f"{base}/containers/{ref}/logs", params=params) as response:
                 if response.status != 200:
