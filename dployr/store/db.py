@@ -16,6 +16,7 @@ from typing import Any
 import aiosqlite
 
 from dployr.ids import now_iso
+from dployr.store.reader import BatchReader
 from dployr.tasks import run_to_end
 
 _LOGGER = logging.getLogger(__name__)
@@ -55,14 +56,20 @@ def load_migrations(files: Iterable[tuple[str, str]]) -> list[Migration]:
     return found
 
 
+PRAGMAS = (
+    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+    "PRAGMA journal_mode = WAL",
+    # FULL: a commit is on disk before we answer, so an accepted deploy survives a power loss.
+    "PRAGMA synchronous = FULL",
+    "PRAGMA foreign_keys = ON",
+)
+
+
 async def _connect(path: Path) -> aiosqlite.Connection:
     conn = await aiosqlite.connect(path, isolation_level=None)
     conn.row_factory = sqlite3.Row
-    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    await conn.execute("PRAGMA journal_mode = WAL")
-    # FULL: a commit is on disk before we answer, so an accepted deploy survives a power loss.
-    await conn.execute("PRAGMA synchronous = FULL")
-    await conn.execute("PRAGMA foreign_keys = ON")
+    for pragma in PRAGMAS:
+        await conn.execute(pragma)
     return conn
 
 
@@ -87,7 +94,7 @@ class Transaction:
 class Database:
     """Reads go to the reader connection; writes are serialised on the writer connection."""
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(self, writer: aiosqlite.Connection, reader: BatchReader) -> None:
         self._writer = writer
         self._reader = reader
         self._write_lock = asyncio.Lock()
@@ -105,7 +112,8 @@ class Database:
                 writer,
                 await asyncio.to_thread(bundled_migrations) if migrations is None else migrations,
             )
-            reader = await _connect(path)
+            reader = BatchReader(path, PRAGMAS)
+            await reader.open()
         except BaseException:
             await writer.close()
             raise
@@ -119,11 +127,11 @@ class Database:
             await self._writer.close()
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        rows = await self._reader.execute_fetchall(sql, params)
+        rows = await self._reader.fetchall(sql, params)
         return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        return list(await self._reader.execute_fetchall(sql, params))
+        return await self._reader.fetchall(sql, params)
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetchone(sql, params)
@@ -169,7 +177,7 @@ class Database:
                 self.publish(event)
 
     async def ping(self) -> None:
-        await self._reader.execute_fetchall("SELECT 1")
+        await self._reader.fetchall("SELECT 1")
 
 
 async def apply_migrations(conn: aiosqlite.Connection, migrations: list[Migration]) -> list[int]:
