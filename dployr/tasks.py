@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -29,3 +29,17 @@ async def run_to_end(work: Awaitable[T]) -> T:
             _LOGGER.warning("%s failed while its caller was cancelled: %r", work, error)
         raise asyncio.CancelledError
     return task.result()
+
+
+async def undone_on_cancel(
+    work: Awaitable[T], undo: Callable[[asyncio.Future[T]], Awaitable[None]]
+) -> T:
+    """Await `work`, which a cancel cannot stop (a call in a thread). When the caller is
+    cancelled meanwhile, `work` goes on and `undo(work)` runs to its end (it waits for what
+    `work` makes and removes it) before the cancel goes on."""
+    future = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await run_to_end(undo(future))
+        raise

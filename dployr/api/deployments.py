@@ -13,7 +13,14 @@ from dployr.api.openapi import PAGING, operation, query_param
 from dployr.api.projects import owner_filter, project_of
 from dployr.api.streams import LineStream, client_gone
 from dployr.api.users import identity_of
-from dployr.api.validation import page_json, page_request, query_bool, query_choice, read_json
+from dployr.api.validation import (
+    page_json,
+    page_request,
+    query_bool,
+    query_choice,
+    query_int,
+    read_json,
+)
 from dployr.errors import Forbidden, InvalidState, NotFound, Unavailable, ValidationError
 from dployr.keys import CONFIG, DB, DEPLOYER, FOLLOWS
 from dployr.pipeline import releases
@@ -297,13 +304,10 @@ async def rollback_deployment(request: web.Request) -> web.Response:
 
 def _log_window(request: web.Request) -> tuple[int, int]:
     """`after` (a seq, 0 for the start) and `limit` (lines a page, capped at MAX_LOG_PAGE)."""
-    values = []
-    for name, default, low in (("after", 0, 0), ("limit", LOG_PAGE, 1)):
-        raw = request.query.get(name, str(default))
-        if not raw.isascii() or not raw.isdigit() or int(raw[:12]) < low:
-            raise ValidationError(name, f"must be an integer >= {low}")
-        values.append(int(raw[:12]))
-    return values[0], min(values[1], MAX_LOG_PAGE)
+    after = query_int(request, "after", 0, minimum=0, maximum=2**62)
+    limit = query_int(request, "limit", LOG_PAGE, minimum=1, maximum=MAX_LOG_PAGE)
+    assert after is not None and limit is not None
+    return after, limit
 
 
 @routes.get("/api/v1/deployments/{id}/logs", allow_head=False)

@@ -14,7 +14,14 @@ from dployr.api.openapi import PAGING, operation, query_param
 from dployr.api.projects import owner_filter
 from dployr.api.streams import LineStream, until_gone
 from dployr.api.users import identity_of
-from dployr.api.validation import page_json, page_request, query_bool, query_text, read_json
+from dployr.api.validation import (
+    page_json,
+    page_request,
+    query_bool,
+    query_int,
+    query_text,
+    read_json,
+)
 from dployr.crypto import mask_secrets
 from dployr.errors import NotFound, ValidationError
 from dployr.ids import parse_iso
@@ -173,10 +180,9 @@ async def delete_service(request: web.Request) -> web.Response:
 
 
 def _tail(request: web.Request) -> int:
-    raw = request.query.get("tail", "100")
-    if not raw.isascii() or not raw.isdigit():
-        raise ValidationError("tail", "must be a non-negative integer")
-    return min(int(raw[:6]), MAX_TAIL)
+    tail = query_int(request, "tail", 100, minimum=0, maximum=MAX_TAIL)
+    assert tail is not None
+    return tail
 
 
 def _since(request: web.Request) -> str | None:

@@ -157,25 +157,32 @@ def _join(path: str | None, key: str) -> str:
 
 def page_request(request: web.Request) -> PageRequest:
     """`page` and `per_page` (alias `limit`); per_page is capped at 100, below 1 is a 400."""
-    page = _positive_int(request, "page", 1)
-    per_page = _positive_int(request, "per_page", None)
+    page = query_int(request, "page", 1, minimum=1)
+    per_page = query_int(request, "per_page", None, minimum=1)
     if per_page is None:
-        per_page = _positive_int(request, "limit", 20)
+        per_page = query_int(request, "limit", 20, minimum=1)
     assert per_page is not None and page is not None
     return PageRequest(page=page, per_page=min(per_page, MAX_PER_PAGE))
 
 
-def _positive_int(request: web.Request, name: str, default: int | None) -> int | None:
+def query_int(
+    request: web.Request, name: str, default: int | None, *, minimum: int, maximum: int = 10**9
+) -> int | None:
+    """A decimal integer query parameter, at least `minimum`, capped at `maximum`. Its length
+    is looked at before int(): int() of thousands of digits raises (Python's limit)."""
     raw = request.query.get(name)
     if raw is None:
         return default
     if not raw.isascii() or not raw.isdigit():
-        raise ValidationError(name, "must be a positive integer")
-    # The length before int(): int() of thousands of digits raises (Python's conversion limit).
-    digits = raw.lstrip("0")
-    if not digits:
-        raise ValidationError(name, "must be a positive integer")
-    return int(digits) if len(digits) < 10 else 10**9
+        raise ValidationError(name, _INT_REASONS.get(minimum, f"must be an integer >= {minimum}"))
+    digits = raw.lstrip("0") or "0"
+    value = int(digits) if len(digits) < 10 else maximum
+    if value < minimum:
+        raise ValidationError(name, _INT_REASONS.get(minimum, f"must be an integer >= {minimum}"))
+    return min(value, maximum)
+
+
+_INT_REASONS = {0: "must be a non-negative integer", 1: "must be a positive integer"}
 
 
 def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:

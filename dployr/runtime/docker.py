@@ -33,7 +33,7 @@ from dployr.runtime.protocol import (
     LogLine,
     RuntimeFailure,
 )
-from dployr.tasks import run_to_end
+from dployr.tasks import undone_on_cancel
 
 if TYPE_CHECKING:
     import docker
@@ -248,12 +248,10 @@ class DockerRuntime:
         and removes the container it made, so a cancelled release leaves nothing running
         (with `unless-stopped`, it would even come back after a reboot)."""
         name = f"dployr-{spec.service_name}-{spec.number}-{secrets.token_hex(3)}"
-        creating = asyncio.ensure_future(self._call(self._run, spec, host_port, name))
-        try:
-            return await asyncio.shield(creating)
-        except asyncio.CancelledError:
-            await run_to_end(self._discard(creating, name))
-            raise
+        return await undone_on_cancel(
+            self._call(self._run, spec, host_port, name),
+            lambda creating: self._discard(creating, name),
+        )
 
     async def _discard(self, creating: asyncio.Future[Any], name: str) -> None:
         await asyncio.wait({creating})

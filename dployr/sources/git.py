@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from dployr.crypto import mask_secrets
 from dployr.errors import DployrError
 from dployr.sources.validate import Remote, check_branch, check_remote_host
-from dployr.tasks import run_to_end
+from dployr.tasks import undone_on_cancel
 
 _LOGGER = logging.getLogger(__name__)
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
@@ -342,15 +342,10 @@ async def _stoppable(
     """Run a blocking fetch in a worker thread. A cancel kills git and waits for the thread
     to end before it goes on, so nothing of the fetch outlives its deployment; the cache git
     was writing is dropped (a killed git can leave it locked) and the next fetch makes it anew."""
-    work = asyncio.ensure_future(_in_git_thread(_unless_stopped, stop, fetch, *args))
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        if stop.stop():  # it runs: wait for the killed git, then drop the cache
-            await run_to_end(_drop_cache_after(work, cache_dir))
-        else:  # still waiting for a git thread: when it gets one, it ends at once
-            work.add_done_callback(lambda done: done.cancelled() or done.exception())
-        raise
+    return await undone_on_cancel(
+        _in_git_thread(_unless_stopped, stop, fetch, *args),
+        lambda work: _stop_and_drop_cache(stop, work, cache_dir),
+    )
 
 
 def _unless_stopped(stop: _Stop, fetch: Callable[..., Checkout], *args: object) -> Checkout:
@@ -359,8 +354,13 @@ def _unless_stopped(stop: _Stop, fetch: Callable[..., Checkout], *args: object) 
     return fetch(*args)
 
 
-async def _drop_cache_after(work: asyncio.Future[Checkout], cache_dir: Path) -> None:
-    await asyncio.wait({work})
+async def _stop_and_drop_cache(
+    stop: _Stop, work: asyncio.Future[Checkout], cache_dir: Path
+) -> None:
+    if not stop.stop():  # still waiting for a git thread: when it gets one, it ends at once
+        work.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return
+    await asyncio.wait({work})  # the killed git ends its thread; then the cache goes
     if not work.cancelled() and work.exception() is not None:
         _LOGGER.info("a cancelled fetch ended with: %s", work.exception())
     await asyncio.to_thread(shutil.rmtree, cache_dir, True)
