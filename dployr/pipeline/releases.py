@@ -34,12 +34,16 @@ async def prune_images(deployer: Deployer, service_id: str) -> None:
 async def forget_deployment(deployer: Deployer, deployment: Deployment) -> None:
     """Remove a finished deployment from the history. Its image goes with it unless another
     deployment of the service still names it (a rollback reuses its release's image, so the
-    live release or a stopped service's current one may run it)."""
-    await deployments.delete_deployment(deployer.db, deployment.id)
+    live release or a stopped service's current one may run it). The image goes first: a
+    crash in between leaves a row whose image is gone (a rollback to it is a clear 409, a
+    second DELETE finishes), never an image that no row names and no prune would find."""
     artifact = deployment.artifact
     if (
         artifact is not None
         and deployer.is_own_image(artifact, deployment.service_id)
-        and not await deployments.artifact_in_use(deployer.db, deployment.service_id, artifact)
+        and not await deployments.artifact_in_use(
+            deployer.db, deployment.service_id, artifact, besides=deployment.id
+        )
     ):
         await deployer.runtime.remove_artifact(artifact)
+    await deployments.delete_deployment(deployer.db, deployment.id)

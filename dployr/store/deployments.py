@@ -304,11 +304,11 @@ async def delete_deployment(db: Database, deployment_id: str) -> None:
 # -- the deployment log --------------------------------------------------------------------------
 
 
-async def artifact_in_use(db: Database, service_id: str, artifact: str) -> bool:
-    """Does any deployment of the service (in any state) name this artifact?"""
+async def artifact_in_use(db: Database, service_id: str, artifact: str, *, besides: str) -> bool:
+    """Does any deployment of the service but `besides` (in any state) name this artifact?"""
     row = await db.fetchone(
-        "SELECT 1 FROM deployments WHERE service_id = ? AND artifact = ? LIMIT 1",
-        (service_id, artifact),
+        "SELECT 1 FROM deployments WHERE service_id = ? AND artifact = ? AND id != ? LIMIT 1",
+        (service_id, artifact, besides),
     )
     return row is not None
 
