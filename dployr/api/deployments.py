@@ -21,11 +21,11 @@ from dployr.api.validation import (
     query_int,
     read_json,
 )
-from dployr.errors import Forbidden, InvalidState, NotFound, Unavailable, ValidationError
+from dployr.errors import InvalidState, NotFound, Unavailable, ValidationError
 from dployr.keys import CONFIG, DB, DEPLOYER, FOLLOWS
 from dployr.pipeline import releases
 from dployr.pipeline.deployer import EnvChange
-from dployr.pipeline.spec import DeploySpec, spec_from_body
+from dployr.pipeline.spec import DeploySpec, check_local_allowed, spec_from_body
 from dployr.runtime.detect import BUILT_TARGETS, default_target, docker_problem
 from dployr.runtime.reference import DEFAULT_DOMAIN, parse_image
 from dployr.store import credentials, deployments, projects, services
@@ -276,11 +276,8 @@ async def delete_deployment(request: web.Request) -> web.Response:
 async def rollback_deployment(request: web.Request) -> web.Response:
     target = await deployment_of(request)
     deployer = request.app[DEPLOYER]
-    if target.spec["source"] == "local" and not identity_of(request).user.is_admin:
-        raise Forbidden(
-            "This release came from a local source: only an admin may redeploy it",
-            details={"field": "source", "reason": "local sources are for admins only"},
-        )
+    if target.spec["source"] == "local":
+        check_local_allowed(identity_of(request).user.is_admin)
     if target.status not in ("live", "superseded", "rolled_back") or not target.artifact:
         raise InvalidState(
             f"Deployment {target.id} is {target.status}: it has no release to roll back to"

@@ -100,6 +100,16 @@ async def spec_from_body(
     return spec
 
 
+def check_local_allowed(admin: bool) -> None:
+    """A local source reads the host's files: deploying one (or redeploying its release) is
+    for admins only (SPEC §13)."""
+    if not admin:
+        raise Forbidden(
+            "Local sources read the host's files: only an admin may deploy one",
+            details={"field": "source", "reason": "local sources are for admins only"},
+        )
+
+
 def protected_dirs(config: Config) -> dict[str, Path]:
     """What a local source must neither be inside of nor contain: the daemon's secrets."""
     return {"the daemon's data dir": config.data_path, "the config's directory": config.config_dir}
@@ -131,11 +141,7 @@ async def check_spec(spec: DeploySpec, config: Config, *, admin: bool) -> None:
                 "Local sources are disabled on this host (runtime.allow_local_sources)",
                 details={"field": "source", "reason": "local sources are disabled"},
             )
-        if not admin:
-            raise Forbidden(
-                "Local sources read the host's files: only an admin may deploy one",
-                details={"field": "source", "reason": "local sources are for admins only"},
-            )
+        check_local_allowed(admin)
         if not spec.path:
             raise ValidationError("path", "is required for source local")
         await outside_protected(check_local_path(spec.path), protected_dirs(config))
