@@ -70,6 +70,12 @@ class Daemon:
             time.sleep(0.05)
         raise AssertionError(f"dployr serve did not answer /health:\n{self.log.read_text()}")
 
+    def kill(self) -> None:
+        """SIGKILL, when it still runs (a fixture's teardown)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
         assert self.process is not None
         self.process.send_signal(sig)
@@ -156,9 +162,7 @@ def daemon(tmp_path: Path, empty_config: Path) -> Iterator[Daemon]:
     try:
         yield process
     finally:
-        if process.process is not None and process.process.poll() is None:
-            process.process.kill()
-            process.process.wait(10)
+        process.kill()
 
 
 def run_dployr(
@@ -190,9 +194,7 @@ def deploy_daemon(tmp_path: Path, empty_config: Path) -> Iterator[Daemon]:
     try:
         yield process
     finally:
-        if process.process is not None and process.process.poll() is None:
-            process.process.kill()
-            process.process.wait(10)
+        process.kill()
         cleanup_agent(data_dir)
 
 
@@ -212,3 +214,12 @@ def wait_status(
 def page(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
         return str(resp.read().decode())
+
+
+def deploy_live(daemon: Daemon, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST a deployment and wait until it is live (a failure fails the test)."""
+    status, created = daemon.request("POST", "/api/v1/deployments", body, token=token)
+    assert status == 202, created
+    done = wait_status(daemon, token, created["id"], {"live", "failed"})
+    assert done["status"] == "live", done
+    return done

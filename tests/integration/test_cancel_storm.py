@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from tests.docker.conftest import STATIC_APP, agent_containers, make_repo
-from tests.integration.conftest import Daemon, page, wait_status
+from tests.integration.conftest import Daemon, deploy_live, page
 
 FINISHED = {"live", "failed", "cancelled", "superseded", "rolled_back"}
 STORM = 16
@@ -22,10 +22,7 @@ def test_a_cancel_storm_leaves_exactly_the_live_release(
     token = daemon.admin_token()
     repo = make_repo(tmp_path / "app", STATIC_APP)
     body = {"name": "web", "source": "local", "path": str(repo), "runtime": "static"}
-    status, first = daemon.request("POST", "/api/v1/deployments", body, token=token)
-    assert status == 202, first
-    first = wait_status(daemon, token, first["id"], {"live", "failed"})
-    assert first["status"] == "live", first
+    first = deploy_live(daemon, token, body)
 
     rng = random.Random(2026)  # the same storm each run
     ids, answers = [], []
@@ -69,6 +66,4 @@ def test_a_cancel_storm_leaves_exactly_the_live_release(
     # The store still writes, and the service still deploys.
     status, project = daemon.request("POST", "/api/v1/projects", {"name": "after"}, token=token)
     assert status == 201, project
-    status, last = daemon.request("POST", "/api/v1/deployments", body, token=token)
-    last = wait_status(daemon, token, last["id"], {"live", "failed"})
-    assert last["status"] == "live", last
+    deploy_live(daemon, token, body)

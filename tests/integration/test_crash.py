@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from tests.docker.conftest import STATIC_APP, agent_containers, agent_images, commit, make_repo
-from tests.integration.conftest import Daemon, page, wait_status
+from tests.integration.conftest import Daemon, deploy_live, page, wait_status
 
 
 def test_kill_9_mid_build_then_restart_is_consistent(deploy_daemon: Daemon, tmp_path: Path) -> None:
@@ -18,10 +18,7 @@ def test_kill_9_mid_build_then_restart_is_consistent(deploy_daemon: Daemon, tmp_
     token = daemon.admin_token()
     repo = make_repo(tmp_path / "app", STATIC_APP)
     body = {"name": "web", "source": "local", "path": str(repo), "runtime": "static"}
-    status, first = daemon.request("POST", "/api/v1/deployments", body, token=token)
-    assert status == 202, first
-    first = wait_status(daemon, token, first["id"], {"live", "failed"})
-    assert first["status"] == "live", first
+    first = deploy_live(daemon, token, body)
     port = first["host_port"]
     assert page(port) == "hello v1\n"
 

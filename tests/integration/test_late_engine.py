@@ -115,8 +115,6 @@ def test_queued_work_waits_for_a_late_engine_and_can_be_cancelled_meanwhile(
         failed = wait_status(daemon, token, running["id"], {"failed"}, limit=5)
         assert "interrupted" in failed["error"], failed
     finally:
-        if daemon.process is not None and daemon.process.poll() is None:
-            daemon.process.kill()
-            daemon.process.wait(10)
+        daemon.kill()
         relay.close()
         cleanup_agent(data_dir)
