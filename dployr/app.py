@@ -23,8 +23,9 @@ from dployr.events.bus import EventBus
 from dployr.ids import new_id
 from dployr.keys import AUTH, BOX, BUS, CONFIG, DB, DEPLOYER, FOLLOWS, RATE_LIMITS, STARTED_AT
 from dployr.pipeline.deployer import Deployer
-from dployr.pipeline.reconcile import reconcile, reconcile_when_ready
-from dployr.proxy.protocol import NoProxy
+from dployr.pipeline.reconcile import reconcile, reconcile_when_ready, sync_proxy
+from dployr.pipeline.routing import Router
+from dployr.proxy import make_proxy
 from dployr.runtime.detect import docker_problem, docker_url
 from dployr.runtime.docker import DockerRuntime
 from dployr.store.db import Database
@@ -97,8 +98,9 @@ async def deployer_ctx(app: web.Application) -> AsyncIterator[None]:
     secrets_dir = config.data_path / "secrets"
     box = await asyncio.to_thread(SecretBox.from_file, secrets_dir / "secrets.key")
     agent_id = await asyncio.to_thread(load_agent_id, config.data_path / "agent_id")
+    router = Router(app[DB], await make_proxy(config), config)
     runtime = await DockerRuntime.open(docker_url(config.runtime), agent_id)
-    deployer = Deployer(app[DB], config, runtime, NoProxy(), box)
+    deployer = Deployer(app[DB], config, runtime, router, box)
     app[BOX], app[DEPLOYER] = box, deployer
     problem = await docker_problem(config.runtime)
     late: asyncio.Task[None] | None = None
@@ -106,6 +108,7 @@ async def deployer_ctx(app: web.Application) -> AsyncIterator[None]:
         await reconcile(deployer)  # before the first request
     else:  # the start does not wait: releases are reconciled when the engine comes up
         _LOGGER.warning("releases are reconciled when the engine answers: %s", problem)
+        await sync_proxy(deployer)  # the routes are served (to what still runs) meanwhile
         late = asyncio.create_task(
             reconcile_when_ready(deployer, lambda: docker_problem(config.runtime))
         )

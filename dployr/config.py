@@ -45,6 +45,8 @@ class ServerConfig:
     shutdown_timeout: float = field(default=10.0, metadata=_range(0))
     # Log streams (follow=true) a user may hold open at once; more answer 429 rate_limited.
     follow_streams_per_user: int = field(default=8, metadata=_range(1, 1000))
+    # CIDRs whose X-Forwarded-For is believed; empty means loopback when proxy.api_domain is set.
+    trusted_proxies: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,9 @@ class ProxyConfig:
     nginx_dir: str = "/etc/nginx/conf.d"
     nginx_conf: str = "/etc/nginx/nginx.conf"
     http_port: int = field(default=80, metadata=_range(1, 65535))
+    https_port: int = field(default=443, metadata=_range(1, 65535))
+    tls_issuer: str = field(default="acme", metadata=_choices("acme", "internal"))
+    api_domain: str = ""  # when set, the proxy serves the daemon's own API on this domain
 
 
 @dataclass(frozen=True)

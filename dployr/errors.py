@@ -100,9 +100,19 @@ class RateLimited(DployrError):
 
 
 class ProxyError(DployrError):
+    """The proxy refused or could not take a config; the previous one keeps serving."""
+
     status = 502
     code = "proxy_error"
     default_message = "The reverse proxy rejected the configuration"
+
+    def __init__(self, backend: str, said: str, message: str | None = None) -> None:
+        said = said.strip()[-4000:]  # the proxy's own words, its last lines when long
+        last = said.splitlines()[-1][:300] if said else "no message"
+        super().__init__(
+            message or f"{backend} refused the new config ({last}); the previous one keeps serving",
+            details={"backend": backend, "message": said},
+        )
 
 
 class Unavailable(DployrError):

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 from blockbuster import BlockBuster, blockbuster_ctx
 
 from dployr.app import create_app
-from dployr.config import AuthConfig, Config, RateLimitConfig, ServerConfig
+from dployr.config import AuthConfig, Config, ProxyConfig, RateLimitConfig, ServerConfig
 
 PASSWORD = "correct horse battery"
 
@@ -38,6 +38,8 @@ def make_config(data_dir: Path, **sections: dict[str, Any]) -> Config:
         rate_limit=RateLimitConfig(
             authenticated_per_hour=100_000, anonymous_per_hour=100_000, login_per_15min=1000
         ),
+        # Never the machine's own Caddy or nginx: proxy tests start private ones.
+        proxy=ProxyConfig(backend="none"),
     )
     for name, values in sections.items():
         config = dataclasses.replace(

@@ -16,12 +16,13 @@ from dployr.pipeline.health import WORKER_SETTLE, wait_healthy, wait_settled
 from dployr.pipeline.logbook import Logbook
 from dployr.pipeline.progress import BuildProgress
 from dployr.pipeline.spec import DeploySpec, protected_dirs
-from dployr.proxy.protocol import Upstream
+from dployr.proxy.domains import default_tls
+from dployr.proxy.protocol import Route
 from dployr.runtime.catalog import CATALOG, base_image, render_dockerfile
 from dployr.runtime.protocol import BuildRequest, InstanceSpec, Resources
 from dployr.sources.git import Checkout, GitAuth, fetch_local, fetch_remote
 from dployr.sources.validate import outside_protected, parse_remote
-from dployr.store import credentials, deployments, services
+from dployr.store import credentials, deployments, routes, services
 from dployr.store.deployments import Deployment
 from dployr.tasks import run_to_end
 
@@ -294,24 +295,38 @@ class Attempt:
 
     async def _go_live(self, host_port: int | None) -> Deployment | None:
         service_id = self.deployment.service_id
-        if host_port is None:
-            await self.d.proxy.remove(service_id)
-            where = "as a worker"
-        else:
-            await self.d.proxy.switch(Upstream(service_id, host_port))
-            where = f"on 127.0.0.1:{host_port}"
-        self.finish("switching", message="live")
-        await self._update({"stages": self.stages}, None)
-        # The log is complete before the status says so: a follower stops at the status.
-        self.log.write(f"==> live: release {self.deployment.number} {where}")
-        await self.log.flush()
-        live, previous = await deployments.make_live(
-            self.d.db, self.deployment, f"release {self.deployment.number} is live"
-        )
+        upstream = [routes.loopback(host_port)] if host_port is not None else []
+        new_route = await self._domain_route()
+        where = "as a worker" if host_port is None else f"on 127.0.0.1:{host_port}"
+        async with self.d.router.changing(
+            add=[new_route] if new_route else [], point={service_id: upstream}
+        ):
+            if new_route is not None:
+                async with self.d.db.transaction() as conn:
+                    await routes.insert_route(conn, new_route)
+                self.log.write(f"routed {new_route.domain} to {self.deployment.service_name}")
+            self.finish("switching", message="live")
+            await self._update({"stages": self.stages}, None)
+            # The log is complete before the status says so: a follower stops at the status.
+            self.log.write(f"==> live: release {self.deployment.number} {where}")
+            await self.log.flush()
+            live, previous = await deployments.make_live(
+                self.d.db, self.deployment, f"release {self.deployment.number} is live"
+            )
         self.deployment = live
         self.instance_ref = None  # from here on it is the live instance, never cleaned up
         self.built = None
         return previous
+
+    async def _domain_route(self) -> Route | None:
+        """The route `domain` asks for, when the service has none for it yet (SPEC §5)."""
+        domain = self.spec.domain
+        if domain is None:
+            return None
+        for record in await routes.routes_of_service(self.d.db, self.deployment.service_id):
+            if record.route.domain == domain and record.route.path_prefix == "/":
+                return None
+        return routes.new_route(self.deployment.service_id, domain, "/", default_tls(domain), None)
 
     async def _retire(self, previous: Deployment | None) -> None:
         """Let the old instance drain, stop it, and prune images past keep_releases. The new

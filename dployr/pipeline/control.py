@@ -11,7 +11,7 @@ from dployr.pipeline.deployer import Deployer
 from dployr.pipeline.spec import DeploySpec
 from dployr.runtime.catalog import CATALOG
 from dployr.runtime.protocol import InstanceSpec, InstanceStatus, Resources
-from dployr.store import deployments, services
+from dployr.store import deployments, routes, services
 from dployr.store.deployments import Deployment
 from dployr.store.services import Service
 
@@ -127,6 +127,13 @@ async def delete_service(deployer: Deployer, service: Service) -> None:
     """Stop everything of the service, remove its containers, images, routes, cache and rows."""
     await deployer.cancel_service(service.id)
     async with deployer.service_lock(service.id):
+        # Its routes go first (the proxy stops sending traffic), then its instances.
+        owned = await routes.routes_of_service(deployer.db, service.id)
+        async with (
+            deployer.router.changing(remove={r.route.id for r in owned}),
+            deployer.db.transaction() as conn,
+        ):
+            await routes.delete_routes(conn, owned)
         for instance in await deployer.runtime.instances():
             if instance.service_id == service.id:
                 await deployer.runtime.stop(instance.ref, grace=5)
@@ -134,7 +141,6 @@ async def delete_service(deployer: Deployer, service: Service) -> None:
             if deployer.is_own_image(deployment.artifact, service.id):
                 assert deployment.artifact is not None
                 await deployer.runtime.remove_artifact(deployment.artifact)
-        await deployer.proxy.remove(service.id)
         await deployer.remove_cache(service.id)
         await services.delete_service(deployer.db, service.id)
 

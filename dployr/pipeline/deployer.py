@@ -16,7 +16,7 @@ from dployr.crypto import SecretBox
 from dployr.errors import Conflict, InvalidState
 from dployr.ids import now_iso
 from dployr.pipeline.attempt import Attempt
-from dployr.proxy.protocol import Proxy
+from dployr.pipeline.routing import Router
 from dployr.runtime.protocol import Runtime
 from dployr.store import deployments, projects, services
 from dployr.store.db import Database
@@ -41,13 +41,13 @@ class Deployer:
         db: Database,
         config: Config,
         runtime: Runtime,
-        proxy: Proxy,
+        router: Router,
         box: SecretBox,
     ) -> None:
         self.db = db
         self.config = config
         self.runtime = runtime
-        self.proxy = proxy
+        self.router = router
         self.box = box
         self.build_slots = asyncio.Semaphore(config.runtime.build_concurrency)
         self._locks: dict[str, asyncio.Lock] = {}

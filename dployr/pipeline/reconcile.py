@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from dployr.errors import DployrError
 from dployr.ids import now_iso
 from dployr.pipeline.control import start_instance
 from dployr.pipeline.deployer import Deployer
@@ -39,10 +40,22 @@ async def reconcile(deployer: Deployer) -> None:
         await _remove_orphans(deployer)
     except RuntimeFailure as err:
         _LOGGER.warning("reconcile could not reach the runtime: %s", err)
+    await sync_proxy(deployer)
     for queued in await deployments.deployments_in(deployer.db, ("queued",)):
         if not deployer.is_tracked(queued.id):  # one made after the start is queued already
             _LOGGER.info("resuming queued deployment %s", queued.id)
             deployer.submit(queued)
+
+
+async def sync_proxy(deployer: Deployer) -> None:
+    """Render the proxy config from the route table (at start: it may be a fresh proxy, or
+    live ports may have changed). A proxy that refuses is logged; the daemon still starts."""
+    try:
+        await deployer.router.sync()
+    except DployrError as err:
+        _LOGGER.error("the proxy did not take the route table: %s", err.message)
+    else:
+        _LOGGER.info("proxy (%s) serves the route table", deployer.router.proxy.name)
 
 
 async def _fail_interrupted(deployer: Deployer) -> None:

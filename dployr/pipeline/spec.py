@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from dployr.config import Config
 from dployr.errors import Forbidden, ValidationError
+from dployr.proxy.domains import normalize_domain
 from dployr.runtime.catalog import CATALOG
 from dployr.runtime.reference import parse_image
 from dployr.sources.validate import (
@@ -17,11 +17,6 @@ from dployr.sources.validate import (
     check_remote_host,
     outside_protected,
     parse_remote,
-)
-
-# RFC 1123 labels, an optional leading `*.`, lower case (SPEC §5).
-_DOMAIN = re.compile(
-    r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 )
 
 
@@ -95,6 +90,8 @@ async def spec_from_body(
         changes.pop("target", None)
     if "runtime" in changes and "version" not in changes:
         changes["version"] = CATALOG[changes["runtime"]].default_version
+    if changes.get("domain") is not None:
+        changes["domain"] = normalize_domain(changes["domain"])
     spec = replace(base, **changes)
     await check_spec(spec, config, admin=admin)
     return spec
@@ -149,8 +146,8 @@ async def check_spec(spec: DeploySpec, config: Config, *, admin: bool) -> None:
             check_branch(spec.branch)
     if runtime.templated and spec.version is None:
         raise ValidationError("version", f"is required for runtime {spec.runtime}")
-    if spec.domain is not None and (len(spec.domain) > 253 or not _DOMAIN.match(spec.domain)):
-        raise ValidationError("domain", "must be a lower-case host name (RFC 1123)")
+    if spec.domain is not None:
+        normalize_domain(spec.domain)
     if spec.domain is not None and spec.port is None:
         raise ValidationError(
             "domain", "a worker (port null) takes no traffic, so it has no domain"

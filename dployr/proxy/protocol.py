@@ -1,28 +1,54 @@
-"""The proxy edge: the pipeline points a service's routes at its new instance through this.
+"""The proxy edge. The route table is the desired state: each backend renders its whole
+config from all routes and their upstreams and applies it all or nothing (SPEC §5).
 
-Caddy and nginx backends (SPEC §5) plug in here; `NoProxy` is the `none` backend."""
+Caddy (`proxy/caddy.py`), nginx (`proxy/nginx.py`) and `NoProxy` (the `none` backend)
+implement `Proxy`; `make_proxy` in `proxy/__init__.py` picks one from `proxy.backend`."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+# The upstream key of the daemon's own API (proxy.api_domain); service ids are svc_…
+DAEMON = "dployr"
+
 
 @dataclass(frozen=True)
-class Upstream:
-    service_id: str
-    host_port: int  # the live instance's loopback port
+class Route:
+    id: str
+    domain: str  # validated and lower-cased (proxy/domains.py): safe in any config syntax
+    path_prefix: str  # "/" or a validated prefix such as "/api"
+    tls: str  # "auto" | "off"
+    service_id: str | None  # None: the daemon's own API (proxy.api_domain)
+    port: int | None = None  # the app's port this route reaches; None: the service's port
+
+    @property
+    def upstream_key(self) -> str:
+        return self.service_id or DAEMON
+
+
+# What each route's target answers on now: upstream key → "host:port" addresses (a loopback
+# port for docker, `tasks.<service>:<port>` for swarm). A key with no addresses (a stopped
+# service, one not live yet) is answered 503 by the proxy.
+Upstreams = Mapping[str, Sequence[str]]
 
 
 class Proxy(Protocol):
-    name: str
+    name: str  # "caddy" | "nginx" | "none"
 
-    async def switch(self, upstream: Upstream) -> None:
-        """Send the service's routes to `upstream`; validate and reload, or raise ProxyError
-        with the previous config still serving."""
+    async def apply(self, routes: Sequence[Route], upstreams: Upstreams) -> None:
+        """Make the proxy serve exactly `routes`: render, validate, apply. All or nothing: on
+        any failure raise ProxyError (the proxy's message in details) with the previous
+        config still serving."""
 
-    async def remove(self, service_id: str) -> None:
-        """Drop the service's routes from the proxy config."""
+    async def problem(self) -> str | None:
+        """None when the proxy can be driven now, else why not (for /health/ready)."""
+
+    def https(self) -> str:
+        """How `tls: auto` routes are served, for /api/v1/info: "automatic" (Caddy, ACME),
+        "internal" (Caddy's local CA), "certificates" (nginx: HTTPS where a certificate is
+        present, else plain HTTP), "off" (none)."""
 
 
 class NoProxy:
@@ -30,8 +56,11 @@ class NoProxy:
 
     name = "none"
 
-    async def switch(self, upstream: Upstream) -> None:
+    async def apply(self, routes: Sequence[Route], upstreams: Upstreams) -> None:
         return None
 
-    async def remove(self, service_id: str) -> None:
+    async def problem(self) -> str | None:
         return None
+
+    def https(self) -> str:
+        return "off"

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dployr.config import Config
-
-if TYPE_CHECKING:
-    import jinja2
+from dployr.render import render
 
 
 @dataclass(frozen=True)
@@ -177,29 +172,13 @@ def base_image(config: Config, runtime: Runtime, version: str) -> str:
     return config.runtimes[runtime.id].image.format(version=version)
 
 
-@cache
-def _templates() -> jinja2.Environment:
-    """Made by the first render, in the build's worker thread: an idle daemon holds no jinja2."""
-    import jinja2
-
-    folder = resources.files("dployr") / "templates"
-    if not folder.is_dir():  # a source checkout: templates/ beside the package
-        folder = Path(__file__).resolve().parents[2] / "templates"
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(folder)),
-        autoescape=False,  # noqa: S701 - Dockerfiles, not HTML; values go through |tojson
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-
-
 def render_dockerfile(
     runtime: Runtime, image: str, build_cmd: str | None, run_cmd: str | None
 ) -> str:
     """The Dockerfile for a templated runtime. Commands are validated single lines and reach
     the file only as JSON strings of exec-form instructions, so they cannot add instructions."""
-    template = _templates().get_template(f"Dockerfile.{runtime.id}.j2")
-    return template.render(
+    return render(
+        f"Dockerfile.{runtime.id}.j2",
         image=image,
         install_cmd=runtime.install_cmd,
         finish_cmd=runtime.finish_cmd,

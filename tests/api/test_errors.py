@@ -126,7 +126,13 @@ def test_error_tree_codes():
     from dployr import errors
 
     for cls in errors.DployrError.__subclasses__():
-        body = cls() if cls is not errors.ValidationError else cls("f", "is bad")
+        if cls is errors.ValidationError:
+            body = cls("f", "is bad")
+        elif cls is errors.ProxyError:
+            body = cls("caddy", "loading config: unrecognized directive")
+            assert body.body()["error"]["details"]["message"].endswith("directive")
+        else:
+            body = cls()
         assert body.body()["error"]["code"] == cls.code
     assert web.HTTPNotFound.status_code in errors.HTTP_STATUS_CODES
 

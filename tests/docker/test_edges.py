@@ -4,6 +4,7 @@ that is down while a service is started, stopped or restarted, a proxy that refu
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from dployr.app import create_app
 from dployr.errors import ProxyError
 from dployr.keys import DEPLOYER
-from dployr.proxy.protocol import Upstream
+from dployr.proxy.protocol import Route, Upstreams
 from tests.conftest import bearer, login, register
 from tests.docker.conftest import (
     STATIC_APP,
@@ -102,11 +103,14 @@ class RefusingProxy:
 
     name = "refusing"
 
-    async def switch(self, upstream: Upstream) -> None:
-        raise ProxyError(f"the proxy refused the route to 127.0.0.1:{upstream.host_port}")
+    async def apply(self, routes: Sequence[Route], upstreams: Upstreams) -> None:
+        raise ProxyError("refusing", "unknown directive at line 3", "the proxy refused the route")
 
-    async def remove(self, service_id: str) -> None:
+    async def problem(self) -> str | None:
         return None
+
+    def https(self) -> str:
+        return "off"
 
 
 async def test_a_proxy_error_fails_the_release_with_its_message(
@@ -116,7 +120,7 @@ async def test_a_proxy_error_fails_the_release_with_its_message(
     first = await _deploy(dclient, auth, _body(repo))
     assert first["status"] == "live", first
     await asyncio.to_thread(commit, repo, {"index.html": "hello v2\n"}, "v2")
-    dclient.app[DEPLOYER].proxy = RefusingProxy()
+    dclient.app[DEPLOYER].router.proxy = RefusingProxy()
     second = await _deploy(dclient, auth, _body(repo))
     assert second["status"] == "failed", second
     assert second["error"].startswith("the proxy refused the route"), second["error"]

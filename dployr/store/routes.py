@@ -1,0 +1,135 @@
+"""Proxy routes (SPEC §5): one row each, the source of truth the proxy config is rendered from."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from dployr.errors import Conflict
+from dployr.ids import new_id, now_iso
+from dployr.proxy.protocol import Route
+from dployr.store import events
+from dployr.store.db import Database, Row, Transaction
+
+_COLUMNS = (
+    "r.id, r.domain, r.path_prefix, r.tls, r.service_id, r.port, r.created_at, s.owner_id, s.name"
+)
+_FROM = "FROM routes r JOIN services s ON s.id = r.service_id"
+
+
+@dataclass(frozen=True)
+class RouteRecord:
+    route: Route
+    created_at: str
+    owner_id: str
+    service_name: str
+
+    @classmethod
+    def from_row(cls, row: Row) -> RouteRecord:
+        return cls(Route(*row[:6]), row[6], row[7], row[8])
+
+    def public(self) -> dict[str, Any]:
+        """The route object of /api/v1/proxy/routes."""
+        route = self.route
+        return {
+            "id": route.id,
+            "domain": route.domain,
+            "service_id": route.service_id,
+            "port": route.port,
+            "path_prefix": route.path_prefix,
+            "tls": route.tls,
+            "created_at": self.created_at,
+        }
+
+    def on_service(self) -> dict[str, Any]:
+        """The entry in the service object's `routes` (SPEC §13)."""
+        route = self.route
+        return {
+            "id": route.id,
+            "domain": route.domain,
+            "path_prefix": route.path_prefix,
+            "tls": route.tls,
+            "port": route.port,
+        }
+
+    def event_data(self) -> dict[str, Any]:
+        return {**self.public(), "route_id": self.route.id, "service_name": self.service_name}
+
+
+async def all_routes(db: Database) -> list[RouteRecord]:
+    rows = await db.fetchall(f"SELECT {_COLUMNS} {_FROM} ORDER BY r.domain, r.path_prefix")
+    return [RouteRecord.from_row(r) for r in rows]
+
+
+async def routes_of_service(db: Database, service_id: str) -> list[RouteRecord]:
+    rows = await db.fetchall(
+        f"SELECT {_COLUMNS} {_FROM} WHERE r.service_id = ? ORDER BY r.domain, r.path_prefix",
+        (service_id,),
+    )
+    return [RouteRecord.from_row(r) for r in rows]
+
+
+async def get_route(db: Database, route_id: str, owner_id: str | None) -> RouteRecord | None:
+    """The route, when `owner_id` (None: an admin, any owner) owns its service."""
+    row = await db.fetchone(
+        f"SELECT {_COLUMNS} {_FROM} WHERE r.id = ? AND (? IS NULL OR s.owner_id = ?)",
+        (route_id, owner_id, owner_id),
+    )
+    return RouteRecord.from_row(row) if row else None
+
+
+def new_route(service_id: str, domain: str, path_prefix: str, tls: str, port: int | None) -> Route:
+    return Route(new_id("rte"), domain, path_prefix, tls, service_id, port)
+
+
+def taken(domain: str, path_prefix: str) -> Conflict:
+    return Conflict(
+        f"A route for {domain}{path_prefix if path_prefix != '/' else ''} exists already",
+        details={"field": "domain", "reason": "already routed (domain and path_prefix)"},
+    )
+
+
+async def insert_route(conn: Transaction, route: Route) -> RouteRecord:
+    """Insert and record `route.created`; (domain, path_prefix) taken → 409 conflict."""
+    assert route.service_id is not None
+    created_at = now_iso()
+    try:
+        await conn.execute(
+            "INSERT INTO routes (id, service_id, domain, path_prefix, tls, port, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (route.id, route.service_id, route.domain, route.path_prefix, route.tls, route.port,
+             created_at),
+        )  # fmt: skip
+    except sqlite3.IntegrityError:
+        raise taken(route.domain, route.path_prefix) from None
+    cursor = await conn.execute(
+        "SELECT owner_id, name FROM services WHERE id = ?", (route.service_id,)
+    )
+    found = await cursor.fetchone()
+    assert found is not None  # the foreign key held
+    record = RouteRecord(route, created_at, found[0], found[1])
+    await events.append(conn, "route.created", record.owner_id, record.event_data())
+    return record
+
+
+async def delete_routes(conn: Transaction, records: list[RouteRecord]) -> None:
+    """Delete and record `route.deleted` for each."""
+    for record in records:
+        await conn.execute("DELETE FROM routes WHERE id = ?", (record.route.id,))
+        await events.append(conn, "route.deleted", record.owner_id, record.event_data())
+
+
+async def live_upstreams(db: Database) -> dict[str, list[str]]:
+    """Each service's live instance, where one runs: service id → ["127.0.0.1:<port>"]."""
+    rows = await db.fetchall(
+        "SELECT s.id, d.host_port FROM services s JOIN deployments d"
+        " ON d.id = s.current_deployment_id"
+        " WHERE s.desired_state = 'running' AND d.instance_ref IS NOT NULL"
+        " AND d.host_port IS NOT NULL"
+    )
+    return {row[0]: [loopback(row[1])] for row in rows}
+
+
+def loopback(host_port: int) -> str:
+    return f"127.0.0.1:{host_port}"
