@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import shutil
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from dployr.errors import DployrError
 from dployr.ids import now_iso
 from dployr.pipeline import releases
-from dployr.pipeline.health import WORKER_SETTLE, wait_healthy, wait_settled
+from dployr.pipeline.health import WORKER_SETTLE, still_fresh, wait_healthy, wait_settled
 from dployr.pipeline.logbook import Logbook
 from dployr.pipeline.progress import BuildProgress
 from dployr.pipeline.spec import DeploySpec, protected_dirs
@@ -251,12 +250,9 @@ class Attempt:
         what = f"GET {check.path}" if check.path else "a TCP connection the app holds open"
         await self.enter("health_checking", f"waiting up to {check.timeout} s for {what}")
 
-        async def still_running() -> bool:
-            # A restart means it exited: the engine brings a crashed container back at once.
-            status = await self.d.runtime.status(ref)
-            return status.status in ("running", "starting") and status.restarts == 0
-
-        problem = await wait_healthy(host_port, check.path, check.timeout, still_running)
+        problem = await wait_healthy(
+            host_port, check.path, check.timeout, still_fresh(self.d.runtime, ref)
+        )
         if problem is not None:
             await self._app_output(ref)
             raise StageFailed(f"health check failed: {problem}")
@@ -334,11 +330,7 @@ class Attempt:
         (a container of a release that is not live) at the next start."""
         try:
             if previous is not None and previous.instance_ref:
-                # The drain, cut short when the daemon stops: its grace is not spent waiting.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self.d.stopping.wait(), self.d.config.runtime.drain_seconds
-                    )
+                await self.d.drain()
                 await self.d.runtime.stop(previous.instance_ref)
                 await deployments.update_deployment(
                     self.d.db, previous.id, {"instance_ref": None}, None

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import logging
 from typing import Any
 
-from dployr.errors import InvalidState
+from dployr.errors import DployrError, InvalidState, Unavailable
 from dployr.ids import now_iso
 from dployr.pipeline.deployer import Deployer
+from dployr.pipeline.health import instance_ready
 from dployr.pipeline.spec import DeploySpec
 from dployr.runtime.catalog import CATALOG
 from dployr.runtime.protocol import InstanceSpec, InstanceStatus, Resources
 from dployr.store import deployments, routes, services
 from dployr.store.deployments import Deployment
 from dployr.store.services import Service
+from dployr.tasks import run_to_end, undone_on_cancel
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -39,6 +44,9 @@ async def start_service(deployer: Deployer, service: Service) -> None:
         status = await deployer.runtime.status(live.instance_ref)
         if status.status == "running":
             raise InvalidState(f"Service {service.name} is already running")
+        if live.instance_ref:  # a stopped or crash-looping container serves nothing: no drain
+            await deployer.runtime.stop(live.instance_ref)
+            live = dataclasses.replace(live, instance_ref=None)
         await _replace_instance(deployer, service, live)
         await services.set_desired_state(
             deployer.db, service, "running", _event(service, "service.started", live)
@@ -57,11 +65,13 @@ async def stop_service(deployer: Deployer, service: Service) -> None:
             deployer.db, service, "stopped", _event(service, "service.stopped", live)
         )
         await deployments.update_deployment(deployer.db, live.id, {"instance_ref": None}, None)
+        await _resync(deployer)  # its routes answer 503 now, not a dead upstream's 502
 
 
 async def restart_service(deployer: Deployer, service: Service) -> None:
-    """A new container from the live release with the service's current env (so env changes
-    apply), on the same host port."""
+    """Blue/green, like a release: a new instance of the live release with the service's
+    current env (so env changes apply) starts beside the old one, passes the health check,
+    takes the traffic; then the old one drains and stops."""
     async with deployer.service_lock(service.id):
         live = await live_deployment(deployer, service)
         if live is None:
@@ -73,22 +83,76 @@ async def restart_service(deployer: Deployer, service: Service) -> None:
 
 
 async def _replace_instance(deployer: Deployer, service: Service, live: Deployment) -> None:
-    if live.instance_ref:
-        await deployer.runtime.stop(live.instance_ref)
+    """A new instance of `live` on a fresh port; the old one (when there is one) serves until
+    the new one is healthy and the proxy points at it. A new instance that fails its check is
+    removed and the old one keeps serving, untouched."""
     env = await services.read_env(deployer.db, service.id, deployer.box)
     env_enc, env_public = services.env_snapshot(env, deployer.box)
-    instance = await start_instance(deployer, live, {v.key: v.value for v in env}, live.host_port)
-    await deployments.update_deployment(
-        deployer.db,
-        live.id,
-        {
-            "instance_ref": instance[0],
-            "host_port": instance[1],
-            "env_enc": env_enc,
-            "env_public": env_public,
-        },
-        None,
+    spec = DeploySpec.from_json(live.spec)
+    ref, port = await undone_on_cancel(
+        start_instance(deployer, live, {v.key: v.value for v in env}, None),
+        lambda started: _stop_started(deployer, started),
     )
+    try:
+        problem = await instance_ready(
+            deployer.runtime, ref, port, spec.health_check.path, spec.health_check.timeout
+        )
+    except BaseException:
+        await run_to_end(deployer.runtime.stop(ref, grace=5))
+        raise
+    if problem is not None:
+        await run_to_end(deployer.runtime.stop(ref, grace=5))
+        raise Unavailable(
+            f"The new instance of {service.name} failed its health check ({problem}); "
+            "the running one keeps serving",
+            details={"health": problem},
+        )
+    await run_to_end(_switch(deployer, service, live, (ref, port), (env_enc, env_public)))
+
+
+async def _switch(
+    deployer: Deployer,
+    service: Service,
+    live: Deployment,
+    new: tuple[str, int | None],
+    env: tuple[str, str],
+) -> None:
+    """Traffic to the new instance, the row says so, then the old one drains and stops."""
+    ref, port = new
+    old = live.instance_ref
+    upstream = [routes.loopback(port)] if port is not None else []
+    try:
+        async with deployer.router.changing(point={service.id: upstream}):
+            await deployments.update_deployment(
+                deployer.db,
+                live.id,
+                {"instance_ref": ref, "host_port": port, "env_enc": env[0], "env_public": env[1]},
+                None,
+            )
+    except BaseException:
+        await deployer.runtime.stop(ref, grace=5)
+        raise
+    if old:
+        await deployer.drain()
+        try:
+            await deployer.runtime.stop(old)
+        except DployrError as err:  # the new one serves; reconcile removes this one at start
+            _LOGGER.warning("could not stop the old instance of %s: %s", service.name, err)
+
+
+async def _stop_started(
+    deployer: Deployer, started: asyncio.Future[tuple[str, int | None]]
+) -> None:
+    with contextlib.suppress(Exception):
+        ref, _ = await started
+        await deployer.runtime.stop(ref, grace=5)
+
+
+async def _resync(deployer: Deployer) -> None:
+    try:
+        await deployer.router.sync()
+    except DployrError as err:
+        _LOGGER.warning("the proxy did not take the route table: %s", err.message)
 
 
 async def start_instance(

@@ -5,6 +5,7 @@ runs each through its stages, top to bottom: fetching → building → starting 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 from dataclasses import dataclass
@@ -61,6 +62,12 @@ class Deployer:
     def service_lock(self, service_id: str) -> asyncio.Lock:
         """asyncio.Lock wakes waiters in order: deployments of a service run as they came."""
         return self._locks.setdefault(service_id, asyncio.Lock())
+
+    async def drain(self) -> None:
+        """Let an old instance finish what it serves (`drain_seconds`), cut short when the
+        daemon stops: its shutdown grace is not spent waiting."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), self.config.runtime.drain_seconds)
 
     def cancel_reason(self, deployment_id: str) -> str | None:
         return self._cancel_reasons.get(deployment_id)

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-from dployr.runtime.protocol import InstanceStatus
+from dployr.runtime.protocol import InstanceStatus, Runtime
 
 INTERVAL = 0.05  # an app is usually up within a few tenths of a second
 PROBE_LIMIT = 5.0  # one probe never waits longer than this (nor past the deadline)
@@ -91,3 +91,23 @@ async def wait_settled(
         if time.monotonic() >= deadline:
             return f"restarted {restarts} times" if restarts else None
         await asyncio.sleep(min(WORKER_POLL, max(deadline - time.monotonic(), 0)))
+
+
+def still_fresh(runtime: Runtime, ref: str) -> Callable[[], Awaitable[bool]]:
+    """Whether a new instance still runs as started: a restart means it exited (the engine
+    brings a crashed container back at once)."""
+
+    async def check() -> bool:
+        status = await runtime.status(ref)
+        return status.status in UP and status.restarts == 0
+
+    return check
+
+
+async def instance_ready(
+    runtime: Runtime, ref: str, host_port: int | None, path: str | None, limit: float
+) -> str | None:
+    """None once a new instance is healthy: its app answered, or a worker stayed up."""
+    if host_port is None:
+        return await wait_settled(min(WORKER_SETTLE, limit), lambda: runtime.status(ref))
+    return await wait_healthy(host_port, path, limit, still_fresh(runtime, ref))
