@@ -26,6 +26,7 @@ class Router:
         self.proxy = proxy
         self.config = config
         self._lock = asyncio.Lock()  # one apply at a time, each from the table as it is then
+        self._applied: object = None  # what the proxy serves now, when known
 
     def api_route(self) -> Route | None:
         """`proxy.api_domain`: the daemon's own API behind the proxy, with TLS."""
@@ -54,7 +55,7 @@ class Router:
         """Render and apply the table as it is (start, after a stop, after a delete)."""
         async with self._lock:
             routes, upstreams = await self._table()
-            await run_to_end(self.proxy.apply(routes, upstreams))
+            await run_to_end(self._apply(routes, upstreams, force=True))
 
     @contextlib.asynccontextmanager
     async def changing(
@@ -72,16 +73,30 @@ class Router:
             routes, upstreams = await self._table()
             routes = [r for r in routes if r.id not in remove] + list(add)
             upstreams.update(point or {})
-            await run_to_end(self.proxy.apply(routes, upstreams))
+            await run_to_end(self._apply(routes, upstreams))
             try:
                 yield
             except BaseException:
                 await run_to_end(self._restore())
                 raise
 
+    async def _apply(
+        self, routes: list[Route], upstreams: dict[str, Sequence[str]], force: bool = False
+    ) -> None:
+        """Apply, unless the proxy serves exactly this already: a service without routes
+        switches without touching the proxy (no reload, no closed keep-alive connections)."""
+        routes.sort(key=lambda r: (r.domain, r.path_prefix))
+        used = {r.upstream_key for r in routes}
+        wanted = (routes, {k: tuple(v) for k, v in sorted(upstreams.items()) if k in used})
+        if wanted == self._applied and not force:
+            return
+        self._applied = None  # unknown while applying: a failed apply may leave either
+        await self.proxy.apply(routes, upstreams)
+        self._applied = wanted
+
     async def _restore(self) -> None:
         routes, upstreams = await self._table()
         try:
-            await self.proxy.apply(routes, upstreams)
+            await self._apply(routes, upstreams)
         except DployrError as err:
             _LOGGER.warning("could not re-apply the route table: %s", err.message)
