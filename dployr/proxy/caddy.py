@@ -29,6 +29,9 @@ LOAD_TIMEOUT = 30.0  # Caddy provisions the new config before it answers; certif
 # restarting) is retried for this long before it is answered 502 (SPEC §4.2: lose no request).
 TRY_DURATION = "3s"
 TRY_INTERVAL = "100ms"
+# Idle connections to an upstream are closed by Caddy before the app would close them (uvicorn
+# and Node wait 5 s, gunicorn 2 s): a POST sent on a connection the app is closing is a 502.
+UPSTREAM_IDLE = "1500ms"
 # "host:port": a name, an IPv4 address or a bracketed IPv6 address. Anything else (a space, a
 # brace, a quote) could change the Caddyfile's structure, so it never reaches the template.
 _UPSTREAM = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$")
@@ -127,6 +130,7 @@ def render_caddyfile(routes: Sequence[Route], upstreams: Upstreams, config: Prox
         sites=sites(routes, upstreams, config),
         try_duration=TRY_DURATION,
         try_interval=TRY_INTERVAL,
+        upstream_idle=UPSTREAM_IDLE,
     )
 
 
