@@ -34,6 +34,10 @@ TRY_INTERVAL = "100ms"
 UPSTREAM_IDLE = "1500ms"
 # "host:port": a name, an IPv4 address or a bracketed IPv6 address. Anything else (a space, a
 # brace, a quote) could change the Caddyfile's structure, so it never reaches the template.
+# Linux ≥ 5.14: 1 moves connections queued on a closing SO_REUSEPORT socket to its successor.
+# Caddy 2.6 binds new sockets at every load and closes the old ones: with 0, a connection
+# arriving at that instant can be refused (docs/decisions.md, "What a /load does to traffic").
+MIGRATE_REQ = Path("/proc/sys/net/ipv4/tcp_migrate_req")
 _UPSTREAM = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$")
 
 
@@ -142,8 +146,17 @@ class CaddyProxy:
 
     def __init__(self, config: Config) -> None:
         self.config = config.proxy
+        self._host_checked = False
 
     async def apply(self, routes: Sequence[Route], upstreams: Upstreams) -> None:
+        if not self._host_checked:
+            self._host_checked = True
+            if await asyncio.to_thread(_migrate_req) == "0":
+                _LOGGER.warning(
+                    "net.ipv4.tcp_migrate_req is 0: a connection opened at the instant Caddy "
+                    "loads a new config can be refused; `sysctl -w net.ipv4.tcp_migrate_req=1` "
+                    "(and a file in /etc/sysctl.d/) prevents it"
+                )
         text = await asyncio.to_thread(render_caddyfile, routes, upstreams, self.config)
         # Written beside the target first, so a file we could not write stops us before Caddy
         # takes a config that a restart would lose; renamed over it once Caddy accepted.
@@ -196,6 +209,13 @@ def _caddy_error(body: str) -> str:
         if isinstance(error, str) and error:
             return error
     return body or "no message"
+
+
+def _migrate_req() -> str | None:
+    try:
+        return MIGRATE_REQ.read_text().strip()
+    except OSError:  # not Linux, or a kernel without it
+        return None
 
 
 def _stage(target: Path, text: str) -> Path:

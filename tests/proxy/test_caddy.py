@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from dployr.errors import ProxyError
+from dployr.proxy import caddy as caddy_module
 from dployr.proxy.caddy import CaddyProxy
 from dployr.proxy.protocol import Route
 from tests.conftest import make_config
@@ -300,6 +301,19 @@ class _Pinned(aiohttp.abc.AbstractResolver):
 
     async def close(self) -> None:
         return None
+
+
+async def test_a_host_that_would_refuse_connections_at_a_load_is_named(
+    caddy: Caddy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    setting = tmp_path / "tcp_migrate_req"
+    await asyncio.to_thread(setting.write_text, "0\n")
+    monkeypatch.setattr(caddy_module, "MIGRATE_REQ", setting)
+    proxy = backend(caddy, tmp_path)
+    await proxy.apply([route()], {"svc_a": []})
+    await proxy.apply([route("/x")], {"svc_a": []})
+    warnings = [r for r in caplog.records if "tcp_migrate_req" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"  # once, not per apply
 
 
 async def test_the_admin_api_down_is_a_proxy_error(caddy: Caddy, tmp_path: Path):
