@@ -9,6 +9,7 @@ from dployr.api import (
     deployments,
     health,
     projects,
+    routes,
     services,
     templates,
     tokens,
@@ -17,5 +18,15 @@ from dployr.api import (
 
 
 def setup_routes(app: web.Application) -> None:
-    for module in (health, users, tokens, projects, deployments, services, credentials, templates):
+    for module in (
+        health,
+        users,
+        tokens,
+        projects,
+        deployments,
+        services,
+        routes,
+        credentials,
+        templates,
+    ):
         app.router.add_routes(module.routes)

@@ -227,7 +227,7 @@ COMPONENTS: dict[str, Schema] = {
             "current_deployment": {"anyOf": [{"type": "null"}, {"type": "object"}]},
             "host_port": {"type": ["integer", "null"]},
             "container_id": _OPT,
-            "routes": {"type": "array"},
+            "routes": {"type": "array", "items": ref("ServiceRoute")},
             "hook_url": _ID,
             "hook_secret": _ID,
             "created_at": TIME,

@@ -23,7 +23,7 @@ from dployr.api.validation import (
 )
 from dployr.errors import InvalidState, NotFound, Unavailable, ValidationError
 from dployr.keys import CONFIG, DB, DEPLOYER, FOLLOWS
-from dployr.pipeline import releases
+from dployr.pipeline import releases, route_table
 from dployr.pipeline.deployer import EnvChange
 from dployr.pipeline.spec import DeploySpec, check_local_allowed, spec_from_body
 from dployr.runtime.detect import BUILT_TARGETS, default_target, docker_problem
@@ -131,6 +131,17 @@ async def _may_use_image(db: Database, image: str, owner_id: str) -> bool:
     return "/" not in repo and await services.get_service(db, repo, owner_id) is not None
 
 
+async def _check_domain(
+    request: web.Request, spec: DeploySpec, owner_id: str, service_name: str
+) -> None:
+    """The route `domain` asks for is made when the release goes live: a domain another
+    service holds is a 409 now, not a failed deployment later."""
+    if spec.domain is not None:
+        await route_table.check_domain_free(
+            request.app[DEPLOYER], spec.domain, owner_id=owner_id, service_name=service_name
+        )
+
+
 def _env_changes(body: dict[str, Any]) -> list[EnvChange]:
     """`"KEY": "value"` keeps the key's secret flag; `{"value": …, "secret": true}` sets it."""
     return [
@@ -153,6 +164,7 @@ async def create_deployment(request: web.Request) -> web.Response:
     spec = await spec_from_body(
         body, request.app[CONFIG], await _target(request, body), admin=identity.user.is_admin
     )
+    await _check_domain(request, spec, identity.user.id, body["name"])
     new = NewDeployment(
         owner_id=identity.user.id,
         project_id=body.get("project_id") or "",
@@ -235,6 +247,7 @@ async def update_deployment(request: web.Request) -> web.Response:
     spec = await spec_from_body(
         body, request.app[CONFIG], base.target, base=base, admin=identity_of(request).user.is_admin
     )
+    await _check_domain(request, spec, original.owner_id, original.service_name)
     new = NewDeployment(
         owner_id=original.owner_id,
         project_id=original.project_id,

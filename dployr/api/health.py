@@ -11,8 +11,8 @@ from dployr import __version__
 from dployr.api import schemas
 from dployr.api.openapi import build_document, operation
 from dployr.errors import Unavailable
-from dployr.keys import CONFIG, DB, STARTED_AT
-from dployr.proxy.detect import proxy_problem, resolve_backend
+from dployr.keys import CONFIG, DB, DEPLOYER, STARTED_AT
+from dployr.proxy.protocol import Proxy
 from dployr.runtime.detect import available_targets, default_target, runtime_problem
 
 routes = web.RouteTableDef()
@@ -50,7 +50,7 @@ async def live(request: web.Request) -> web.Response:
 async def ready(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     database, runtime, proxy = await asyncio.gather(
-        _database_problem(request), runtime_problem(config.runtime), proxy_problem(config.proxy)
+        _database_problem(request), runtime_problem(config.runtime), _proxy_problem(request)
     )
     checks = {"database": database or "ok", "runtime": runtime or "ok", "proxy": proxy or "ok"}
     if database or runtime or proxy:
@@ -68,6 +68,33 @@ async def _database_problem(request: web.Request) -> str | None:
     return None
 
 
+def _proxy(request: web.Request) -> Proxy | None:
+    """The proxy the daemon drives (resolved once, at start); None while it starts."""
+    deployer = request.app.get(DEPLOYER)
+    return None if deployer is None else deployer.router.proxy
+
+
+async def _proxy_problem(request: web.Request) -> str | None:
+    proxy = _proxy(request)
+    if proxy is None:
+        return "the proxy is not set up yet (the daemon is starting)"
+    problem = await proxy.problem()
+    return None if problem is None else f"{proxy.name}: {problem}"
+
+
+# What `proxy_https` says, for people reading /api/v1/info.
+HTTPS_MEANS = {
+    "automatic": "tls: auto routes get certificates from Caddy's automatic HTTPS (ACME) on "
+    "proxy.https_port",
+    "internal": "tls: auto routes get certificates from Caddy's local CA "
+    "(proxy.tls_issuer = internal): clients must trust that CA",
+    "certificates": "nginx: tls: auto routes are served over HTTPS only where a certificate "
+    "is present, otherwise over plain HTTP on proxy.http_port",
+    "off": "no proxy (backend none): routes are kept, nothing serves them; apps answer on "
+    "their published ports only",
+}
+
+
 @routes.get("/api/v1/info", allow_head=False)
 @operation(
     "Version, runtime targets, proxy backend",
@@ -77,18 +104,20 @@ async def _database_problem(request: web.Request) -> str | None:
 )
 async def info(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    targets, target, proxy = await asyncio.gather(
-        available_targets(config.runtime),
-        default_target(config.runtime),
-        resolve_backend(config.proxy),
+    targets, target = await asyncio.gather(
+        available_targets(config.runtime), default_target(config.runtime)
     )
+    proxy = _proxy(request)
+    https = None if proxy is None else proxy.https()
     return web.json_response(
         {
             "name": "dployr",
             "version": __version__,
             "targets": targets,
             "default_target": target if target in targets else None,
-            "proxy": proxy,
+            "proxy": None if proxy is None else proxy.name,
+            "proxy_https": https,
+            "proxy_https_means": HTTPS_MEANS.get(https or "", "the proxy is not set up yet"),
             "docs_url": OPENAPI_PATH,
             "registration": config.auth.registration,
         }

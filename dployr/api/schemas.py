@@ -107,6 +107,36 @@ UPDATE_PROJECT = obj(
         "status": {"enum": ["active", "archived"]},
     },
 )
+ROUTE_TLS: Schema = {
+    "enum": ["auto", "off"],
+    "description": "auto: HTTPS (default); off: plain HTTP (the default under .localhost)",
+}
+ROUTE_PORT: Schema = {
+    "type": ["integer", "null"],
+    "minimum": 1,
+    "maximum": 65535,
+    "description": "the service's port (its latest deployment's); null or absent: that one",
+}
+CREATE_ROUTE = obj(
+    ["domain", "service_id"],
+    {
+        "domain": {
+            "type": "string",
+            "maxLength": 253,
+            "description": "a host name (RFC 1123 labels, optional leading '*.'); stored "
+            "lower-cased, non-ASCII labels as punycode",
+        },
+        "service_id": {"type": "string", "maxLength": 100},
+        "port": ROUTE_PORT,
+        "path_prefix": {
+            "type": "string",
+            "maxLength": 256,
+            "description": "'/' (default) or '/prefix': no spaces, braces, quotes, '..', "
+            "'%' or '*'",
+        },
+        "tls": ROUTE_TLS,
+    },
+)
 
 # --- responses --------------------------------------------------------------------------------
 
@@ -194,19 +224,52 @@ COMPONENTS: dict[str, Schema] = {
         },
     ),
     "Info": obj(
-        ["name", "version", "targets", "default_target", "proxy", "docs_url"],
+        ["name", "version", "targets", "default_target", "proxy", "proxy_https", "docs_url"],
         {
             "name": {"const": "dployr"},
             "version": {"type": "string"},
             "targets": {"type": "array", "items": {"enum": list(BUILT_TARGETS)}},
             "default_target": {"type": ["string", "null"]},
-            "proxy": {"enum": ["caddy", "nginx", "none"]},
+            "proxy": {
+                "enum": ["caddy", "nginx", "none", None],
+                "description": "the backend the daemon drives; null while it starts",
+            },
+            "proxy_https": {
+                "enum": ["automatic", "internal", "certificates", "off", None],
+                "description": "how tls: auto routes are served: automatic (Caddy, ACME), "
+                "internal (Caddy's local CA), certificates (nginx: HTTPS where a certificate "
+                "is present, else plain HTTP), off (no proxy); null while the daemon starts",
+            },
+            "proxy_https_means": {"type": "string"},
             "docs_url": {"type": "string"},
             "registration": {"type": "string"},
+        },
+    ),
+    "Route": obj(
+        ["id", "domain", "service_id", "port", "path_prefix", "tls", "created_at"],
+        {
+            "id": {"type": "string", "pattern": "^rte_"},
+            "domain": {"type": "string"},
+            "service_id": {"type": "string", "pattern": "^svc_"},
+            "port": ROUTE_PORT,
+            "path_prefix": {"type": "string", "pattern": "^/"},
+            "tls": ROUTE_TLS,
+            "created_at": TIME,
+        },
+    ),
+    "ServiceRoute": obj(
+        ["id", "domain", "path_prefix", "tls", "port"],
+        {
+            "id": {"type": "string", "pattern": "^rte_"},
+            "domain": {"type": "string"},
+            "path_prefix": {"type": "string", "pattern": "^/"},
+            "tls": ROUTE_TLS,
+            "port": ROUTE_PORT,
         },
     ),
     "OpenAPI": {"type": "object"},
     "UserPage": page_of("User"),
     "ApiTokenPage": page_of("ApiToken"),
     "ProjectPage": page_of("Project"),
+    "RoutePage": page_of("Route"),
 }

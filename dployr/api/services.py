@@ -29,6 +29,7 @@ from dployr.keys import DB, DEPLOYER, FOLLOWS
 from dployr.pipeline import control
 from dployr.runtime.protocol import InstanceStatus, LogLine, Runtime, RuntimeFailure
 from dployr.store import services
+from dployr.store.routes import RouteRecord, routes_of_service, routes_of_services
 from dployr.store.services import Service
 
 routes = web.RouteTableDef()
@@ -58,8 +59,14 @@ def status_json(status: InstanceStatus, host_port: int | None) -> dict[str, Any]
     }
 
 
-async def service_json(request: web.Request, service: Service) -> dict[str, Any]:
+async def service_json(
+    request: web.Request, service: Service, routed: list[RouteRecord] | None = None
+) -> dict[str, Any]:
+    """The service object; `routed`: its routes when the caller read them already (a list
+    reads every listed service's in one query), else they are read here."""
     deployer = request.app[DEPLOYER]
+    if routed is None:
+        routed = await routes_of_service(request.app[DB], service.id)
     live = await control.live_deployment(deployer, service)
     status, host_port = await control.service_status(deployer, service)
     return {
@@ -83,7 +90,7 @@ async def service_json(request: web.Request, service: Service) -> dict[str, Any]
         },
         "host_port": host_port if status.ref else None,
         "container_id": status.ref,
-        "routes": [],
+        "routes": [record.on_service() for record in routed],
         "hook_url": f"{request.scheme}://{request.host}/api/v1/hooks/{service.id}/push",
         "hook_secret": deployer.box.decrypt(service.hook_secret_enc),
         "created_at": service.created_at,
@@ -110,7 +117,8 @@ async def list_services(request: web.Request) -> web.Response:
         project_id=query_text(request, "project_id"),
         search=query_text(request, "search"),
     )
-    items = await asyncio.gather(*(service_json(request, s) for s in page.items))
+    routed = await routes_of_services(request.app[DB], [s.id for s in page.items])
+    items = await asyncio.gather(*(service_json(request, s, routed[s.id]) for s in page.items))
     return web.json_response(page_json(page, list(items)))
 
 

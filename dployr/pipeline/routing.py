@@ -71,7 +71,9 @@ class Router:
         is applied again, so the proxy never serves what the database does not say."""
         async with self._lock:
             routes, upstreams = await self._table()
-            routes = [r for r in routes if r.id not in remove] + list(add)
+            routes = [r for r in routes if r.id not in remove]
+            _refuse_taken(routes, add)
+            routes += add
             upstreams.update(point or {})
             await run_to_end(self._apply(routes, upstreams))
             try:
@@ -100,3 +102,14 @@ class Router:
             await self._apply(routes, upstreams)
         except DployrError as err:
             _LOGGER.warning("could not re-apply the route table: %s", err.message)
+
+
+def _refuse_taken(routes: Sequence[Route], add: Sequence[Route]) -> None:
+    """A 409 before the proxy sees two routes for one (domain, path_prefix): the table's
+    UNIQUE would refuse the row anyway, and a proxy given both would pick one, or refuse."""
+    seen = {(r.domain, r.path_prefix) for r in routes}
+    for route in add:
+        key = (route.domain, route.path_prefix)
+        if key in seen:
+            raise stored.taken(*key)
+        seen.add(key)

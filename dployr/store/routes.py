@@ -11,6 +11,7 @@ from dployr.ids import new_id, now_iso
 from dployr.proxy.protocol import Route
 from dployr.store import events
 from dployr.store.db import Database, Row, Transaction
+from dployr.store.paging import Page, PageRequest
 
 _COLUMNS = (
     "r.id, r.domain, r.path_prefix, r.tls, r.service_id, r.port, r.created_at, s.owner_id, s.name"
@@ -77,6 +78,59 @@ async def get_route(db: Database, route_id: str, owner_id: str | None) -> RouteR
         (route_id, owner_id, owner_id),
     )
     return RouteRecord.from_row(row) if row else None
+
+
+async def list_routes(
+    db: Database, paging: PageRequest, owner_id: str | None, *, service_id: str | None = None
+) -> Page[RouteRecord]:
+    """The routes of `owner_id`'s services (None: everyone's), newest first."""
+    where = (
+        "(:owner IS NULL OR s.owner_id = :owner) AND (:service IS NULL OR r.service_id = :service)"
+    )
+    params = {"owner": owner_id, "service": service_id}
+    total = await db.fetchval(f"SELECT COUNT(*) {_FROM} WHERE {where}", params)
+    rows = await db.fetchall(
+        f"SELECT {_COLUMNS} {_FROM} WHERE {where} ORDER BY r.created_at DESC, r.rowid DESC"
+        f" LIMIT {paging.per_page} OFFSET {paging.offset}",
+        params,
+    )
+    return Page([RouteRecord.from_row(r) for r in rows], int(total), paging)
+
+
+async def routes_of_services(db: Database, service_ids: list[str]) -> dict[str, list[RouteRecord]]:
+    """Each listed service's routes, in one query (a page of services is at most 100)."""
+    found: dict[str, list[RouteRecord]] = {service_id: [] for service_id in service_ids}
+    if not service_ids:
+        return found
+    marks = ", ".join("?" * len(service_ids))
+    rows = await db.fetchall(
+        f"SELECT {_COLUMNS} {_FROM} WHERE r.service_id IN ({marks})"
+        " ORDER BY r.domain, r.path_prefix",
+        service_ids,
+    )
+    for row in rows:
+        record = RouteRecord.from_row(row)
+        found[record.route.upstream_key].append(record)
+    return found
+
+
+async def route_at(db: Database, domain: str, path_prefix: str) -> RouteRecord | None:
+    """The route that holds (domain, path_prefix), whoever owns it."""
+    row = await db.fetchone(
+        f"SELECT {_COLUMNS} {_FROM} WHERE r.domain = ? AND r.path_prefix = ?",
+        (domain, path_prefix),
+    )
+    return RouteRecord.from_row(row) if row else None
+
+
+async def service_port(db: Database, service_id: str) -> int | None:
+    """The port the service's instance listens on: its latest deployment's (None: a worker)."""
+    value = await db.fetchval(
+        "SELECT json_extract(spec, '$.port') FROM deployments WHERE service_id = ?"
+        " ORDER BY number DESC LIMIT 1",
+        (service_id,),
+    )
+    return None if value is None else int(value)
 
 
 def new_route(service_id: str, domain: str, path_prefix: str, tls: str, port: int | None) -> Route:

@@ -2,7 +2,8 @@
 
 import pytest
 
-from dployr.app import create_app
+from dployr.app import create_app, deployer_ctx
+from dployr.keys import DEPLOYER
 from tests.conftest import make_config
 from tests.docker.conftest import docker_engine  # noqa: F401  (a fixture: skips without one)
 
@@ -69,3 +70,42 @@ async def test_openapi_documents_exactly_the_routes(client):
         ("DELETE", "/api/v1/tokens/{id}"),
     }
     assert must <= documented
+
+
+async def test_info_and_ready_report_the_proxy_the_daemon_drives(client):
+    """Backend `none` by the tests' config: its real state, not the config re-read."""
+    body = await (await client.get("/api/v1/info")).json()
+    assert (body["proxy"], body["proxy_https"]) == ("none", "off")
+    assert "nothing serves them" in body["proxy_https_means"]
+
+    class Nginx:  # the app's proxy instance is what is asked (nginx's own are tested with it)
+        name = "nginx"
+
+        async def apply(self, routes, upstreams):
+            return None
+
+        async def problem(self):
+            return "nginx -t failed: unknown directive"
+
+        def https(self):
+            return "certificates"
+
+    client.app[DEPLOYER].router.proxy = Nginx()
+    body = await (await client.get("/api/v1/info")).json()
+    assert (body["proxy"], body["proxy_https"]) == ("nginx", "certificates")
+    assert "otherwise over plain HTTP" in body["proxy_https_means"]
+    resp = await client.get("/health/ready")
+    assert resp.status == 503
+    details = (await resp.json())["error"]["details"]
+    assert details["proxy"] == "nginx: nginx -t failed: unknown directive"
+
+
+async def test_info_and_ready_before_the_deployer_is_set_up(aiohttp_client, tmp_path):
+    app = create_app(make_config(tmp_path))
+    app.cleanup_ctx.remove(deployer_ctx)  # as while the daemon starts: no proxy yet
+    client = await aiohttp_client(app)
+    body = await (await client.get("/api/v1/info")).json()
+    assert (body["proxy"], body["proxy_https"]) == (None, None)
+    resp = await client.get("/health/ready")
+    assert resp.status == 503
+    assert "not set up yet" in (await resp.json())["error"]["details"]["proxy"]
