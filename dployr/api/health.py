@@ -78,8 +78,7 @@ async def _proxy_problem(request: web.Request) -> str | None:
     proxy = _proxy(request)
     if proxy is None:
         return "the proxy is not set up yet (the daemon is starting)"
-    problem = await proxy.problem()
-    return None if problem is None else f"{proxy.name}: {problem}"
+    return await proxy.problem()
 
 
 # What `proxy_https` says, for people reading /api/v1/info.

@@ -12,7 +12,8 @@ from dployr.errors import ValidationError
 
 MAX_DOMAIN = 253
 MAX_LABEL = 63
-_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# fullmatch, never `$`: `$` also matches before a final newline ("/x\n" passed that way).
+_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 # Characters that could end a token in some proxy config syntax, named in the error. The
 # label pattern above is the real gate (a whitelist); this only says what was wrong.
 _FORBIDDEN = {
@@ -25,7 +26,7 @@ _FORBIDDEN = {
 _INVISIBLE = ("Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp", "Zs")
 # `*` is Caddy's path wildcard and `%` an escape nginx decodes before matching: neither is
 # allowed, so a prefix means the same literal path to both backends.
-_PATH = re.compile(r"^/[A-Za-z0-9._~!&()+,=:@/-]*$")
+_PATH = re.compile(r"/[A-Za-z0-9._~!&()+,=:@/-]*")
 MAX_PATH = 256
 
 
@@ -68,7 +69,7 @@ def _ascii_label(label: str, field: str) -> str:
             raise ValidationError(field, f"has a label IDNA cannot encode ({err})") from None
     if len(label) > MAX_LABEL:
         raise ValidationError(field, f"has a label longer than {MAX_LABEL} characters")
-    if not _LABEL.match(label):
+    if not _LABEL.fullmatch(label):
         raise ValidationError(
             field, "labels are letters, digits and inner hyphens (RFC 1123), 1-63 characters"
         )
@@ -93,7 +94,7 @@ def check_path_prefix(value: object, field: str = "path_prefix") -> str:
         raise ValidationError(field, f"must be at most {MAX_PATH} characters")
     if ".." in value or "/./" in value + "/" or "//" in value:
         raise ValidationError(field, "must not contain '..', '.' segments or empty segments")
-    if not _PATH.match(value):
+    if not _PATH.fullmatch(value):
         raise ValidationError(
             field, "may hold letters, digits and - . _ ~ ! & ( ) + , = : @ / only"
         )

@@ -97,7 +97,7 @@ async def test_info_and_ready_report_the_proxy_the_daemon_drives(client):
     resp = await client.get("/health/ready")
     assert resp.status == 503
     details = (await resp.json())["error"]["details"]
-    assert details["proxy"] == "nginx: nginx -t failed: unknown directive"
+    assert details["proxy"] == "nginx -t failed: unknown directive"
 
 
 async def test_info_and_ready_before_the_deployer_is_set_up(aiohttp_client, tmp_path):

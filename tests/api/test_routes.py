@@ -38,7 +38,19 @@ BAD_DOMAINS = [
     "a\u200bb.com",  # a zero-width space
     "\u202eexample.com",  # a bidi override
 ]
-BAD_PREFIXES = ["api", "/a b", "/{x}", "/a}", '/"q', "/'q", "/a/../b", "/..", "/a..b", "/x;y"]
+BAD_PREFIXES = [
+    "api",
+    "/a b",
+    "/{x}",
+    "/a}",
+    '/"q',
+    "/'q",
+    "/a/../b",
+    "/..",
+    "/a..b",
+    "/x;y",
+    "/x\n",
+]
 
 
 @pytest.fixture
