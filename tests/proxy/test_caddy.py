@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from dployr.app import create_app
 from dployr.errors import ProxyError
 from dployr.proxy import caddy as caddy_module
 from dployr.proxy.caddy import CaddyProxy
@@ -301,6 +302,24 @@ class _Pinned(aiohttp.abc.AbstractResolver):
 
     async def close(self) -> None:
         return None
+
+
+async def test_the_daemon_at_start_serves_its_api_domain_through_caddy(
+    caddy: Caddy, tmp_path: Path, aiohttp_client: Any
+):
+    port = free_port()
+    config = make_config(
+        tmp_path / "data",
+        server={"host": "127.0.0.1", "port": port},
+        runtime={"docker_host": f"unix://{tmp_path}/no.sock"},  # the proxy is synced anyway
+        proxy=caddy.proxy_config(api_domain="api.localhost"),
+    )
+    client = await aiohttp_client(create_app(config), server_kwargs={"port": port})
+    status, body = await fetch(caddy, "/api/v1/info", host="api.localhost")
+    assert status == 200 and isinstance(body, dict) and body["proxy"] == "caddy"
+    ready = await (await client.get("/health/ready")).json()
+    assert ready["error"]["details"]["proxy"] == "ok"  # only the engine is missing
+    assert "api.localhost" in await asyncio.to_thread(Path(caddy.caddyfile).read_text)
 
 
 async def test_a_host_that_would_refuse_connections_at_a_load_is_named(
