@@ -16,7 +16,7 @@ from aiohttp import web
 from dployr.app import create_app
 from dployr.errors import ProxyError
 from dployr.proxy import caddy as caddy_module
-from dployr.proxy.caddy import CaddyProxy
+from dployr.proxy.caddy import CaddyProxy, render_caddyfile
 from dployr.proxy.protocol import Route
 from tests.conftest import make_config
 from tests.proxy.conftest import Caddy, free_port
@@ -345,3 +345,22 @@ async def test_the_admin_api_down_is_a_proxy_error(caddy: Caddy, tmp_path: Path)
     assert "does not answer" in (down.value.details or {})["message"]
     # Nothing was applied: nothing is persisted.
     assert not await asyncio.to_thread(Path(caddy.caddyfile).exists)
+
+
+async def test_the_issuer_and_names_decide_the_sites(tmp_path: Path):
+    """Pure rendering: acme is Caddy's default automatic HTTPS; .localhost is plain HTTP."""
+    config = make_config(tmp_path, proxy={"backend": "caddy", "caddy_admin": "http://[::1]:2999"})
+    proxy = CaddyProxy(config)
+    assert proxy.https() == "automatic"
+    routes = [
+        Route("r1", "app.localhost", "/", "auto", "svc_a"),
+        Route("r2", "*.example.com", "/", "auto", None),
+    ]
+    text = await asyncio.to_thread(
+        render_caddyfile, routes, {"svc_a": [], "dployr": ["[::1]:7870"]}, config.proxy
+    )
+    assert "admin [::1]:2999" in text
+    assert "local_certs" not in text and "skip_install_trust" not in text
+    assert '"http://app.localhost:80" {' in text and "https://app.localhost" not in text
+    assert '"https://*.example.com:443" {' in text
+    assert 'reverse_proxy "[::1]:7870" {' in text
