@@ -13,6 +13,7 @@ from aiohttp import web
 from dployr import scheduler
 from dployr.api import setup_routes
 from dployr.api.middleware import access_control, error_envelope, log_requests
+from dployr.auth.clients import TrustedProxies
 from dployr.auth.follows import FollowSlots
 from dployr.auth.jwt_tokens import AccessTokens, load_or_create_key
 from dployr.auth.ratelimit import RateLimits
@@ -21,7 +22,18 @@ from dployr.config import Config
 from dployr.crypto import SecretBox
 from dployr.events.bus import EventBus
 from dployr.ids import new_id
-from dployr.keys import AUTH, BOX, BUS, CONFIG, DB, DEPLOYER, FOLLOWS, RATE_LIMITS, STARTED_AT
+from dployr.keys import (
+    AUTH,
+    BOX,
+    BUS,
+    CONFIG,
+    DB,
+    DEPLOYER,
+    FOLLOWS,
+    RATE_LIMITS,
+    STARTED_AT,
+    TRUSTED_PROXIES,
+)
 from dployr.pipeline.deployer import Deployer
 from dployr.pipeline.reconcile import reconcile, reconcile_when_ready, sync_proxy
 from dployr.pipeline.routing import Router
@@ -46,6 +58,7 @@ def create_app(config: Config) -> web.Application:
     )
     app[BUS] = EventBus()
     app[FOLLOWS] = FollowSlots(config.server.follow_streams_per_user)
+    app[TRUSTED_PROXIES] = TrustedProxies.from_config(config)
     app.cleanup_ctx.extend([database_ctx, auth_ctx, deployer_ctx, scheduler.scheduler_ctx])
     setup_routes(app)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import tomllib
@@ -254,7 +255,37 @@ def _build(raw: dict[str, Any]) -> Config:
             raise ConfigError(f"[{name}] must be a table")
         sections[name] = _build_section(name, cls, table)
     sections["runtimes"] = _build_runtimes(raw.get("runtimes", {}))
+    _check_trusted_proxies(sections["server"].trusted_proxies)
+    sections["proxy"] = _check_api_domain(sections["proxy"])
     return Config(**sections)
+
+
+def _check_trusted_proxies(cidrs: list[str]) -> None:
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"server.trusted_proxies: {cidr!r} is not an IP network (like 10.0.0.0/8 or ::1)"
+            ) from None
+
+
+def _check_api_domain(proxy: ProxyConfig) -> ProxyConfig:
+    """`proxy.api_domain` passes the route domain rules, and is kept in their normal form."""
+    if not proxy.api_domain:
+        return proxy
+    # Imported here: dployr.proxy imports this module (and aiohttp); only `serve` gets here.
+    from dployr.errors import ValidationError
+    from dployr.proxy.domains import normalize_domain
+
+    try:
+        domain = normalize_domain(proxy.api_domain, "proxy.api_domain")
+    except ValidationError as err:
+        reason = (err.details or {}).get("reason", err.message)
+        raise ConfigError(f"proxy.api_domain: {reason}, got {proxy.api_domain!r}") from None
+    if domain.startswith("*."):
+        raise ConfigError(f"proxy.api_domain: must be one host name, got {proxy.api_domain!r}")
+    return dataclasses.replace(proxy, api_domain=domain)
 
 
 def _build_section(section: str, cls: type[Any], table: dict[str, Any]) -> Any:

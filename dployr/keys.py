@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dployr.auth.clients import Client, TrustedProxies
 from dployr.auth.follows import FollowSlots
 from dployr.auth.ratelimit import Quota, RateLimits
 from dployr.auth.service import AuthService, Identity
@@ -22,6 +23,8 @@ BUS = web.AppKey("bus", EventBus)
 BOX = web.AppKey("box", SecretBox)
 DEPLOYER = web.AppKey("deployer", Deployer)
 FOLLOWS = web.AppKey("follows", FollowSlots)  # open log-follow streams per user
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)  # whose X-Forwarded-For counts
 
+CLIENT = web.RequestKey("client", Client)  # who is calling (middleware.client_of)
 IDENTITY = web.RequestKey("identity", Identity)  # absent on anonymous requests
 EXTRA_QUOTA = web.RequestKey("extra_quota", Quota)  # a tighter bucket a handler counted (login)

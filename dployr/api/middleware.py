@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from aiohttp import web
 
 from dployr.api.openapi import is_public
+from dployr.auth.clients import Client, identify
 from dployr.auth.ratelimit import Quota
 from dployr.errors import (
     HTTP_STATUS_CODES,
@@ -16,7 +17,7 @@ from dployr.errors import (
     DployrError,
     PayloadTooLarge,
 )
-from dployr.keys import AUTH, CONFIG, EXTRA_QUOTA, IDENTITY, RATE_LIMITS
+from dployr.keys import AUTH, CLIENT, CONFIG, EXTRA_QUOTA, IDENTITY, RATE_LIMITS, TRUSTED_PROXIES
 
 _LOGGER = logging.getLogger("dployr.access")
 _ERRORS = logging.getLogger(__name__)
@@ -31,9 +32,20 @@ _MESSAGES = {
 }
 
 
+def client_of(request: web.Request) -> Client:
+    """The request's client, worked out once: the socket peer, or behind a trusted proxy the
+    address its X-Forwarded-For vouches for (auth/clients.py)."""
+    client = request.get(CLIENT)
+    if client is None:
+        forwarded = request.headers.getall("X-Forwarded-For", [])
+        client = identify(request.remote, forwarded, request.app[TRUSTED_PROXIES])
+        request[CLIENT] = client
+    return client
+
+
 @web.middleware
 async def log_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """One line a request: method, path (never the query string), status, milliseconds."""
+    """One line a request: method, path (never the query string), status, milliseconds, client."""
     started = time.perf_counter()
     status = 500
     try:
@@ -42,7 +54,14 @@ async def log_requests(request: web.Request, handler: Handler) -> web.StreamResp
         return response
     finally:
         elapsed = (time.perf_counter() - started) * 1000
-        _LOGGER.info("%s %s %s %.1fms", request.method, request.path, status, elapsed)
+        _LOGGER.info(
+            "%s %s %s %.1fms %s",
+            request.method,
+            request.path,
+            status,
+            elapsed,
+            client_of(request).address,
+        )
 
 
 @web.middleware
@@ -94,7 +113,7 @@ async def access_control(request: web.Request, handler: Handler) -> web.StreamRe
     limits = request.app[RATE_LIMITS] if config.rate_limit.enabled else None
     route = request.match_info
     public = route.http_exception is not None or is_public(route.handler)
-    address = f"ip:{request.remote}"
+    address = client_of(request).key
     try:
         identity = await request.app[AUTH].authenticate(request.headers.get("Authorization"))
     except DployrError as err:

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from dployr.api import schemas
+from dployr.api.middleware import client_of
 from dployr.api.openapi import PAGING, operation, query_param
 from dployr.api.validation import (
     page_json,
@@ -85,7 +86,8 @@ async def login(request: web.Request) -> web.Response:
     body = await read_json(request, schemas.LOGIN)
     email = body["email"].strip().lower()
     if request.app[CONFIG].rate_limit.enabled:
-        request[EXTRA_QUOTA] = request.app[RATE_LIMITS].login.hit(f"{request.remote}|{email}")
+        key = f"{client_of(request).key}|{email}"
+        request[EXTRA_QUOTA] = request.app[RATE_LIMITS].login.hit(key)
     pair = await request.app[AUTH].login(email, body["password"])
     return web.json_response(pair_json(pair))
 

@@ -104,3 +104,37 @@ def test_the_config_files_directory_is_known(tmp_path):
     assert config.config_dir == tmp_path.absolute()
     with pytest.raises(ConfigError, match="config_file"):
         load_config(write(tmp_path, "[config_file]\nx = 1\n"), environ={})
+
+
+def test_trusted_proxies_and_api_domain(tmp_path):
+    config = load_config(
+        write(tmp_path, '[server]\ntrusted_proxies = ["10.0.0.0/8", "fd00::/8"]\n'),
+        environ={"DPLOYR_PROXY_API_DOMAIN": "API.Example.COM"},
+    )
+    assert config.server.trusted_proxies == ["10.0.0.0/8", "fd00::/8"]
+    assert config.proxy.api_domain == "api.example.com"  # in the routes' normal form
+    from_env = load_config(
+        write(tmp_path, ""), environ={"DPLOYR_SERVER_TRUSTED_PROXIES": '["192.168.0.0/16"]'}
+    )
+    assert from_env.server.trusted_proxies == ["192.168.0.0/16"]
+    assert load_config(write(tmp_path, ""), environ={}).server.trusted_proxies == []
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"DPLOYR_SERVER_TRUSTED_PROXIES": '["10.0.0.0/8", "10.0.0.300/8"]'}, "10.0.0.300/8"),
+        ({"DPLOYR_SERVER_TRUSTED_PROXIES": '["localhost"]'}, "'localhost'"),
+        ({"DPLOYR_SERVER_TRUSTED_PROXIES": '"10.0.0.0/8"'}, "server.trusted_proxies"),
+        ({"DPLOYR_SERVER_TRUSTED_PROXIES": "[1]"}, "server.trusted_proxies"),
+        ({"DPLOYR_PROXY_API_DOMAIN": "evil.com {\n}\n:2019 {"}, "proxy.api_domain"),
+        ({"DPLOYR_PROXY_API_DOMAIN": "api.test:8443"}, "'api.test:8443'"),
+        ({"DPLOYR_PROXY_API_DOMAIN": "-bad.com"}, "proxy.api_domain"),
+        ({"DPLOYR_PROXY_API_DOMAIN": "*.example.com"}, "proxy.api_domain"),
+    ],
+)
+def test_bad_trusted_proxies_or_api_domain_stop_the_start(tmp_path, environ, named):
+    with pytest.raises(ConfigError, match=__import__("re").escape(named)) as refused:
+        load_config(write(tmp_path, ""), environ=environ)
+    key = "server.trusted_proxies" if "TRUSTED" in next(iter(environ)) else "proxy.api_domain"
+    assert key in str(refused.value)
