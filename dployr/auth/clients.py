@@ -28,11 +28,14 @@ class TrustedProxies:
 
     @classmethod
     def from_config(cls, config: Config) -> TrustedProxies:
-        """The configured CIDRs; none configured: loopback when `proxy.api_domain` is set (the
-        proxy runs on this host), else nobody."""
+        """The configured CIDRs; none configured: when `proxy.api_domain` is set, the proxy
+        runs on this host, so loopback and the address the daemon listens on (a local proxy
+        dialling it comes from there); else nobody."""
         cidrs = config.server.trusted_proxies
         if not cidrs:
-            return cls(LOOPBACK if config.proxy.api_domain else ())
+            if not config.proxy.api_domain:
+                return cls()
+            return cls(LOOPBACK + _listening_network(config.server.host))
         networks = []
         for cidr in cidrs:
             try:
@@ -45,6 +48,13 @@ class TrustedProxies:
 
     def __contains__(self, address: Address) -> bool:
         return any(address.version == net.version and address in net for net in self.networks)
+
+
+def _listening_network(host: str) -> tuple[Network, ...]:
+    address = parse_address(host)
+    if address is None or address.is_unspecified or address.is_loopback:
+        return ()  # a name, 0.0.0.0 or ::: the proxy dials loopback (Router._daemon_address)
+    return (ipaddress.ip_network(address),)
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,11 @@ def test_trusted_networks_from_config(tmp_path):
 
     assert trusted() == ()  # no proxy in front: nobody's header is believed
     assert trusted(proxy={"api_domain": "api.test"}) == LOOPBACK
+    # A daemon listening on a LAN address is dialled from that address by a local proxy.
+    on_lan = trusted(proxy={"api_domain": "api.test"}, server={"host": "10.0.0.5"})
+    assert on_lan == (*LOOPBACK, ipaddress.ip_network("10.0.0.5/32"))
+    for host in ("0.0.0.0", "::", "::1", "localhost"):  # noqa: S104
+        assert trusted(proxy={"api_domain": "api.test"}, server={"host": host}) == LOOPBACK
     assert trusted(
         proxy={"api_domain": "api.test"}, server={"trusted_proxies": ["10.0.0.0/8"]}
     ) == (ipaddress.ip_network("10.0.0.0/8"),)
