@@ -69,11 +69,11 @@ def parse_address(text: str) -> Address | None:
     text = text.strip()
     if text.startswith("["):
         text, bracket, rest = text[1:].partition("]")
-        if not bracket or not (rest == "" or (rest[:1] == ":" and rest[1:].isdigit())):
+        if not bracket or not (rest == "" or (rest[:1] == ":" and _is_port(rest[1:]))):
             return None
     elif text.count(":") == 1:  # one colon: IPv4 with a port
         text, _, port = text.partition(":")
-        if not port.isdigit():
+        if not _is_port(port):
             return None
     try:
         address = ipaddress.ip_address(text)
@@ -82,6 +82,10 @@ def parse_address(text: str) -> Address | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 5
 
 
 def forwarded_client(peer: Address, forwarded: Iterable[str], trusted: TrustedProxies) -> Address:

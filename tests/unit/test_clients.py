@@ -93,7 +93,8 @@ def test_peer_that_is_not_an_address():
 def test_parse_address():
     assert parse_address(" 192.0.2.1 ") == ipaddress.ip_address("192.0.2.1")
     assert parse_address("::1") == ipaddress.ip_address("::1")
-    for bad in ("", "x", "1.2.3", "1.2.3.4:", "[::1", "[::1]:", "1.2.3.4:5:6"):
+    bad_ones = ("", "x", "1.2.3", "1.2.3.4:", "[::1", "[::1]:", "1.2.3.4:5:6", "1.2.3.4:\u00b2")
+    for bad in (*bad_ones, "[::1]:123456", "\uff11.2.3.4"):
         assert parse_address(bad) is None, bad
 
 
