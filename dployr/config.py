@@ -107,6 +107,9 @@ class ProxyConfig:
     caddyfile: str = "/etc/caddy/Caddyfile"
     nginx_dir: str = "/etc/nginx/conf.d"
     nginx_conf: str = "/etc/nginx/nginx.conf"
+    # nginx serves a `tls: auto` domain over HTTPS when <nginx_certs>/<domain>/fullchain.pem and
+    # privkey.pem exist (certbot's layout), else over HTTP.
+    nginx_certs: str = "/etc/letsencrypt/live"
     http_port: int = field(default=80, metadata=_range(1, 65535))
     https_port: int = field(default=443, metadata=_range(1, 65535))
     tls_issuer: str = field(default="acme", metadata=_choices("acme", "internal"))

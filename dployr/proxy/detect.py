@@ -25,7 +25,12 @@ async def caddy_problem(config: ProxyConfig) -> str | None:
         return f"caddy admin API at {config.caddy_admin} does not answer ({type(err).__name__})"
 
 
-async def nginx_problem() -> str | None:
+async def nginx_problem(config: ProxyConfig | None = None) -> str | None:
+    """None when nginx is installed and, given a config, its master runs for nginx_conf."""
+    if config is not None:
+        from dployr.proxy.nginx import master_problem
+
+        return await asyncio.to_thread(master_problem, config)
     found = await asyncio.to_thread(shutil.which, "nginx")
     return None if found else "nginx is not installed (no nginx on PATH)"
 
@@ -46,5 +51,5 @@ async def proxy_problem(config: ProxyConfig) -> str | None:
     if config.backend == "caddy":
         return await caddy_problem(config)
     if config.backend == "nginx":
-        return await nginx_problem()
+        return await nginx_problem(config)
     return None
