@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ssl
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -20,42 +21,54 @@ from dployr.proxy.protocol import Route
 from tests.proxy.conftest import Nginx, free_port
 
 APP = "app.localhost"
-Upstream = Callable[[str], Awaitable[str]]
+NAME = web.AppKey("name", str)
 
 
-@pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    """Start a named app on a free loopback port: it answers "<name> <path> <headers>",
-    `/slow` after 2 s, and echoes WebSocket messages on `/ws`."""
-    runners: list[web.AppRunner] = []
+class Apps:
+    """Named apps on free loopback ports: each answers "<name> <path> <headers>", `/slow`
+    after 2 s, and echoes WebSocket messages on `/ws`."""
 
-    async def start(name: str) -> str:
-        async def answer(request: web.Request) -> web.StreamResponse:
-            if request.path.endswith("/ws"):
-                socket = web.WebSocketResponse()
-                await socket.prepare(request)
-                async for message in socket:
-                    await socket.send_str(f"{name}:{message.data}")
-                return socket
-            if request.path == "/slow":
-                await asyncio.sleep(2)
-            forwarded = ",".join(
-                f"{key}={request.headers.get(key, '')}"
-                for key in ("Host", "X-Forwarded-For", "X-Forwarded-Proto")
-            )
-            return web.Response(text=f"{name} {request.path} {forwarded}")
+    def __init__(self) -> None:
+        self.runners: list[web.AppRunner] = []
 
+    async def __call__(self, name: str) -> str:
+        return (await self.stoppable(name))[0]
+
+    async def stoppable(self, name: str) -> tuple[str, Callable[[], Awaitable[None]]]:
+        """Start an app: its address, and how to stop it."""
         app = web.Application()
+        app[NAME] = name
         app.router.add_route("*", "/{tail:.*}", answer)
         runner = web.AppRunner(app)
         await runner.setup()
-        runners.append(runner)
+        self.runners.append(runner)
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
-        return f"127.0.0.1:{port}"
+        return f"127.0.0.1:{port}", runner.cleanup
 
-    yield start
-    for runner in runners:
+
+async def answer(request: web.Request) -> web.StreamResponse:
+    name = request.app[NAME]
+    if request.path.endswith("/ws"):
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        async for message in socket:
+            await socket.send_str(f"{name}:{message.data}")
+        return socket
+    if request.path == "/slow":
+        await asyncio.sleep(2)
+    forwarded = ",".join(
+        f"{key}={request.headers.get(key, '')}"
+        for key in ("Host", "X-Forwarded-For", "X-Forwarded-Proto")
+    )
+    return web.Response(text=f"{name} {request.path} {forwarded}")
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Apps]:
+    apps = Apps()
+    yield apps
+    for runner in apps.runners:
         await runner.cleanup()
 
 
@@ -87,7 +100,7 @@ async def ours(nginx: Nginx) -> dict[str, str]:
     return await asyncio.to_thread(read)
 
 
-async def test_routes_by_host_and_longest_prefix(nginx: Nginx, upstream: Upstream) -> None:
+async def test_routes_by_host_and_longest_prefix(nginx: Nginx, upstream: Apps) -> None:
     a, b, c = await upstream("a"), await upstream("b"), await upstream("c")
     proxy = proxy_for(nginx)
     routes = [
@@ -123,7 +136,7 @@ async def test_routes_by_host_and_longest_prefix(nginx: Nginx, upstream: Upstrea
     assert {"dployr-app.localhost.conf", "dployr-_.apps.localhost.conf"} <= names
 
 
-async def test_adding_and_deleting_routes(nginx: Nginx, upstream: Upstream) -> None:
+async def test_adding_and_deleting_routes(nginx: Nginx, upstream: Apps) -> None:
     a, b = await upstream("a"), await upstream("b")
     proxy = proxy_for(nginx)
     upstreams = {"svc_a": [a], "svc_b": [b]}
@@ -144,9 +157,7 @@ async def test_adding_and_deleting_routes(nginx: Nginx, upstream: Upstream) -> N
     assert list(await ours(nginx)) == ["dployr--shared.conf"]
 
 
-async def test_upstream_changes_are_served_when_apply_returns(
-    nginx: Nginx, upstream: Upstream
-) -> None:
+async def test_upstream_changes_are_served_when_apply_returns(nginx: Nginx, upstream: Apps) -> None:
     """`nginx -s reload` returns before new workers run; apply waits until they alone accept,
     so the first request after it (on a new connection) reaches the new upstream."""
     blue, green = await upstream("blue"), await upstream("green")
@@ -158,7 +169,7 @@ async def test_upstream_changes_are_served_when_apply_returns(
 
 
 async def test_a_slow_request_in_flight_finishes_across_a_reload(
-    nginx: Nginx, upstream: Upstream
+    nginx: Nginx, upstream: Apps
 ) -> None:
     blue, green = await upstream("blue"), await upstream("green")
     proxy = proxy_for(nginx)
@@ -171,7 +182,48 @@ async def test_a_slow_request_in_flight_finishes_across_a_reload(
     assert (status, body.split(" ")[0]) == (200, "blue")
 
 
-async def test_a_stopped_service_answers_503(nginx: Nginx, upstream: Upstream) -> None:
+async def test_switching_under_load_loses_no_request(nginx: Nginx, upstream: Apps) -> None:
+    """Blue/green as the pipeline does it: start the new app, apply, let the old one drain a
+    little, stop it; four clients (two keep-alive, two opening a connection per request) get
+    only 200s. GETs: a request caught by a reload closing an idle keep-alive connection is
+    retried by the client (aiohttp, like browsers, retries idempotent requests)."""
+    proxy = proxy_for(nginx)
+    address, stop_old = await upstream.stoppable("v0")
+    await proxy.apply([route()], {"svc_a": [address]})
+    statuses: Counter[str] = Counter()
+    done = asyncio.Event()
+
+    async def client(keep_alive: bool) -> None:
+        connector = aiohttp.TCPConnector(force_close=not keep_alive)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            while not done.is_set():
+                try:
+                    async with session.get(
+                        f"http://127.0.0.1:{nginx.http_port}/", headers={"Host": APP}
+                    ) as answer:
+                        await answer.read()
+                        statuses[str(answer.status)] += 1
+                except aiohttp.ClientError as err:
+                    statuses[type(err).__name__] += 1
+
+    clients = [asyncio.create_task(client(keep_alive=n % 2 == 0)) for n in range(4)]
+    try:
+        for release in range(1, 6):
+            await asyncio.sleep(0.2)
+            new_address, stop_new = await upstream.stoppable(f"v{release}")
+            await proxy.apply([route()], {"svc_a": [new_address]})
+            await asyncio.sleep(0.3)  # the drain: requests in flight in old workers finish
+            await stop_old()
+            stop_old = stop_new
+        await asyncio.sleep(0.2)
+    finally:
+        done.set()
+        await asyncio.gather(*clients)
+    assert set(statuses) == {"200"}, statuses
+    assert statuses["200"] >= 200
+
+
+async def test_a_stopped_service_answers_503(nginx: Nginx, upstream: Apps) -> None:
     a = await upstream("a")
     proxy = proxy_for(nginx)
     routes = [route("/", "svc_a"), route("/api", "svc_b")]
@@ -182,7 +234,7 @@ async def test_a_stopped_service_answers_503(nginx: Nginx, upstream: Upstream) -
     assert (await get(nginx, "/"))[0] == 503
 
 
-async def test_websocket_upgrade_passes_through(nginx: Nginx, upstream: Upstream) -> None:
+async def test_websocket_upgrade_passes_through(nginx: Nginx, upstream: Apps) -> None:
     a = await upstream("a")
     await proxy_for(nginx).apply([route()], {"svc_a": [a]})
     async with (
@@ -198,7 +250,7 @@ async def test_websocket_upgrade_passes_through(nginx: Nginx, upstream: Upstream
 
 
 async def test_a_refused_config_restores_the_files_and_keeps_serving(
-    nginx: Nginx, upstream: Upstream, tmp_path: Path
+    nginx: Nginx, upstream: Apps, tmp_path: Path
 ) -> None:
     a = await upstream("a")
     certs = tmp_path / "certs"
@@ -223,7 +275,7 @@ async def test_a_refused_config_restores_the_files_and_keeps_serving(
     assert (await get(nginx, "/", "bad.test"))[0] == 404
 
 
-async def test_files_not_ours_are_never_touched(nginx: Nginx, upstream: Upstream) -> None:
+async def test_files_not_ours_are_never_touched(nginx: Nginx, upstream: Apps) -> None:
     a = await upstream("a")
     theirs = {
         "other.conf": "# someone else's\n",
@@ -242,7 +294,7 @@ async def test_files_not_ours_are_never_touched(nginx: Nginx, upstream: Upstream
 
 
 async def test_tls_auto_without_a_certificate_is_served_over_http(
-    nginx: Nginx, upstream: Upstream, tmp_path: Path
+    nginx: Nginx, upstream: Apps, tmp_path: Path
 ) -> None:
     a = await upstream("a")
     proxy = proxy_for(nginx, nginx_certs=str(tmp_path / "none"))
@@ -254,7 +306,7 @@ async def test_tls_auto_without_a_certificate_is_served_over_http(
 
 
 async def test_tls_auto_with_a_certificate_is_served_over_https(
-    nginx: Nginx, upstream: Upstream, tmp_path: Path
+    nginx: Nginx, upstream: Apps, tmp_path: Path
 ) -> None:
     a = await upstream("a")
     certs = tmp_path / "certs"
@@ -282,7 +334,7 @@ async def test_tls_auto_with_a_certificate_is_served_over_https(
     assert status == 308
 
 
-async def test_a_cancelled_apply_still_completes(nginx: Nginx, upstream: Upstream) -> None:
+async def test_a_cancelled_apply_still_completes(nginx: Nginx, upstream: Apps) -> None:
     blue, green = await upstream("blue"), await upstream("green")
     proxy = proxy_for(nginx)
     await proxy.apply([route()], {"svc_a": [blue]})
