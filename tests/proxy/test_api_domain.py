@@ -1,5 +1,5 @@
-"""The daemon's own API behind a real Caddy over HTTPS (proxy.api_domain), and whose
-X-Forwarded-For it believes: a real `dployr serve`, clients on distinct loopback addresses."""
+"""The daemon's own API behind a real Caddy over HTTPS and a real nginx (proxy.api_domain), and
+whose X-Forwarded-For it believes: a real `dployr serve`, clients on distinct loopback addresses."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.integration.conftest import PASSWORD, Daemon, daemon_env, run_dployr
-from tests.proxy.conftest import Caddy, free_port
+from tests.proxy.conftest import Caddy, Nginx, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -82,14 +82,19 @@ class ApiOverHttps:
         return self.request("POST", "/api/v1/auth/login", body, source, **headers)[0]
 
 
-def direct_login(daemon: Daemon, source: str, forwarded: str, password: str = "") -> int:
-    """POST /auth/login straight to the daemon, from `source`, with a forged X-Forwarded-For."""
+def login_via(
+    port: int, source: str, forwarded: str | None = None, password: str = "", host: str = DOMAIN
+) -> int:
+    """POST /auth/login over plain HTTP to 127.0.0.1:<port> (the daemon, or nginx), from
+    `source`, with an X-Forwarded-For of the caller's own when `forwarded` is given."""
     body = json.dumps({"email": EMAIL, "password": password or "guess-guess"}).encode()
     connection = http.client.HTTPConnection(
-        "127.0.0.1", daemon.port, source_address=(source, 0), timeout=10
+        "127.0.0.1", port, source_address=(source, 0), timeout=10
     )
+    headers = {"Host": host, "Content-Type": "application/json"}
+    if forwarded is not None:
+        headers["X-Forwarded-For"] = forwarded
     try:
-        headers = {"Content-Type": "application/json", "X-Forwarded-For": forwarded}
         connection.request("POST", "/api/v1/auth/login", body=body, headers=headers)
         answer = connection.getresponse()
         answer.read()
@@ -107,15 +112,14 @@ def loopback_aliases_work() -> bool:
     return True
 
 
-@pytest.fixture
-def api_daemon(tmp_path: Path, caddy: Caddy) -> Iterator[Daemon]:
+def behind(tmp_path: Path, proxy: dict[str, Any]) -> Daemon:
+    """A `dployr serve` whose API the proxy serves on api.test; it trusts 127.0.0.1 only."""
     if not loopback_aliases_work():
         pytest.skip("this host cannot bind 127.0.0.2-4 (loopback is not a /8)")
     data_dir = tmp_path / "data"
     config = tmp_path / "etc" / "config.toml"
     config.parent.mkdir()
     config.write_text("# [proxy] and [server] come from the environment\n")
-    proxy = caddy.proxy_config(api_domain=DOMAIN)
     env = daemon_env(
         data_dir,
         **{f"DPLOYR_PROXY_{key.upper()}": str(value) for key, value in proxy.items()},
@@ -125,7 +129,21 @@ def api_daemon(tmp_path: Path, caddy: Caddy) -> Iterator[Daemon]:
         # No engine: the proxy is synced at start all the same, and nothing is left to clean.
         DPLOYR_RUNTIME_DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock",
     )
-    daemon = Daemon(data_dir, config, env)
+    return Daemon(data_dir, config, env)
+
+
+@pytest.fixture
+def api_daemon(tmp_path: Path, caddy: Caddy) -> Iterator[Daemon]:
+    daemon = behind(tmp_path, caddy.proxy_config(api_domain=DOMAIN))
+    try:
+        yield daemon
+    finally:
+        daemon.kill()
+
+
+@pytest.fixture
+def nginx_daemon(tmp_path: Path, nginx: Nginx) -> Iterator[Daemon]:
+    daemon = behind(tmp_path, nginx.proxy_config(api_domain=DOMAIN))
     try:
         yield daemon
     finally:
@@ -154,9 +172,10 @@ def test_the_api_over_https_through_caddy_counts_each_client_apart(
 
     # Straight to the daemon, Mallory's X-Forwarded-For is not believed (127.0.0.4 is not a
     # trusted proxy): a new forged address each time buys her no more tries.
-    statuses = [direct_login(api_daemon, MALLORY, f"198.51.100.{n}") for n in range(1, 7)]
+    port = api_daemon.port
+    statuses = [login_via(port, MALLORY, f"198.51.100.{n}") for n in range(1, 7)]
     assert statuses == [401] * 5 + [429]
-    assert direct_login(api_daemon, MALLORY, "198.51.100.99", PASSWORD) == 429
+    assert login_via(port, MALLORY, "198.51.100.99", PASSWORD) == 429
     # She is 127.0.0.4 whichever way she comes: through the proxy she is locked out too.
     assert api.login(MALLORY, PASSWORD) == 429
 
@@ -167,6 +186,26 @@ def test_the_api_over_https_through_caddy_counts_each_client_apart(
     access = [line for line in log.splitlines() if "POST /api/v1/auth/login" in line]
     assert any(line.endswith(f" {BOB}") for line in access), access[-5:]
     assert not any("198.51.100." in line or "203.0.113." in line for line in access)
+
+
+def test_through_nginx_the_address_nginx_saw_is_the_client(nginx_daemon: Daemon, nginx: Nginx):
+    """nginx appends the address it saw to whatever X-Forwarded-For the client sent: the
+    walk from the right finds it, and a forged entry left of it changes nothing."""
+    nginx_daemon.start()
+    status, _ = nginx_daemon.request(
+        "POST", "/api/v1/auth/register", {"name": "A", "email": EMAIL, "password": PASSWORD}
+    )
+    assert status == 201
+    # A tls: auto route without a certificate: nginx serves it over HTTP (decisions.md).
+    wait_for_route = time.monotonic() + 30
+    while login_via(nginx.http_port, BOB, password=PASSWORD) != 200:
+        assert time.monotonic() < wait_for_route, nginx.log()
+        time.sleep(0.2)
+    forged = [login_via(nginx.http_port, ALICE, f"203.0.113.{n}") for n in range(1, 7)]
+    assert forged == [401] * 5 + [429]  # a new forged address each time: still Alice
+    assert login_via(nginx.http_port, ALICE, "10.0.0.1", PASSWORD) == 429
+    assert login_via(nginx.http_port, BOB) == 401  # Bob is not locked out with her
+    assert login_via(nginx.http_port, BOB, "127.0.0.1", PASSWORD) == 200
 
 
 def test_a_bad_api_domain_or_trusted_proxy_stops_the_start(tmp_path: Path):
