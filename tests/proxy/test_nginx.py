@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import socket
 import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from dployr.config import Config, ProxyConfig
 from dployr.errors import ProxyError
+from dployr.proxy import nginx as nginx_module
 from dployr.proxy.detect import proxy_problem
 from dployr.proxy.nginx import NginxProxy
 from dployr.proxy.protocol import Route
@@ -50,11 +52,11 @@ class Apps:
 async def answer(request: web.Request) -> web.StreamResponse:
     name = request.app[NAME]
     if request.path.endswith("/ws"):
-        socket = web.WebSocketResponse()
-        await socket.prepare(request)
-        async for message in socket:
-            await socket.send_str(f"{name}:{message.data}")
-        return socket
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            await ws.send_str(f"{name}:{message.data}")
+        return ws
     if request.path == "/slow":
         await asyncio.sleep(2)
     forwarded = ",".join(
@@ -239,14 +241,12 @@ async def test_websocket_upgrade_passes_through(nginx: Nginx, upstream: Apps) ->
     await proxy_for(nginx).apply([route()], {"svc_a": [a]})
     async with (
         aiohttp.ClientSession() as session,
-        session.ws_connect(
-            f"http://127.0.0.1:{nginx.http_port}/ws", headers={"Host": APP}
-        ) as socket,
+        session.ws_connect(f"http://127.0.0.1:{nginx.http_port}/ws", headers={"Host": APP}) as ws,
     ):
-        await socket.send_str("hello")
-        assert (await socket.receive(timeout=10)).data == "a:hello"
-        await socket.send_str("again")
-        assert (await socket.receive(timeout=10)).data == "a:again"
+        await ws.send_str("hello")
+        assert (await ws.receive(timeout=10)).data == "a:hello"
+        await ws.send_str("again")
+        assert (await ws.receive(timeout=10)).data == "a:again"
 
 
 async def test_a_refused_config_restores_the_files_and_keeps_serving(
@@ -273,6 +273,39 @@ async def test_a_refused_config_restores_the_files_and_keeps_serving(
     assert (await get(nginx, "/"))[1].startswith("a / ")
     assert (await get(nginx, "/old", "old.localhost"))[1].startswith("a /old ")
     assert (await get(nginx, "/", "bad.test"))[0] == 404
+
+
+async def test_a_config_the_master_cannot_load_is_rolled_back(
+    nginx: Nginx, upstream: Apps, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`nginx -t` does not bind: a config whose port is taken passes it, and the master, on
+    reload, keeps its old config and workers. apply sees no new worker, restores the files
+    and fails, with the old config serving."""
+    monkeypatch.setattr(nginx_module, "SWITCH_TIMEOUT", 2.0)
+    a = await upstream("a")
+    certs = tmp_path / "certs"
+    chain, key = await asyncio.to_thread(self_signed, "app.test")
+    await asyncio.to_thread(plant_certificate, certs / "app.test", chain, key)
+    proxy = proxy_for(nginx, nginx_certs=str(certs))
+    await proxy.apply([route()], {"svc_a": [a]})
+    before = await ours(nginx)
+    with socket.socket() as taken:  # the HTTPS port the new config would listen on
+        taken.bind(("0.0.0.0", nginx.https_port))  # noqa: S104 - where nginx binds it
+        taken.listen()
+        with pytest.raises(ProxyError) as refused:
+            await proxy.apply([route(), route(domain="app.test", tls="auto")], {"svc_a": [a]})
+    assert "did not start workers" in refused.value.message
+    assert await ours(nginx) == before
+    assert (await get(nginx))[1].startswith("a / ")
+    assert (await get(nginx, "/", "app.test"))[0] == 404
+    await proxy.apply([route(), route(domain="app.test", tls="auto")], {"svc_a": [a]})
+    assert (await get(nginx, "/", "app.test"))[0] == 308  # the port is free again
+
+
+async def test_a_bad_upstream_address_writes_nothing(nginx: Nginx) -> None:
+    with pytest.raises(ProxyError):
+        await proxy_for(nginx).apply([route()], {"svc_a": ["127.0.0.1:80; include /etc/x"]})
+    assert await ours(nginx) == {}
 
 
 async def test_files_not_ours_are_never_touched(nginx: Nginx, upstream: Apps) -> None:
