@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tests.docker.conftest import data_dir, docker_engine  # noqa: F401 - fixtures for tests here
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -219,3 +221,9 @@ def nginx(tmp_path: Path) -> Iterator[Nginx]:
         yield instance
     finally:
         instance.stop()
+
+
+@pytest.fixture(params=["caddy", "nginx"])
+def any_proxy(request: pytest.FixtureRequest) -> Caddy | Nginx:
+    """Each backend in turn (a sync fixture: the proxies start outside the event loop)."""
+    return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
