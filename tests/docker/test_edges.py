@@ -117,7 +117,9 @@ async def test_a_proxy_error_fails_the_release_with_its_message(
     dclient: Client, auth: dict[str, str], tmp_path: Path
 ) -> None:
     repo = await asyncio.to_thread(make_repo, tmp_path / "app", STATIC_APP)
-    first = await _deploy(dclient, auth, _body(repo))
+    # Routed: the switch changes what the proxy serves (a service without routes switches
+    # without asking the proxy at all).
+    first = await _deploy(dclient, auth, _body(repo, domain="edge.localhost"))
     assert first["status"] == "live", first
     await asyncio.to_thread(commit, repo, {"index.html": "hello v2\n"}, "v2")
     dclient.app[DEPLOYER].router.proxy = RefusingProxy()
