@@ -1,6 +1,4 @@
-"""Changing the route table (SPEC §5): routes made and removed through the API, and the
-request-time check that a deployment's `domain` is free. The proxy takes each change first
-(Router.changing); the table commits only after it did."""
+"""Routes made and removed through the API (the proxy first, then the table); free domains."""
 
 from __future__ import annotations
 
@@ -40,12 +38,12 @@ async def create_route(
 ) -> RouteRecord:
     """Route (domain, path_prefix) to `service`: the proxy takes it, then the table holds it.
     A proxy refusal (502) leaves both as they were; a taken key is a 409 before either."""
+    await _check_port(deployer, service, port)
     problem = reserved(deployer, domain)
     if problem is not None:
         raise problem
     if await stored.route_at(deployer.db, domain, path_prefix) is not None:
         raise stored.taken(domain, path_prefix)
-    await _check_port(deployer, service, port)
     route = stored.new_route(service.id, domain, path_prefix, tls or default_tls(domain), port)
     async with deployer.router.changing(add=[route]), deployer.db.transaction() as conn:
         return await stored.insert_route(conn, route)
