@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.proxy import load  # noqa: E402
-from tests.proxy.conftest import NGINX_CONF, Caddy, Nginx, free_port  # noqa: E402
+from tests.proxy.conftest import Caddy, Nginx, free_port  # noqa: E402
 
 PASSWORD = "bench password 1"
 HOST = "app.localhost"
@@ -123,17 +123,7 @@ def p99(samples: list[load.Sample]) -> float:
 async def measure(
     backend: str, rounds: int, rest: float, drain: float, work: Path
 ) -> dict[str, Any]:
-    proxy: Caddy | Nginx
-    if backend == "caddy":
-        (work / "caddy").mkdir()
-        proxy = Caddy(work / "caddy", free_port(), free_port(), free_port())
-    else:
-        prefix = work / "nginx"
-        for sub in ("conf.d", "tmp", "logs"):
-            (prefix / sub).mkdir(parents=True)
-        user = "user root;" if os.geteuid() == 0 else ""
-        (prefix / "nginx.conf").write_text(NGINX_CONF.format(prefix=prefix, user=user))
-        proxy = Nginx(prefix, free_port(), free_port())
+    proxy = Caddy.create(work / "caddy") if backend == "caddy" else Nginx.create(work / "nginx")
     proxy.start()
     (work / "data").mkdir()
     daemon = Daemon(work / "data", proxy.proxy_config(), drain)

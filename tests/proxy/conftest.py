@@ -56,6 +56,13 @@ def get(port: int, host: str, path: str = "/", timeout: float = 5) -> tuple[int,
         return err.code, err.read().decode("utf-8", "replace")
 
 
+def kill(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL a proxy's whole process group (its master and workers)."""
+    if process is not None and process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
 @dataclass
 class Caddy:
     """`caddy run` with its admin API on `admin`, its data (certificates, the local CA) in
@@ -66,6 +73,11 @@ class Caddy:
     http_port: int
     https_port: int
     process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def create(cls, home: Path) -> Caddy:
+        home.mkdir(parents=True)
+        return cls(home, free_port(), free_port(), free_port())
 
     @property
     def admin(self) -> str:
@@ -113,18 +125,14 @@ class Caddy:
         return (self.home / "caddy.log").read_text(errors="replace")[-4000:]
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        kill(self.process)
         self.process = None
 
 
 @pytest.fixture
 def caddy(tmp_path: Path) -> Iterator[Caddy]:
     need("caddy")
-    home = tmp_path / "caddy"
-    home.mkdir()
-    instance = Caddy(home, free_port(), free_port(), free_port())
+    instance = Caddy.create(tmp_path / "caddy")
     instance.start()
     try:
         yield instance
@@ -158,6 +166,15 @@ class Nginx:
     http_port: int
     https_port: int
     process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def create(cls, prefix: Path) -> Nginx:
+        for sub in ("conf.d", "tmp", "logs"):
+            (prefix / sub).mkdir(parents=True)
+        # As root the workers run as nobody unless told otherwise; they read nothing of ours.
+        user = "user root;" if os.geteuid() == 0 else ""
+        (prefix / "nginx.conf").write_text(NGINX_CONF.format(prefix=prefix, user=user))
+        return cls(prefix, free_port(), free_port())
 
     @property
     def conf(self) -> Path:
@@ -200,22 +217,14 @@ class Nginx:
         return text
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        kill(self.process)
         self.process = None
 
 
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[Nginx]:
     need("nginx")
-    prefix = tmp_path / "nginx"
-    for sub in ("conf.d", "tmp", "logs"):
-        (prefix / sub).mkdir(parents=True)
-    # As root the workers run as nobody unless told otherwise; they read nothing of ours.
-    user = "user root;" if os.geteuid() == 0 else ""
-    (prefix / "nginx.conf").write_text(NGINX_CONF.format(prefix=prefix, user=user))
-    instance = Nginx(prefix, free_port(), free_port())
+    instance = Nginx.create(tmp_path / "nginx")
     instance.start()
     try:
         yield instance
