@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 from typing import Any
@@ -106,9 +107,26 @@ _LONE_SURROGATE = "a lone surrogate (\\ud800-\\udfff): it is not valid Unicode"
 
 
 def _compile(schema: dict[str, Any]) -> Any:
-    from jsonschema import Draft202012Validator
+    import jsonschema
 
-    return Draft202012Validator(schema)
+    def pattern(validator: Any, regex: str, instance: Any, _: Any) -> Any:
+        if validator.is_type(instance, "string") and not _end_anchored(regex).search(instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {regex!r}")
+
+    strict = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+        jsonschema.Draft202012Validator, {"pattern": pattern}
+    )
+    return strict(schema)
+
+
+@functools.cache
+def _end_anchored(regex: str) -> re.Pattern[str]:
+    """A schema pattern's final `$` means the end of the string. Python's `$` also matches
+    before a final newline (a name "web" plus a newline passed `^[a-z0-9-]+$`), so it is read
+    as Python's end-of-string anchor."""
+    if regex.endswith("$") and not regex.endswith("\\$"):
+        regex = regex[:-1] + r"\Z"
+    return re.compile(regex)
 
 
 def validate(schema: dict[str, Any], data: Any) -> None:

@@ -38,7 +38,7 @@ UPSTREAM_IDLE = "1500ms"
 # Caddy 2.6 binds new sockets at every load and closes the old ones: with 0, a connection
 # arriving at that instant can be refused (docs/decisions.md, "What a /load does to traffic").
 MIGRATE_REQ = Path("/proc/sys/net/ipv4/tcp_migrate_req")
-_UPSTREAM = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$")
+_UPSTREAM = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}\Z")
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ SUFFIX = ".conf"
 # catch-all server live here. No domain starts with "-", so no site's file takes this name, and
 # "-" sorts before every domain's file: the catch-all is the first server on http_port.
 SHARED_FILE = f"{PREFIX}-shared{SUFFIX}"
-_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}$")
-_SAFE_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/+@=,-]*$")  # a certificate path inside "…"
+_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):[0-9]{1,5}\Z")
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}\Z")
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/+@=,-]*\Z")  # a certificate path inside "…"
 
 
 @dataclass

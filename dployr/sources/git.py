@@ -34,7 +34,7 @@ from dployr.sources.validate import Remote, check_branch, check_remote_host
 from dployr.tasks import undone_on_cancel
 
 _LOGGER = logging.getLogger(__name__)
-_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?\Z")
 _LINE_BREAK = re.compile(rb"[\r\n]")
 # git's advice after "Could not read from remote repository": it would push the cause out.
 _BOILERPLATE = {"Please make sure you have the correct access rights", "and the repository exists."}

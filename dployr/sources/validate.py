@@ -12,12 +12,12 @@ from urllib.parse import urlsplit
 
 from dployr.errors import ValidationError
 
-SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}\Z")
 SCHEMES = ("https", "http", "ssh", "git")
 # scp-style needs the user: without it `name:path` is as likely a typo as an ssh alias, and the
 # daemon has no ssh config in which an alias could mean anything.
-_SCP = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[^:/@]+):(?P<path>.+)$")
-_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
+_SCP = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[^:/@]+):(?P<path>.+)\Z")
+_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}\Z")
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _METADATA = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")

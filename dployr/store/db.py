@@ -20,7 +20,7 @@ from dployr.store.reader import BatchReader
 from dployr.tasks import run_to_end
 
 _LOGGER = logging.getLogger(__name__)
-_MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+_MIGRATION_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql\Z")
 BUSY_TIMEOUT_MS = 5000
 
 Row = sqlite3.Row

@@ -309,3 +309,38 @@ async def test_ready_names_an_unbuilt_target(aiohttp_client: Any, tmp_path: Path
     resp = await client.get("/health/ready")
     assert resp.status == 503
     assert "not available in this version" in (await resp.json())["error"]["details"]["runtime"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "web\n"}, "name"),
+        ({"name": "web", "env": {"KEY\n": "v"}}, "env"),
+        ({"name": "web", "image": "busybox:stable\n"}, "image"),
+        ({"name": "web", "image": "busybox@sha256:" + "a" * 64 + "\n"}, "image"),
+        ({"name": "web", "image": "busybox:stable", "domain": "web.example.com\n"}, "domain"),
+    ],
+)
+async def test_a_final_newline_never_passes_a_pattern(dep: Client, body: dict[str, Any], field):
+    """`$` in Python (and in a JSON Schema pattern read by Python) also matches before a final
+    newline: every check reads it as the end of the string."""
+    admin = await _admin(dep)
+    request = {"source": "image", "runtime": "image", "image": "busybox:stable", **body}
+    status, answer = await _post(dep, admin, **request)
+    assert status == 400, (body, answer)
+    assert answer["error"]["details"]["field"].startswith(field), answer
+
+
+async def test_env_keys_with_a_final_newline_are_refused_on_the_env_endpoint(dep: Client):
+    admin = await _admin(dep)
+    status, created = await _post(
+        dep, admin, name="web", source="image", runtime="image", image="busybox:stable"
+    )
+    assert status == 202, created
+    resp = await dep.post(
+        f"/api/v1/services/{created['service_id']}/env",
+        json={"key": "KEY\n", "value": "v"},
+        headers=admin,
+    )
+    assert resp.status == 400, await resp.text()
+    assert (await resp.json())["error"]["details"]["field"] == "key"
