@@ -3,6 +3,7 @@ nginx with its own prefix and conf. Nothing touches the machine's own /etc/caddy
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -17,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 
-from tests.docker.conftest import data_dir, docker_engine  # noqa: F401 - fixtures for tests here
+from tests.docker.conftest import data_dir, docker_engine, wait_done  # noqa: F401 - fixtures too
 
 
 def free_port() -> int:
@@ -236,3 +238,35 @@ def nginx(tmp_path: Path) -> Iterator[Nginx]:
 def any_proxy(request: pytest.FixtureRequest) -> Caddy | Nginx:
     """Each backend in turn (a sync fixture: the proxies start outside the event loop)."""
     return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
+
+
+# -- the routes API through a real proxy (test_routes_api.py with Caddy, test_nginx_api.py) -----
+
+# What the issue lists as bad domains: each is a 400 and changes no proxy config.
+BAD_DOMAINS = ["evil.com {\n}\n:2019 {", "a b.com", "x.com;include /etc/passwd", "bad.com:8080",
+               "-bad.com", "a" * 300, "a" * 64 + ".com", "", "*.*.x.com"]  # fmt: skip
+
+
+def static(repo: Path, name: str, **extra: Any) -> dict[str, Any]:
+    """A static site from a local repo (the routes tests' app)."""
+    return {"name": name, "source": "local", "path": str(repo), "runtime": "static",
+            "port": 8080, **extra}  # fmt: skip
+
+
+async def through(
+    proxy: Caddy | Nginx, path: str = "/", host: str = "web.localhost"
+) -> tuple[int, str]:
+    """GET through the proxy's HTTP port with `Host: host`."""
+    return await asyncio.to_thread(get, proxy.http_port, host, path)
+
+
+async def deploy_live(
+    client: TestClient,  # type: ignore[type-arg]
+    auth: dict[str, str],
+    body: dict[str, Any],
+) -> dict[str, Any]:
+    resp = await client.post("/api/v1/deployments", json=body, headers=auth)
+    assert resp.status == 202, await resp.text()
+    live = await wait_done(client, auth, (await resp.json())["id"])
+    assert live["status"] == "live", live
+    return live

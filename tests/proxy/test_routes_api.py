@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +14,14 @@ from aiohttp.test_utils import TestClient
 from dployr.app import create_app
 from tests.conftest import bearer, login, make_config, register
 from tests.docker.conftest import (
-    cleanup_agent,
     docker_engine,  # noqa: F401  (a fixture)
     make_repo,
-    wait_done,
 )
-from tests.proxy.conftest import Caddy, get
+from tests.proxy.conftest import BAD_DOMAINS, Caddy, deploy_live, static, through
 
 pytestmark = pytest.mark.integration
 Client = TestClient  # type: ignore[type-arg]
 ROUTES = "/api/v1/proxy/routes"
-BAD = ["evil.com {\n}\n:2019 {", "a b.com", "x.com;include /etc/passwd", "bad.com:8080",
-       "-bad.com", "a" * 300, "a" * 64 + ".com", "", "*.*.x.com"]  # fmt: skip
-
-
-def static(repo: Path, name: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "source": "local", "path": str(repo), "runtime": "static",
-            "port": 8080, **extra}  # fmt: skip
 
 
 def caddy_state(caddy: Caddy) -> tuple[str, bytes]:
@@ -39,25 +29,6 @@ def caddy_state(caddy: Caddy) -> tuple[str, bytes]:
     with urllib.request.urlopen(caddy.admin + "/config/", timeout=5) as answer:
         running = answer.read()
     return caddy.caddyfile.read_text() if caddy.caddyfile.exists() else "", running
-
-
-async def through(caddy: Caddy, path: str = "/", host: str = "web.localhost") -> tuple[int, str]:
-    return await asyncio.to_thread(get, caddy.http_port, host, path)
-
-
-async def deploy(client: Client, auth: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
-    resp = await client.post("/api/v1/deployments", json=body, headers=auth)
-    assert resp.status == 202, await resp.text()
-    live = await wait_done(client, auth, (await resp.json())["id"])
-    assert live["status"] == "live", live
-    return live
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "data"
-    yield path
-    cleanup_agent(path)  # the containers and images of this test's agent
 
 
 @pytest.mark.usefixtures("docker_engine")
@@ -77,9 +48,9 @@ async def test_routes_through_caddy(
         make_repo, tmp_path / "two", {"index.html": "two\n", "v2/index.html": "hello two\n"}
     )
 
-    web = await deploy(client, auth, static(one, "web", domain="web.localhost"))
+    web = await deploy_live(client, auth, static(one, "web", domain="web.localhost"))
     assert await through(caddy) == (200, "hello one\n")
-    other = await deploy(client, auth, static(two, "other"))
+    other = await deploy_live(client, auth, static(two, "other"))
     resp = await client.post(
         ROUTES,
         json={"domain": "web.localhost", "service_id": other["service_id"], "path_prefix": "/v2"},
@@ -92,7 +63,7 @@ async def test_routes_through_caddy(
 
     # Refused before Caddy sees them: its running config and the persisted one stay as they were.
     before = await asyncio.to_thread(caddy_state, caddy)
-    for domain in BAD:
+    for domain in BAD_DOMAINS:
         resp = await client.post(
             ROUTES, json={"domain": domain, "service_id": web["service_id"]}, headers=auth
         )
