@@ -259,6 +259,7 @@ def _build(raw: dict[str, Any]) -> Config:
         sections[name] = _build_section(name, cls, table)
     sections["runtimes"] = _build_runtimes(raw.get("runtimes", {}))
     _check_trusted_proxies(sections["server"].trusted_proxies)
+    _check_caddy_admin(sections["proxy"].caddy_admin)
     sections["proxy"] = _check_api_domain(sections["proxy"])
     return Config(**sections)
 
@@ -271,6 +272,21 @@ def _check_trusted_proxies(cidrs: list[str]) -> None:
             raise ConfigError(
                 f"server.trusted_proxies: {cidr!r} is not an IP network (like 10.0.0.0/8 or ::1)"
             ) from None
+
+
+def _check_caddy_admin(url: str) -> None:
+    """An http(s) URL with a host and a valid port (the rendered config listens on it)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port:
+        raise ConfigError(
+            f"proxy.caddy_admin: expected http://host:port (http://127.0.0.1:2019), got {url!r}"
+        )
 
 
 def _check_api_domain(proxy: ProxyConfig) -> ProxyConfig:

@@ -322,6 +322,8 @@ class Attempt:
         for record in await routes.routes_of_service(self.d.db, self.deployment.service_id):
             if record.route.domain == domain and record.route.path_prefix == "/":
                 return None
+        if await routes.domain_holder(self.d.db, domain, self.deployment.owner_id) is not None:
+            raise StageFailed(f"{domain} is routed by another user now; choose another domain")
         return routes.new_route(self.deployment.service_id, domain, "/", default_tls(domain), None)
 
     async def _retire(self, previous: Deployment | None) -> None:

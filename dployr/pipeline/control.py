@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 from typing import Any
 
@@ -44,10 +43,9 @@ async def start_service(deployer: Deployer, service: Service) -> None:
         status = await deployer.runtime.status(live.instance_ref)
         if status.status == "running":
             raise InvalidState(f"Service {service.name} is already running")
-        if live.instance_ref:  # a stopped or crash-looping container serves nothing: no drain
-            await deployer.runtime.stop(live.instance_ref)
-            live = dataclasses.replace(live, instance_ref=None)
-        await _replace_instance(deployer, service, live)
+        # A stopped or crash-looping container serves nothing: it goes without a drain, once
+        # the new one took over (should that fail, the row still names what is there).
+        await _replace_instance(deployer, service, live, drain=False)
         await services.set_desired_state(
             deployer.db, service, "running", _event(service, "service.started", live)
         )
@@ -59,13 +57,14 @@ async def stop_service(deployer: Deployer, service: Service) -> None:
         status = await deployer.runtime.status(live.instance_ref if live else None)
         if live is None or status.status == "stopped" or not live.instance_ref:
             raise InvalidState(f"Service {service.name} is already stopped")
-        # Stop first: when the engine is down (a 503) the service still wants to run.
-        await deployer.runtime.stop(live.instance_ref)
-        await services.set_desired_state(
-            deployer.db, service, "stopped", _event(service, "service.stopped", live)
-        )
-        await deployments.update_deployment(deployer.db, live.id, {"instance_ref": None}, None)
-        await _resync(deployer)  # its routes answer 503 now, not a dead upstream's 502
+        # The proxy answers 503 for it first (not a dead upstream's 502), then it stops. When
+        # the engine cannot stop it (a 503), the proxy is pointed back and nothing changed.
+        async with deployer.router.changing(point={service.id: []}):
+            await deployer.runtime.stop(live.instance_ref)
+            await services.set_desired_state(
+                deployer.db, service, "stopped", _event(service, "service.stopped", live)
+            )
+            await deployments.update_deployment(deployer.db, live.id, {"instance_ref": None}, None)
 
 
 async def restart_service(deployer: Deployer, service: Service) -> None:
@@ -82,7 +81,9 @@ async def restart_service(deployer: Deployer, service: Service) -> None:
         )
 
 
-async def _replace_instance(deployer: Deployer, service: Service, live: Deployment) -> None:
+async def _replace_instance(
+    deployer: Deployer, service: Service, live: Deployment, *, drain: bool = True
+) -> None:
     """A new instance of `live` on a fresh port; the old one (when there is one) serves until
     the new one is healthy and the proxy points at it. A new instance that fails its check is
     removed and the old one keeps serving, untouched."""
@@ -107,7 +108,9 @@ async def _replace_instance(deployer: Deployer, service: Service, live: Deployme
             "the running one keeps serving",
             details={"health": problem},
         )
-    await run_to_end(_switch(deployer, service, live, (ref, port), (env_enc, env_public)))
+    await run_to_end(
+        _switch(deployer, service, live, (ref, port), (env_enc, env_public), drain=drain)
+    )
 
 
 async def _switch(
@@ -116,6 +119,8 @@ async def _switch(
     live: Deployment,
     new: tuple[str, int | None],
     env: tuple[str, str],
+    *,
+    drain: bool,
 ) -> None:
     """Traffic to the new instance, the row says so, then the old one drains and stops."""
     ref, port = new
@@ -133,7 +138,8 @@ async def _switch(
         await deployer.runtime.stop(ref, grace=5)
         raise
     if old:
-        await deployer.drain()
+        if drain:
+            await deployer.drain()
         try:
             await deployer.runtime.stop(old)
         except DployrError as err:  # the new one serves; reconcile removes this one at start
@@ -146,13 +152,6 @@ async def _stop_started(
     with contextlib.suppress(Exception):
         ref, _ = await started
         await deployer.runtime.stop(ref, grace=5)
-
-
-async def _resync(deployer: Deployer) -> None:
-    try:
-        await deployer.router.sync()
-    except DployrError as err:
-        _LOGGER.warning("the proxy did not take the route table: %s", err.message)
 
 
 async def start_instance(
@@ -206,7 +205,14 @@ async def delete_service(deployer: Deployer, service: Service) -> None:
                 assert deployment.artifact is not None
                 await deployer.runtime.remove_artifact(deployment.artifact)
         await deployer.remove_cache(service.id)
-        await services.delete_service(deployer.db, service.id)
+        # A route made meanwhile (the API does not wait for this lock) goes with the row.
+        late = await routes.routes_of_service(deployer.db, service.id)
+        async with (
+            deployer.router.changing(remove={r.route.id for r in late}),
+            deployer.db.transaction() as conn,
+        ):
+            await routes.delete_routes(conn, late)
+            await services.delete_service(conn, service.id)
 
 
 def _event(service: Service, type_: str, live: Deployment) -> tuple[str, dict[str, Any]]:

@@ -44,6 +44,8 @@ async def create_route(
         raise problem
     if await stored.route_at(deployer.db, domain, path_prefix) is not None:
         raise stored.taken(domain, path_prefix)
+    if await stored.domain_holder(deployer.db, domain, service.owner_id) is not None:
+        raise stored.held(domain)
     route = stored.new_route(service.id, domain, path_prefix, tls or default_tls(domain), port)
     async with deployer.router.changing(add=[route]), deployer.db.transaction() as conn:
         return await stored.insert_route(conn, route)
@@ -84,6 +86,8 @@ async def check_domain_free(
     problem = reserved(deployer, domain)
     if problem is not None:
         raise problem
+    if await stored.domain_holder(deployer.db, domain, owner_id) is not None:
+        raise stored.held(domain)
     holder = await stored.route_at(deployer.db, domain, "/")
     if holder is None or (holder.owner_id == owner_id and holder.service_name == service_name):
         return

@@ -75,7 +75,11 @@ class Router:
             _refuse_taken(routes, add)
             routes += add
             upstreams.update(point or {})
-            await run_to_end(self._apply(routes, upstreams))
+            try:
+                await run_to_end(self._apply(routes, upstreams))
+            except asyncio.CancelledError:  # applied (or not); the caller commits nothing
+                await run_to_end(self._restore())
+                raise
             try:
                 yield
             except BaseException:

@@ -44,8 +44,13 @@ class Site:
 
 
 def file_name(domain: str) -> str:
-    """dployr-<domain>.conf; the `*` of a wildcard becomes `_` (never in a real label)."""
-    return f"{PREFIX}{domain.replace('*', '_')}{SUFFIX}"
+    """dployr-<domain>.conf; the `*` of a wildcard becomes `_` (never in a real label). A
+    name too long for a file name (255 bytes, with the `.tmp` copy's) keeps its first 180
+    characters and gains a digest of the whole."""
+    name = domain.replace("*", "_")
+    if len(name) > 200:
+        name = f"{name[:180]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+    return f"{PREFIX}{name}{SUFFIX}"
 
 
 def is_ours(name: str) -> bool:

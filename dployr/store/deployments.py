@@ -264,7 +264,9 @@ async def make_live(
             (now, deployment.id),
         )
         await conn.execute(
-            "UPDATE services SET current_deployment_id = ?, updated_at = ? WHERE id = ?",
+            # A release that goes live runs: a deploy of a stopped service starts it.
+            "UPDATE services SET current_deployment_id = ?, desired_state = 'running',"
+            " updated_at = ? WHERE id = ?",
             (deployment.id, now, deployment.service_id),
         )
         previous = None

@@ -175,14 +175,44 @@ async def delete_routes(conn: Transaction, records: list[RouteRecord]) -> None:
 
 
 async def live_upstreams(db: Database) -> dict[str, list[str]]:
-    """Each service's live instance, where one runs: service id → ["127.0.0.1:<port>"]."""
+    """Each service's live instance, where one runs: service id → ["127.0.0.1:<port>"]. A
+    stopped service's live release has no instance (stop clears it), so it has none."""
     rows = await db.fetchall(
         "SELECT s.id, d.host_port FROM services s JOIN deployments d"
         " ON d.id = s.current_deployment_id"
-        " WHERE s.desired_state = 'running' AND d.instance_ref IS NOT NULL"
-        " AND d.host_port IS NOT NULL"
+        " WHERE d.instance_ref IS NOT NULL AND d.host_port IS NOT NULL"
     )
     return {row[0]: [loopback(row[1])] for row in rows}
+
+
+async def domain_holder(db: Database, domain: str, owner_id: str) -> RouteRecord | None:
+    """A route of ANOTHER owner on `domain`, or on a name a wildcard of either covers: a
+    domain belongs to the user who routed it first, paths and subdomains included (else a
+    longer path_prefix or a wildcard would take that user's traffic)."""
+    rows = await db.fetchall(
+        f"SELECT {_COLUMNS} {_FROM} WHERE s.owner_id != ?"
+        " AND (r.domain = ? OR r.domain LIKE '*.%' OR ? LIKE '*.%')",
+        (owner_id, domain, domain),
+    )
+    for record in map(RouteRecord.from_row, rows):
+        if _overlap(record.route.domain, domain):
+            return record
+    return None
+
+
+def _overlap(a: str, b: str) -> bool:
+    return (
+        a == b
+        or (a.startswith("*.") and b.endswith(a[1:]))
+        or (b.startswith("*.") and a.endswith(b[1:]))
+    )
+
+
+def held(domain: str) -> Conflict:
+    return Conflict(
+        f"{domain} (or a name its wildcard covers) is routed by another user",
+        details={"field": "domain", "reason": "another user's domain"},
+    )
 
 
 def loopback(host_port: int) -> str:

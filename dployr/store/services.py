@@ -116,9 +116,8 @@ async def set_desired_state(
         await events.append(conn, event[0], service.owner_id, event[1])
 
 
-async def delete_service(db: Database, service_id: str) -> None:
-    async with db.transaction() as conn:
-        await conn.execute("DELETE FROM services WHERE id = ?", (service_id,))
+async def delete_service(conn: Transaction, service_id: str) -> None:
+    await conn.execute("DELETE FROM services WHERE id = ?", (service_id,))
 
 
 # -- env ----------------------------------------------------------------------------------------

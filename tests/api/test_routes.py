@@ -252,9 +252,11 @@ async def test_taken_and_reserved_domains_conflict(dep: Client):
         assert answer["error"]["details"]["field"] == "domain"
     status, answer = await _post(dep, bob, domain="app.example.com", service_id=bobs)
     assert status == 409, answer
-    # Another path on it is another route.
-    status, _ = await _post(dep, bob, domain="app.example.com", service_id=bobs, path_prefix="/b")
+    # Another path on it is another route, for its owner; another user's is a 409.
+    status, _ = await _post(dep, admin, domain="app.example.com", service_id=web, path_prefix="/b")
     assert status == 201
+    status, _ = await _post(dep, bob, domain="app.example.com", service_id=bobs, path_prefix="/c")
+    assert status == 409
     # proxy.api_domain is the daemon's, on every path.
     for prefix in ("/", "/x"):
         status, answer = await _post(
@@ -353,3 +355,47 @@ async def test_a_proxy_refusal_is_a_502_and_stores_nothing(dep: Client):
     listing = await (await dep.get(ROUTES, headers=admin)).json()
     assert [r["id"] for r in listing["items"]] == [kept["id"]]
     assert await _route_events(dep) == before  # no event either
+
+
+async def test_a_domain_belongs_to_the_user_who_routed_it_first(dep: Client):
+    """Another user can take neither a path of a routed domain (the longest prefix would win
+    its traffic) nor a wildcard over it, nor a name under someone else's wildcard."""
+    admin = await _admin(dep)
+    bob = await user_headers(dep, admin, "bob@example.com")
+    carol = await user_headers(dep, admin, "carol@example.com")
+    bobs, carols = await _service(dep, bob, "bobs"), await _service(dep, carol, "carols")
+    status, _ = await _post(dep, bob, domain="shop.example.com", service_id=bobs)
+    assert status == 201
+    status, _ = await _post(dep, bob, domain="*.bob.example.com", service_id=bobs)
+    assert status == 201
+    for domain, prefix in [
+        ("shop.example.com", "/login"),
+        ("SHOP.example.com", "/"),
+        ("*.example.com", "/"),
+        ("x.bob.example.com", "/"),
+        ("*.bob.example.com", "/api"),
+    ]:
+        status, body = await _post(
+            dep, carol, domain=domain, path_prefix=prefix, service_id=carols, tls="off"
+        )
+        assert status == 409, (domain, prefix, body)
+        assert body["error"]["details"]["field"] == "domain", body
+    # A deployment's domain as well, at request time.
+    resp = await dep.post(
+        "/api/v1/deployments",
+        json={
+            "name": "carols",
+            "source": "image",
+            "image": "alpine:3",
+            "port": 8080,
+            "domain": "shop.example.com",
+        },
+        headers=carol,
+    )
+    assert resp.status == 409, await resp.text()
+    # Bob adds paths to his own domain; Carol keeps her own names.
+    status, _ = await _post(dep, bob, domain="shop.example.com", path_prefix="/v2", service_id=bobs)
+    assert status == 201
+    status, _ = await _post(dep, carol, domain="example.com", service_id=carols)
+    assert status == 201
+    assert await _count(dep) == 4

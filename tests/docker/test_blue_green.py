@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from dployr.keys import DB, DEPLOYER
 from dployr.pipeline import control
-from dployr.store import services
+from dployr.store import routes, services
 from tests.docker.conftest import fetch_text
 from tests.docker.test_pipeline import deploy
 
@@ -142,3 +142,81 @@ async def test_a_cancelled_restart_leaves_the_old_instance_serving(
         capture_output=True, text=True,
     )  # fmt: skip
     assert ids.stdout.split() == [before["container_id"]]
+
+
+async def test_a_deploy_of_a_stopped_service_runs_it_and_routes_to_it(
+    dclient: Client, auth: dict[str, str]
+) -> None:
+    """A release that goes live runs: the service wants to run again (reconcile must not stop
+    it at the next start) and the route table's upstream names it (the next apply keeps it)."""
+    body = {"name": "bgs", "source": "image", "runtime": "image", "image": "busybox:stable",
+            "run_cmd": SERVE, "port": 8080, "env": {"GREETING": "one"},
+            "domain": "bgs.localhost", "health_check": {"path": "/", "timeout": 10}}  # fmt: skip
+    live = await deploy(dclient, auth, body)
+    sid = live["service_id"]
+    assert (await dclient.post(f"/api/v1/services/{sid}/stop", headers=auth)).status == 200
+    assert (await service_of(dclient, auth, sid))["desired_state"] == "stopped"
+    again = await deploy(dclient, auth, {**body, "env": {"GREETING": "two"}})
+    assert again["status"] == "live", again["error"]
+    now = await service_of(dclient, auth, sid)
+    assert now["desired_state"] == "running" and now["status"] == "running", now
+    upstreams = await routes.live_upstreams(dclient.app[DB])
+    assert upstreams[sid] == [f"127.0.0.1:{now['host_port']}"]
+
+
+async def test_a_failed_start_leaves_the_row_naming_what_is_there(
+    dclient: Client, auth: dict[str, str]
+) -> None:
+    """The container exited behind the daemon's back; a start whose new instance fails its
+    check answers 503 and leaves the old container (and the row naming it) in place."""
+    body = {"name": "bgf", "source": "image", "runtime": "image", "image": "busybox:stable",
+            "run_cmd": SERVE, "port": 8080, "env": {"GREETING": "one"},
+            "health_check": {"path": "/", "timeout": 10}}  # fmt: skip
+    live = await deploy(dclient, auth, body)
+    sid = live["service_id"]
+    before = await service_of(dclient, auth, sid)
+    await asyncio.to_thread(
+        subprocess.run, ["docker", "stop", "-t", "1", before["container_id"]], check=True,
+        capture_output=True,
+    )  # fmt: skip
+    resp = await dclient.post(
+        f"/api/v1/services/{sid}/env", json={"key": "BROKEN", "value": "1"}, headers=auth
+    )
+    assert resp.status == 200
+    resp = await dclient.post(f"/api/v1/services/{sid}/start", headers=auth)
+    assert resp.status == 503, await resp.text()
+    after = await service_of(dclient, auth, sid)
+    assert after["container_id"] == before["container_id"]
+    exists = await asyncio.to_thread(
+        subprocess.run, ["docker", "inspect", before["container_id"]], capture_output=True
+    )
+    assert exists.returncode == 0, "the row names a container that is gone"
+
+
+async def test_a_route_made_while_its_service_is_deleted_goes_with_it(
+    dclient: Client, auth: dict[str, str]
+) -> None:
+    """DELETE /services takes the routes first, then stops the instances (seconds), then the
+    row: a route the API made in between is removed with the row, with its route.deleted."""
+    body = {"name": "bgd", "source": "image", "runtime": "image", "image": "busybox:stable",
+            "run_cmd": SERVE, "port": 8080, "env": {"GREETING": "one"},
+            "health_check": {"path": "/", "timeout": 10}}  # fmt: skip
+    live = await deploy(dclient, auth, body)
+    sid = live["service_id"]
+    deleting = asyncio.create_task(dclient.delete(f"/api/v1/services/{sid}", headers=auth))
+    made = None
+    for _ in range(100):  # while its instance stops (httpd as PID 1 waits out the grace)
+        resp = await dclient.post(
+            "/api/v1/proxy/routes",
+            json={"domain": "late.localhost", "service_id": sid},
+            headers=auth,
+        )
+        if resp.status == 201:
+            made = await resp.json()
+            break
+        await asyncio.sleep(0.05)
+    assert made is not None, "no route could be made while the service was deleted"
+    assert (await deleting).status == 204
+    assert await dclient.app[DB].fetchval("SELECT COUNT(*) FROM routes") == 0
+    deleted = await dclient.app[DB].fetchall("SELECT data FROM events WHERE type = 'route.deleted'")
+    assert any(made["id"] in row[0] for row in deleted), deleted

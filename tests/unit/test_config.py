@@ -138,3 +138,11 @@ def test_bad_trusted_proxies_or_api_domain_stop_the_start(tmp_path, environ, nam
         load_config(write(tmp_path, ""), environ=environ)
     key = "server.trusted_proxies" if "TRUSTED" in next(iter(environ)) else "proxy.api_domain"
     assert key in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["127.0.0.1:2019", "http://127.0.0.1:99999", "ftp://h:1", "http://:5"]
+)
+def test_a_bad_caddy_admin_stops_the_start(tmp_path, url):
+    with pytest.raises(ConfigError, match=r"proxy\.caddy_admin"):
+        load_config(write(tmp_path, ""), environ={"DPLOYR_PROXY_CADDY_ADMIN": url})

@@ -95,3 +95,14 @@ def test_bad_path_prefixes_are_refused(prefix: object) -> None:
 def test_localhost_names_default_to_plain_http() -> None:
     assert default_tls("app.localhost") == default_tls("localhost") == "off"
     assert default_tls("app.example.com") == default_tls("localhost.example.com") == "auto"
+
+
+def test_nginx_file_names_fit_any_valid_domain() -> None:
+    from dployr.proxy.nginx_files import file_name
+
+    longest = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
+    assert len(normalize_domain(longest)) == 253
+    name = file_name(longest)
+    assert len(f".{name}.tmp".encode()) <= 255 and name.startswith("dployr-aaa")
+    assert file_name(longest[:-1] + "e") != name
+    assert file_name("*.x.com") == "dployr-_.x.com.conf"

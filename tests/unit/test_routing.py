@@ -3,6 +3,7 @@ change that fails after the apply is undone in the proxy; nothing is applied twi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -59,5 +60,42 @@ async def test_router_applies_before_commit_and_only_what_changed(tmp_path: Path
                 raise RuntimeError("the commit failed")
         assert len(proxy.applied) == 3
         assert [r.id for r in proxy.applied[-1][0]] == ["rte_api"]
+    finally:
+        await db.close()
+
+
+async def test_a_cancel_right_after_the_apply_puts_the_table_back(tmp_path: Path) -> None:
+    """The caller is cancelled while the proxy applies its change: it will commit nothing, so
+    the proxy gets the table as it is again."""
+    db = await Database.open(tmp_path / "d.db")
+    proxy = Recorder()
+    router = Router(db, proxy, make_config(tmp_path))
+    started = asyncio.Event()
+    release = asyncio.Event()
+    original = proxy.apply
+
+    async def slow_apply(routes: Sequence[Route], upstreams: Upstreams) -> None:
+        started.set()
+        await release.wait()
+        await original(routes, upstreams)
+
+    proxy.apply = slow_apply  # type: ignore[method-assign]
+    new = Route("rte_x", "app.example.com", "/", "auto", "svc_a")
+    committed = []
+
+    async def change() -> None:
+        async with router.changing(add=[new]):
+            committed.append(new)
+
+    try:
+        task = asyncio.create_task(change())
+        await started.wait()
+        task.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert committed == []
+        assert [r.id for r in proxy.applied[0][0]] == ["rte_x"]  # the change, applied
+        assert proxy.applied[-1][0] == []  # then the table again
     finally:
         await db.close()
