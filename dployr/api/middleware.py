@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from aiohttp import web
 
 from dployr.api.openapi import is_public
-from dployr.auth.clients import Client, identify
+from dployr.auth.clients import Client, identify, parse_address
 from dployr.auth.ratelimit import Quota
 from dployr.errors import (
     HTTP_STATUS_CODES,
@@ -41,6 +41,17 @@ def client_of(request: web.Request) -> Client:
         client = identify(request.remote, forwarded, request.app[TRUSTED_PROXIES])
         request[CLIENT] = client
     return client
+
+
+def public_scheme(request: web.Request) -> str:
+    """The scheme the client used: behind a trusted proxy (HTTPS on api_domain) its
+    X-Forwarded-Proto, else the socket's own; for the URLs the API hands out (hook_url)."""
+    address = parse_address(request.remote) if request.remote else None
+    if address is not None and address in request.app[TRUSTED_PROXIES]:
+        said = request.headers.get("X-Forwarded-Proto", "").split(",")[-1].strip().lower()
+        if said in ("http", "https"):
+            return said
+    return request.scheme
 
 
 @web.middleware

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from dployr.api import deploy_schemas as ds
 from dployr.api import schemas
+from dployr.api.middleware import public_scheme
 from dployr.api.openapi import PAGING, operation, query_param
 from dployr.api.projects import owner_filter
 from dployr.api.streams import LineStream, until_gone
@@ -91,7 +92,7 @@ async def service_json(
         "host_port": host_port if status.ref else None,
         "container_id": status.ref,
         "routes": [record.on_service() for record in routed],
-        "hook_url": f"{request.scheme}://{request.host}/api/v1/hooks/{service.id}/push",
+        "hook_url": f"{public_scheme(request)}://{request.host}/api/v1/hooks/{service.id}/push",
         "hook_secret": deployer.box.decrypt(service.hook_secret_enc),
         "created_at": service.created_at,
         "updated_at": service.updated_at,

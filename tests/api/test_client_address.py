@@ -81,3 +81,30 @@ async def test_anonymous_limit_and_access_log_use_the_client(aiohttp_client, tmp
     assert resp.status == 200 and resp.headers["X-RateLimit-Remaining"] == "1"
     lines = [r.getMessage() for r in caplog.records if r.name == "dployr.access"]
     assert lines[-1].startswith("GET /api/v1/info 200 ") and lines[-1].endswith(" 198.51.100.5")
+
+
+async def test_hook_url_has_the_scheme_the_client_used_behind_a_trusted_proxy(
+    aiohttp_client, tmp_path
+):
+    """Behind Caddy on api_domain the client speaks HTTPS: a hook URL with http:// would get
+    a redirect, which push hooks do not follow. Only a trusted proxy's word counts."""
+    for trusted, expected in ((["127.0.0.1"], "https"), (["10.0.0.0/8"], "http")):
+        runtime = {"default_target": "docker", "docker_host": f"unix://{tmp_path}/no.sock"}
+        client = await app_client(
+            aiohttp_client, tmp_path / expected, server={"trusted_proxies": trusted},
+            runtime=runtime,
+        )  # fmt: skip
+        resp = await client.post("/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD})
+        auth = {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
+        resp = await client.post(
+            "/api/v1/deployments",
+            json={"name": "web", "source": "image", "image": "alpine:3", "port": 8080},
+            headers=auth,
+        )
+        assert resp.status == 202, await resp.text()
+        service_id = (await resp.json())["service_id"]
+        resp = await client.get(
+            f"/api/v1/services/{service_id}", headers={**auth, "X-Forwarded-Proto": "https"}
+        )
+        hook_url = (await resp.json())["hook_url"]
+        assert hook_url.startswith(f"{expected}://"), hook_url
