@@ -20,7 +20,7 @@ from dployr.proxy import nginx as nginx_module
 from dployr.proxy.detect import proxy_problem
 from dployr.proxy.nginx import NginxProxy
 from dployr.proxy.protocol import Route
-from tests.proxy.conftest import Nginx, free_port
+from tests.proxy.conftest import Nginx, free_port, wait_for
 
 APP = "app.localhost"
 NAME = web.AppKey("name", str)
@@ -294,6 +294,11 @@ async def test_a_config_the_master_cannot_load_is_rolled_back(
         taken.listen()
         with pytest.raises(ProxyError) as refused:
             await proxy.apply([route(), route(domain="app.test", tls="auto")], {"svc_a": [a]})
+        # The master tries the bind 5 times, 500 ms apart: the port stays taken until it gave
+        # up, or a late try would succeed and load the new config after all.
+        await asyncio.to_thread(
+            wait_for, lambda: "still could not bind" in nginx.log(), "nginx giving up the bind"
+        )
     assert "did not start workers" in refused.value.message
     assert await ours(nginx) == before
     assert (await get(nginx))[1].startswith("a / ")
