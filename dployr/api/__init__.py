@@ -14,6 +14,7 @@ from dployr.api import (
     templates,
     tokens,
     users,
+    webhooks,
 )
 
 
@@ -28,5 +29,6 @@ def setup_routes(app: web.Application) -> None:
         routes,
         credentials,
         templates,
+        webhooks,
     ):
         app.router.add_routes(module.routes)

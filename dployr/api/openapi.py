@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from dployr import __version__
-from dployr.api import deploy_schemas, schemas
+from dployr.api import deploy_schemas, schemas, webhook_schemas
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _ATTR = "__dployr_operation__"
@@ -98,7 +98,11 @@ def build_document(app: web.Application) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": dict(sorted(paths.items())),
         "components": {
-            "schemas": {**schemas.COMPONENTS, **deploy_schemas.COMPONENTS},
+            "schemas": {
+                **schemas.COMPONENTS,
+                **deploy_schemas.COMPONENTS,
+                **webhook_schemas.COMPONENTS,
+            },
             "securitySchemes": {
                 "bearer": {
                     "type": "http",

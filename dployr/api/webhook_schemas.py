@@ -1,0 +1,54 @@
+"""JSON Schemas of outbound webhooks and their deliveries (SPEC §7)."""
+
+from __future__ import annotations
+
+from dployr.api.schemas import TIME, Schema, obj, page_of
+
+EVENT_TYPES = [
+    "deployment.created",
+    "deployment.progress",
+    "deployment.succeeded",
+    "deployment.failed",
+    "deployment.cancelled",
+    "deployment.rolled_back",
+    "service.started",
+    "service.stopped",
+    "service.crashed",
+    "route.created",
+    "route.deleted",
+    "instance.alert",
+]
+URL: Schema = {"type": "string", "minLength": 1, "maxLength": 2048, "pattern": r"^[\x21-\x7e]+$"}
+EVENTS: Schema = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": len(EVENT_TYPES) + 1,
+    "uniqueItems": True,
+    "items": {"enum": ["*", *EVENT_TYPES]},
+}
+SECRET: Schema = {"type": "string", "maxLength": 512, "pattern": r"^[\x21-\x7e]+$"}
+CREATE_WEBHOOK = obj(
+    ["url"], {"url": URL, "events": EVENTS, "secret": SECRET, "active": {"type": "boolean"}}
+)
+UPDATE_WEBHOOK = obj(
+    [], {"url": URL, "events": EVENTS, "secret": SECRET, "active": {"type": "boolean"}}
+)
+_WEBHOOK_PROPS: dict[str, Schema] = {
+    "id": {"type": "string", "pattern": "^whk_"},
+    "owner_id": {"type": "string"},
+    "url": {"type": "string"},
+    "events": {"type": "array", "items": {"type": "string"}},
+    "active": {"type": "boolean"},
+    "created_at": TIME,
+    "updated_at": TIME,
+}
+_WEBHOOK_REQUIRED = ["id", "owner_id", "url", "events", "active", "created_at", "updated_at"]
+
+COMPONENTS: dict[str, Schema] = {
+    "Webhook": obj(_WEBHOOK_REQUIRED, _WEBHOOK_PROPS),
+    # The create response is the only place the secret ever appears.
+    "WebhookWithSecret": obj(
+        [*_WEBHOOK_REQUIRED, "secret"], {**_WEBHOOK_PROPS, "secret": {"type": "string"}}
+    ),
+    "WebhookPage": page_of("Webhook"),
+}
