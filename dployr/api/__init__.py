@@ -8,6 +8,7 @@ from dployr.api import (
     credentials,
     deployments,
     health,
+    hooks,
     projects,
     routes,
     services,
@@ -30,5 +31,6 @@ def setup_routes(app: web.Application) -> None:
         credentials,
         templates,
         webhooks,
+        hooks,
     ):
         app.router.add_routes(module.routes)

@@ -309,6 +309,18 @@ COMPONENTS: dict[str, Schema] = {
         },
     ),
     "TemplateList": obj(["items"], {"items": {"type": "array", "items": ref("Template")}}),
+    # A push hook's answer: queued (with the deployment; `coalesced`: a queued one was pointed
+    # at this newer commit), ignored (with the reason), or pong (GitHub's ping).
+    "PushResult": obj(
+        ["status"],
+        {
+            "status": {"enum": ["queued", "ignored", "pong"]},
+            "reason": _ID,
+            "coalesced": {"type": "boolean"},
+            "deployment": ref("Deployment"),
+            "service_id": _ID,
+        },
+    ),
     "DeploymentPage": page_of("Deployment"),
     "ServicePage": page_of("Service"),
     "CredentialPage": page_of("Credential"),

@@ -23,6 +23,7 @@ _LOGGER = logging.getLogger("dployr.access")
 _ERRORS = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+HOOKS_PREFIX = "/api/v1/hooks/"
 UNLIMITED = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
 _BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding"})
 _MESSAGES = {
@@ -135,7 +136,10 @@ async def access_control(request: web.Request, handler: Handler) -> web.StreamRe
     quota = None
     if limits is not None:
         if identity is None:
-            quota = limits.anonymous.hit(address)
+            # A push hook counts only its failed verifications (api/hooks.py): GitHub's few
+            # addresses carry every repository's pushes and must not run out.
+            if not (public and request.path.startswith(HOOKS_PREFIX)):
+                quota = limits.anonymous.hit(address)
         else:
             quota = limits.authenticated.hit(f"user:{identity.user.id}")
     try:

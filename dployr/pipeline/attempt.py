@@ -149,6 +149,7 @@ class Attempt:
                 allow_private=self.d.config.runtime.allow_private_remotes,
                 limit=timeout,
                 on_line=on_line,
+                commit=self._pinned_commit(),
             )
         else:
             assert spec.path is not None
@@ -157,12 +158,27 @@ class Attempt:
             # The resolved path is what is read: a link changed after this check changes nothing.
             path = await outside_protected(Path(spec.path), protected_dirs(self.d.config))
             checkout = await fetch_local(
-                cache, path, spec.branch, self.work, limit=timeout, on_line=on_line
+                cache,
+                path,
+                spec.branch,
+                self.work,
+                limit=timeout,
+                on_line=on_line,
+                commit=self._pinned_commit(),
             )
         message = f"at commit {checkout.commit_sha[:12]}" if checkout.commit_sha else "fetched"
         self.finish("fetching", message=message)
         await self._update({"commit_sha": checkout.commit_sha or None}, None)
         return checkout
+
+    def _pinned_commit(self) -> str | None:
+        """The commit a push hook asked for, read from the row `enter("fetching")` returned:
+        a newer push coalesced into this queued deployment until that moment is the one built
+        (store.deployments.repin_queued changes only a row still queued)."""
+        if self.deployment.triggered_by != "webhook" or not self.deployment.commit_sha:
+            return None
+        self.log.write(f"building the pushed commit {self.deployment.commit_sha}")
+        return self.deployment.commit_sha
 
     async def building(self, checkout: Checkout | None) -> None:
         runtime = self.d.runtime

@@ -20,7 +20,7 @@ from dployr.pipeline.attempt import Attempt
 from dployr.pipeline.routing import Router
 from dployr.runtime.protocol import Runtime
 from dployr.store import deployments, projects, services
-from dployr.store.db import Database
+from dployr.store.db import Database, Transaction
 from dployr.store.deployments import FINISHED, Deployment, NewDeployment
 from dployr.tasks import run_to_end
 
@@ -84,29 +84,54 @@ class Deployer:
         """Record the deployment (creating the service on a name's first deploy) and queue it.
         The env changes land in the service's list in the same transaction."""
         async with self.db.transaction() as conn:
-            service = await services.service_by_name(conn, new.owner_id, new.name)
-            if service is None:
-                project_id = new.project_id or await projects.default_project_id(conn, new.owner_id)
-                service = await deployments.create_service(
-                    conn,
-                    NewDeployment(**{**new.__dict__, "project_id": project_id}),
-                    self.box.encrypt(token_urlsafe(32)),
-                )
-            elif project_given and new.project_id != service.project_id:
-                raise Conflict(
-                    f"Service {new.name!r} belongs to another project",
-                    details={"field": "project_id", "reason": "the service is in another project"},
-                )
-            for change in env_changes:
-                await services.upsert_env(
-                    conn, service.id, change.key, change.value, change.secret, self.box
-                )
-            env = await services.read_env(conn, service.id, self.box)
-            created = await deployments.insert_deployment(
-                conn, new, service, services.env_snapshot(env, self.box)
-            )
+            created = await self._record(conn, new, env_changes, project_given=project_given)
         self.submit(created)
         return created
+
+    async def queue_push(self, new: NewDeployment) -> tuple[Deployment, bool]:
+        """A push hook's deployment of `new.commit_sha`, and whether it coalesced: when a
+        push-hook deployment of the service is still queued, it is pointed at this newer
+        commit instead of queueing another (one transaction: two hooks cannot both miss it)."""
+        assert new.commit_sha is not None
+        async with self.db.transaction() as conn:
+            service = await services.service_by_name(conn, new.owner_id, new.name)
+            if service is not None:
+                repinned = await deployments.repin_queued(conn, service.id, new.commit_sha)
+                if repinned is not None:
+                    return repinned, True
+            created = await self._record(conn, new, [], project_given=False)
+        self.submit(created)
+        return created, False
+
+    async def _record(
+        self,
+        conn: Transaction,
+        new: NewDeployment,
+        env_changes: list[EnvChange],
+        *,
+        project_given: bool,
+    ) -> Deployment:
+        service = await services.service_by_name(conn, new.owner_id, new.name)
+        if service is None:
+            project_id = new.project_id or await projects.default_project_id(conn, new.owner_id)
+            service = await deployments.create_service(
+                conn,
+                NewDeployment(**{**new.__dict__, "project_id": project_id}),
+                self.box.encrypt(token_urlsafe(32)),
+            )
+        elif project_given and new.project_id != service.project_id:
+            raise Conflict(
+                f"Service {new.name!r} belongs to another project",
+                details={"field": "project_id", "reason": "the service is in another project"},
+            )
+        for change in env_changes:
+            await services.upsert_env(
+                conn, service.id, change.key, change.value, change.secret, self.box
+            )
+        env = await services.read_env(conn, service.id, self.box)
+        return await deployments.insert_deployment(
+            conn, new, service, services.env_snapshot(env, self.box)
+        )
 
     def submit(self, deployment: Deployment) -> None:
         task = asyncio.create_task(

@@ -251,9 +251,13 @@ def _fetch_and_archive(
     timeout: float,
     on_line: LineSink | None,
     stop: _Stop,
+    commit: str | None = None,
 ) -> Checkout:
-    """Blocking: fetch `branch` of `source` into the cache (made on first use), archive it."""
+    """Blocking: fetch `branch` of `source` into the cache (made on first use), archive its
+    head, or `commit` when one is pinned (a push hook's): then exactly that commit is built."""
     check_branch(branch)  # it goes into a refspec; a local repository's HEAD was never checked
+    if commit is not None and not _SHA.match(commit):
+        raise SourceError(f"commit {commit!r} is not a 40 or 64 digit lowercase hex SHA")
     work.mkdir(parents=True, exist_ok=True)
     cache.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="git-home-", dir=work))  # 0700, holds the deploy key
@@ -283,6 +287,8 @@ def _fetch_and_archive(
         )
         if not _SHA.match(sha):
             raise SourceError(f"branch {branch!r} did not resolve to a commit")
+        if commit is not None and commit != sha:
+            sha = _fetch_commit(run, source, commit, timeout)
         archive = work / "source.tar"
         _run_git(
             run,
@@ -297,6 +303,30 @@ def _fetch_and_archive(
         shutil.rmtree(home, ignore_errors=True)  # the deploy key goes with it
 
 
+def _fetch_commit(run: _Run, source: str, commit: str, timeout: float) -> str:
+    """Fetch one commit by its SHA (the branch has moved past it, or not yet reached it in
+    this cache). Protocol v2 servers (GitHub, GitLab, git >= 2.18) serve any commit they have."""
+    pinned = "refs/dployr/pinned"
+    _run_git(
+        run,
+        "fetch",
+        ["--no-tags", "--depth=1", "--no-recurse-submodules", "--progress",
+         "--", source, f"+{commit}:{pinned}"],
+        timeout,
+        f"could not fetch commit {commit} from {source}",
+    )  # fmt: skip
+    sha = _run_git(
+        run,
+        "rev-parse",
+        ["--verify", "--end-of-options", f"{pinned}^{{commit}}"],
+        60,
+        f"{commit} is not a commit",
+    )
+    if sha != commit:
+        raise SourceError(f"{commit} is not a commit")
+    return sha
+
+
 async def fetch_remote(
     cache_dir: Path,
     remote: Remote,
@@ -307,8 +337,10 @@ async def fetch_remote(
     allow_private: bool,
     limit: float = 600,
     on_line: LineSink | None = None,
+    commit: str | None = None,
 ) -> Checkout:
-    """Fetch `branch` into the service's cached bare repository and archive its head.
+    """Fetch `branch` into the service's cached bare repository and archive its head (or
+    `commit`, when pinned).
     `on_line` receives git's progress and error lines, masked, from a worker thread; git is
     killed after `limit` seconds (a thread cannot be cancelled, so asyncio.timeout would not)."""
     await check_remote_host(remote, allow_private)  # DNS may have changed since the request
@@ -318,6 +350,7 @@ async def fetch_remote(
         cache_dir,
         _fetch_and_archive,
         cache_dir, remote.url, remote.scheme, branch, auth, work_dir, limit, on_line, stop,
+        commit,
     )  # fmt: skip
 
 
@@ -421,6 +454,7 @@ def _read_local(
     timeout: float,
     on_line: LineSink | None,
     stop: _Stop,
+    commit: str | None = None,
 ) -> Checkout:
     if not path.is_dir():
         raise SourceError(f"local path {path} does not exist or is not a directory")
@@ -428,8 +462,10 @@ def _read_local(
         _check_self_contained(path)
         branch = branch or _head_branch(path)
         return _fetch_and_archive(
-            cache, str(path), "file", branch, None, work, timeout, on_line, stop
+            cache, str(path), "file", branch, None, work, timeout, on_line, stop, commit
         )
+    if commit is not None:
+        raise SourceError(f"{path} is not a git repository: commit {commit} cannot be built")
     work.mkdir(parents=True, exist_ok=True)
     archive = work / "source.tar"
     _tar_directory(path, archive, stop)
@@ -444,10 +480,12 @@ async def fetch_local(
     *,
     limit: float = 600,
     on_line: LineSink | None = None,
+    commit: str | None = None,
 ) -> Checkout:
     """A git repository on this host is fetched like a remote (protocol `file`; `branch`
     defaults to its HEAD); a plain directory is tarred as it is, with commit_sha ""."""
     stop = _Stop()
     return await _stoppable(
-        stop, cache_dir, _read_local, cache_dir, path, branch, work_dir, limit, on_line, stop
-    )
+        stop, cache_dir, _read_local, cache_dir, path, branch, work_dir, limit, on_line, stop,
+        commit,
+    )  # fmt: skip

@@ -129,6 +129,31 @@ async def deployments_of(db: Database, service_id: str) -> list[Deployment]:
     return [Deployment.from_row(r) for r in rows]
 
 
+async def latest_deployment(db: Database, service_id: str) -> Deployment | None:
+    row = await db.fetchone(
+        f"{_SELECT} FROM deployments d WHERE service_id = ? ORDER BY number DESC LIMIT 1",
+        (service_id,),
+    )
+    return Deployment.from_row(row) if row else None
+
+
+async def repin_queued(conn: Transaction, service_id: str, commit_sha: str) -> Deployment | None:
+    """Inside the caller's transaction: point the service's newest still-queued push-hook
+    deployment at `commit_sha` (a burst of pushes builds once, the newest). None when there
+    is none: the pipeline moves a deployment out of `queued` before it reads its commit."""
+    cursor = await conn.execute(
+        "UPDATE deployments SET commit_sha = ? WHERE id = (SELECT id FROM deployments"
+        " WHERE service_id = ? AND status = 'queued' AND triggered_by = 'webhook'"
+        " ORDER BY number DESC LIMIT 1) RETURNING id",
+        (commit_sha, service_id),
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    cursor = await conn.execute(f"{_SELECT} FROM deployments d WHERE id = ?", (row[0],))
+    return Deployment.from_row(await cursor.fetchone())  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True)
 class NewDeployment:
     owner_id: str
@@ -141,6 +166,7 @@ class NewDeployment:
     rollback_of: str | None = None
     artifact: str | None = None
     auto_deploy: str | None = None
+    commit_sha: str | None = None  # a push hook's commit: the fetch builds exactly it
 
 
 async def insert_deployment(
@@ -169,7 +195,7 @@ async def insert_deployment(
     ]
     await conn.execute(
         f"INSERT INTO deployments ({COLUMNS}) VALUES"
-        " (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, NULL, ?, ?, ?, NULL, ?, NULL, NULL, ?, NULL, NULL)",
+        " (?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, NULL, ?, NULL, NULL)",
         (
             deployment_id,
             service.id,
@@ -179,6 +205,7 @@ async def insert_deployment(
             json.dumps(new.spec),
             env[0],
             env[1],
+            new.commit_sha,
             new.artifact,
             new.triggered_by,
             new.rollback_of,
