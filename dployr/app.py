@@ -30,10 +30,12 @@ from dployr.keys import (
     DB,
     DEPLOYER,
     FOLLOWS,
+    HOST_METRICS,
     RATE_LIMITS,
     STARTED_AT,
     TRUSTED_PROXIES,
 )
+from dployr.metrics.recorder import HostRecorder
 from dployr.pipeline.deployer import Deployer
 from dployr.pipeline.reconcile import reconcile, reconcile_when_ready, sync_proxy
 from dployr.pipeline.routing import Router
@@ -59,7 +61,9 @@ def create_app(config: Config) -> web.Application:
     app[BUS] = EventBus()
     app[FOLLOWS] = FollowSlots(config.server.follow_streams_per_user)
     app[TRUSTED_PROXIES] = TrustedProxies.from_config(config)
-    app.cleanup_ctx.extend([database_ctx, auth_ctx, deployer_ctx, scheduler.scheduler_ctx])
+    app.cleanup_ctx.extend(
+        [database_ctx, auth_ctx, deployer_ctx, metrics_ctx, scheduler.scheduler_ctx]
+    )
     setup_routes(app)
     return app
 
@@ -79,6 +83,17 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     _LOGGER.info("database open at %s", config.db_path)
     yield
     await app[DB].close()
+
+
+async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    # This host's instance id is the data dir's agent id (deployer_ctx made it).
+    agent_id = await asyncio.to_thread(load_agent_id, config.data_path / "agent_id")
+    recorder = HostRecorder(app[DB], config.data_path, config.metrics.interval, agent_id)
+    await recorder.start()
+    app[HOST_METRICS] = recorder
+    yield
+    await recorder.flush()  # the samples still buffered are not lost on a clean stop
 
 
 async def auth_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -11,6 +11,7 @@ from dployr.auth.service import AuthService, Identity
 from dployr.config import Config
 from dployr.crypto import SecretBox
 from dployr.events.bus import EventBus
+from dployr.metrics.recorder import HostRecorder
 from dployr.pipeline.deployer import Deployer
 from dployr.store.db import Database
 
@@ -23,6 +24,7 @@ BUS = web.AppKey("bus", EventBus)
 BOX = web.AppKey("box", SecretBox)
 DEPLOYER = web.AppKey("deployer", Deployer)
 FOLLOWS = web.AppKey("follows", FollowSlots)  # open log-follow streams per user
+HOST_METRICS = web.AppKey("host_metrics", HostRecorder)  # the host sampler and its buffer
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)  # whose X-Forwarded-For counts
 
 CLIENT = web.RequestKey("client", Client)  # who is calling (middleware.client_of)

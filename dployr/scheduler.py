@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from dployr.keys import DB
+from dployr.keys import CONFIG, DB, HOST_METRICS
 from dployr.store import sessions
 
 _LOGGER = logging.getLogger(__name__)
@@ -24,6 +25,26 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         hours=1,
         args=[db],
         id="purge_expired_tokens",
+        coalesce=True,
+        max_instances=1,
+    )
+    # The host is sampled every metrics.interval seconds, the first time at once (so `current`
+    # exists as soon as the daemon is up); complete minutes and hours are rolled up each minute.
+    recorder = app[HOST_METRICS]
+    scheduler.add_job(
+        recorder.record,
+        "interval",
+        seconds=app[CONFIG].metrics.interval,
+        next_run_time=datetime.now(UTC),
+        id="sample_host",
+        coalesce=True,
+        max_instances=1,
+    )
+    scheduler.add_job(
+        recorder.roll_up,
+        "interval",
+        minutes=1,
+        id="roll_up_metrics",
         coalesce=True,
         max_instances=1,
     )

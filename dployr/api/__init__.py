@@ -9,6 +9,7 @@ from dployr.api import (
     deployments,
     health,
     hooks,
+    instances,
     projects,
     routes,
     services,
@@ -32,5 +33,6 @@ def setup_routes(app: web.Application) -> None:
         templates,
         webhooks,
         hooks,
+        instances,
     ):
         app.router.add_routes(module.routes)

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from dployr import __version__
-from dployr.api import deploy_schemas, schemas, webhook_schemas
+from dployr.api import deploy_schemas, metrics_schemas, schemas, webhook_schemas
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _ATTR = "__dployr_operation__"
@@ -102,6 +102,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
                 **schemas.COMPONENTS,
                 **deploy_schemas.COMPONENTS,
                 **webhook_schemas.COMPONENTS,
+                **metrics_schemas.COMPONENTS,
             },
             "securitySchemes": {
                 "bearer": {

@@ -1,0 +1,1 @@
+"""Host metrics: the psutil sampler, batched storage with rollups, Prometheus exposition."""
