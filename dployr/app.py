@@ -23,6 +23,7 @@ from dployr.crypto import SecretBox
 from dployr.events.bus import EventBus
 from dployr.ids import new_id
 from dployr.keys import (
+    AGENT_COUNTERS,
     AUTH,
     BOX,
     BUS,
@@ -35,6 +36,7 @@ from dployr.keys import (
     STARTED_AT,
     TRUSTED_PROXIES,
 )
+from dployr.metrics.agent import AgentCounters
 from dployr.metrics.recorder import HostRecorder
 from dployr.pipeline.deployer import Deployer
 from dployr.pipeline.reconcile import reconcile, reconcile_when_ready, sync_proxy
@@ -43,6 +45,7 @@ from dployr.proxy import make_proxy
 from dployr.runtime.detect import docker_problem, docker_url
 from dployr.runtime.docker import DockerRuntime
 from dployr.store.db import Database
+from dployr.store.events import Event
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ def create_app(config: Config) -> web.Application:
         limits.authenticated_per_hour, limits.anonymous_per_hour, limits.login_per_15min
     )
     app[BUS] = EventBus()
+    app[AGENT_COUNTERS] = AgentCounters()
     app[FOLLOWS] = FollowSlots(config.server.follow_streams_per_user)
     app[TRUSTED_PROXIES] = TrustedProxies.from_config(config)
     app.cleanup_ctx.extend(
@@ -79,7 +83,15 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     await prepare_data_dir(config)
     app[DB] = await Database.open(config.db_path)
-    app[DB].publish = app[BUS].publish  # every committed event, from the one place it commits
+    bus, counters = app[BUS], app[AGENT_COUNTERS]
+
+    def publish(event: Event) -> None:
+        # Every committed event, from the one place it commits: to the bus, and to the
+        # counters (a deployment ends with its terminal event, wherever it ends).
+        counters.observe_event(event)
+        bus.publish(event)
+
+    app[DB].publish = publish
     _LOGGER.info("database open at %s", config.db_path)
     yield
     await app[DB].close()

@@ -11,6 +11,7 @@ from dployr.auth.service import AuthService, Identity
 from dployr.config import Config
 from dployr.crypto import SecretBox
 from dployr.events.bus import EventBus
+from dployr.metrics.agent import AgentCounters
 from dployr.metrics.recorder import HostRecorder
 from dployr.pipeline.deployer import Deployer
 from dployr.store.db import Database
@@ -24,6 +25,7 @@ BUS = web.AppKey("bus", EventBus)
 BOX = web.AppKey("box", SecretBox)
 DEPLOYER = web.AppKey("deployer", Deployer)
 FOLLOWS = web.AppKey("follows", FollowSlots)  # open log-follow streams per user
+AGENT_COUNTERS = web.AppKey("agent_counters", AgentCounters)  # requests, deployment ends
 HOST_METRICS = web.AppKey("host_metrics", HostRecorder)  # the host sampler and its buffer
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)  # whose X-Forwarded-For counts
 

@@ -10,6 +10,7 @@ from dployr.api import (
     health,
     hooks,
     instances,
+    metrics,
     projects,
     routes,
     services,
@@ -34,5 +35,6 @@ def setup_routes(app: web.Application) -> None:
         webhooks,
         hooks,
         instances,
+        metrics,
     ):
         app.router.add_routes(module.routes)

@@ -17,7 +17,16 @@ from dployr.errors import (
     DployrError,
     PayloadTooLarge,
 )
-from dployr.keys import AUTH, CLIENT, CONFIG, EXTRA_QUOTA, IDENTITY, RATE_LIMITS, TRUSTED_PROXIES
+from dployr.keys import (
+    AGENT_COUNTERS,
+    AUTH,
+    CLIENT,
+    CONFIG,
+    EXTRA_QUOTA,
+    IDENTITY,
+    RATE_LIMITS,
+    TRUSTED_PROXIES,
+)
 
 _LOGGER = logging.getLogger("dployr.access")
 _ERRORS = logging.getLogger(__name__)
@@ -66,6 +75,9 @@ async def log_requests(request: web.Request, handler: Handler) -> web.StreamResp
         return response
     finally:
         elapsed = (time.perf_counter() - started) * 1000
+        counters = request.app.get(AGENT_COUNTERS)
+        if counters is not None:
+            counters.count_request(_route_of(request), request.method, status)
         _LOGGER.info(
             "%s %s %s %.1fms %s",
             request.method,
@@ -74,6 +86,14 @@ async def log_requests(request: web.Request, handler: Handler) -> web.StreamResp
             elapsed,
             client_of(request).address,
         )
+
+
+def _route_of(request: web.Request) -> str:
+    """The route's template (`/api/v1/services/{service_id}`), never the raw path: one label
+    value per route, whatever ids clients send; unknown paths share one value."""
+    route = request.match_info.route
+    resource = route.resource if route is not None else None
+    return resource.canonical if resource is not None else "(unmatched)"
 
 
 @web.middleware

@@ -30,6 +30,7 @@ class EventBus:
     def __init__(self, maxsize: int = 1000) -> None:
         self._maxsize = maxsize
         self._subscribers: set[Subscription] = set()
+        self.dropped = 0  # subscribers dropped for falling behind, since start (for /metrics)
 
     def publish(self, event: Event) -> None:
         for sub in list(self._subscribers):
@@ -38,6 +39,7 @@ class EventBus:
             except asyncio.QueueFull:
                 sub.overflowed = True
                 self._subscribers.discard(sub)
+                self.dropped += 1
                 _LOGGER.warning("an event subscriber fell behind and was dropped")
 
     @asynccontextmanager
