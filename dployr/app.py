@@ -21,6 +21,7 @@ from dployr.auth.service import AuthService
 from dployr.config import Config
 from dployr.crypto import SecretBox
 from dployr.events.bus import EventBus
+from dployr.events.sockets import Sockets
 from dployr.ids import new_id
 from dployr.keys import (
     AGENT_COUNTERS,
@@ -33,6 +34,7 @@ from dployr.keys import (
     FOLLOWS,
     HOST_METRICS,
     RATE_LIMITS,
+    SOCKETS,
     STARTED_AT,
     TRUSTED_PROXIES,
 )
@@ -65,11 +67,17 @@ def create_app(config: Config) -> web.Application:
     app[AGENT_COUNTERS] = AgentCounters()
     app[FOLLOWS] = FollowSlots(config.server.follow_streams_per_user)
     app[TRUSTED_PROXIES] = TrustedProxies.from_config(config)
+    app[SOCKETS] = Sockets(config.server.ws_per_user)
+    app.on_shutdown.append(close_sockets)  # before aiohttp waits for handlers to end
     app.cleanup_ctx.extend(
         [database_ctx, auth_ctx, deployer_ctx, metrics_ctx, scheduler.scheduler_ctx]
     )
     setup_routes(app)
     return app
+
+
+async def close_sockets(app: web.Application) -> None:
+    await app[SOCKETS].close_all()
 
 
 async def prepare_data_dir(config: Config) -> None:

@@ -46,6 +46,10 @@ class ServerConfig:
     shutdown_timeout: float = field(default=10.0, metadata=_range(0))
     # Log streams (follow=true) a user may hold open at once; more answer 429 rate_limited.
     follow_streams_per_user: int = field(default=8, metadata=_range(1, 1000))
+    # WebSockets (/api/v1/ws) a user may hold open at once; more are refused (429 rate_limited).
+    ws_per_user: int = field(default=8, metadata=_range(1, 1000))
+    # Events one WebSocket may fall behind before it is closed (1008) rather than slow anyone.
+    ws_queue: int = field(default=256, metadata=_range(1, 100_000))
     # CIDRs whose X-Forwarded-For is believed; empty means loopback when proxy.api_domain is set.
     trusted_proxies: list[str] = field(default_factory=list)
 

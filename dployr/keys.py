@@ -11,6 +11,7 @@ from dployr.auth.service import AuthService, Identity
 from dployr.config import Config
 from dployr.crypto import SecretBox
 from dployr.events.bus import EventBus
+from dployr.events.sockets import Sockets
 from dployr.metrics.agent import AgentCounters
 from dployr.metrics.recorder import HostRecorder
 from dployr.pipeline.deployer import Deployer
@@ -28,6 +29,7 @@ FOLLOWS = web.AppKey("follows", FollowSlots)  # open log-follow streams per user
 AGENT_COUNTERS = web.AppKey("agent_counters", AgentCounters)  # requests, deployment ends
 HOST_METRICS = web.AppKey("host_metrics", HostRecorder)  # the host sampler and its buffer
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)  # whose X-Forwarded-For counts
+SOCKETS = web.AppKey("sockets", Sockets)  # open WebSockets (/api/v1/ws)
 
 CLIENT = web.RequestKey("client", Client)  # who is calling (middleware.client_of)
 IDENTITY = web.RequestKey("identity", Identity)  # absent on anonymous requests

@@ -18,6 +18,7 @@ from dployr.api import (
     tokens,
     users,
     webhooks,
+    ws,
 )
 
 
@@ -36,5 +37,6 @@ def setup_routes(app: web.Application) -> None:
         hooks,
         instances,
         metrics,
+        ws,
     ):
         app.router.add_routes(module.routes)

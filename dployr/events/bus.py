@@ -16,6 +16,7 @@ class Subscription:
     def __init__(self, maxsize: int) -> None:
         self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize)
         self.overflowed = False
+        self.dropped = asyncio.Event()  # set with overflowed: a waiting reader learns of it
 
     async def next(self) -> Event:
         return await self.queue.get()
@@ -38,13 +39,14 @@ class EventBus:
                 sub.queue.put_nowait(event)
             except asyncio.QueueFull:
                 sub.overflowed = True
+                sub.dropped.set()
                 self._subscribers.discard(sub)
                 self.dropped += 1
                 _LOGGER.warning("an event subscriber fell behind and was dropped")
 
     @asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[Subscription]:
-        sub = Subscription(self._maxsize)
+    async def subscribe(self, maxsize: int | None = None) -> AsyncIterator[Subscription]:
+        sub = Subscription(maxsize or self._maxsize)
         self._subscribers.add(sub)
         try:
             yield sub

@@ -55,8 +55,12 @@ async def append_event(db: Database, type_: str, owner_id: str, data: dict[str, 
         return await append(conn, type_, owner_id, data)
 
 
-async def seq_of(db: Database, event_id: str) -> int | None:
-    value = await db.fetchval("SELECT seq FROM events WHERE id = ?", (event_id,))
+async def seq_of(db: Database, event_id: str, owner_id: str | None = None) -> int | None:
+    """The event's seq; with owner_id None unless it is that user's (no existence leak)."""
+    value = await db.fetchval(
+        "SELECT seq FROM events WHERE id = ? AND (? IS NULL OR owner_id = ?)",
+        (event_id, owner_id, owner_id),
+    )
     return int(value) if value is not None else None
 
 
