@@ -222,6 +222,10 @@ class Session:
             )
         except ConnectionError:
             pass  # the client went away mid-send; the reader loop ends too
+        except Exception:  # a socket without its feed must not stay open looking healthy
+            _LOGGER.exception("a WebSocket's event feed failed")
+            transport = self._app[SOCKETS].transport_of(self._ws)
+            await close(self._ws, transport, WSCloseCode.INTERNAL_ERROR, "internal error")
 
     async def _send_all(self, feed: EventFeed) -> None:
         async for event in feed.events():

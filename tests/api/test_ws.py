@@ -76,9 +76,16 @@ async def _frame(ws: Socket) -> dict[str, Any]:
     return dict(msg.json())
 
 
+async def _control(ws: Socket) -> dict[str, Any]:
+    """The next control frame (pong, subscribed, error), past events still streaming."""
+    while "id" in (frame := await _frame(ws)):
+        pass
+    return frame
+
+
 async def _subscribe(ws: Socket, **body: Any) -> dict[str, Any]:
     await ws.send_json({"type": "subscribe", **body})
-    answer = await _frame(ws)
+    answer = await _control(ws)
     assert answer["type"] == "subscribed", answer
     return answer
 
@@ -125,11 +132,12 @@ async def test_first_message_auth_with_an_api_token_and_ping(app: Client):
     sid = await _service(app, admin, "web")
     frame = await _frame(ws)
     assert frame["type"] == "deployment.created" and frame["data"]["service_id"] == sid
+    # The deployment's later events may still be streaming: the control frames come among them.
     await ws.send_json({"type": "auth", "token": api_token})
-    again = await _frame(ws)
+    again = await _control(ws)
     assert again["type"] == "error" and again["error"]["code"] == "validation_error"
     await ws.send_str("not json")
-    bad = await _frame(ws)
+    bad = await _control(ws)
     assert bad["error"]["details"]["field"] == "type"
     await ws.close()
 
@@ -212,14 +220,14 @@ async def test_an_unknown_or_foreign_since_is_an_error_frame(app: Client):
     [foreign] = await _events(app, "deployment.created")
     ws = await _connect(app, _token(other))
     await ws.send_json({"type": "subscribe", "since": "evt_unknown"})
-    frame = await _frame(ws)
+    frame = await _control(ws)
     assert frame["type"] == "error" and frame["error"]["details"]["field"] == "since"
     mine = await _connect(app, token)  # the admin, without `all`: bob's event is not theirs
     await mine.send_json({"type": "subscribe", "since": foreign.id})
-    frame = await _frame(mine)
+    frame = await _control(mine)
     assert frame["type"] == "error" and frame["error"]["details"]["field"] == "since"
     await mine.send_json({"type": "subscribe", "since": foreign.id, "all": True})
-    assert (await _frame(mine))["type"] == "subscribed"
+    assert (await _control(mine))["type"] == "subscribed"
 
 
 async def test_users_get_only_their_own_events_and_an_admin_may_ask_for_all(app: Client):
@@ -238,7 +246,7 @@ async def test_users_get_only_their_own_events_and_an_admin_may_ask_for_all(app:
         await ws.send_json({"type": "ping"})
         assert await _frame(ws) == {"type": "pong"}  # nothing of the other's came first
     await as_bob.send_json({"type": "subscribe", "all": True})
-    frame = await _frame(as_bob)
+    frame = await _control(as_bob)
     assert frame["type"] == "error" and frame["error"]["code"] == "forbidden"
 
 
@@ -303,3 +311,17 @@ async def test_at_most_n_sockets_per_user(aiohttp_client: Any, tmp_path: Path):
     await third.send_json({"type": "ping"})
     assert await _frame(third) == {"type": "pong"}
     await second.close()
+
+
+async def test_a_feed_that_fails_closes_its_socket_with_1011(
+    app: Client, monkeypatch: pytest.MonkeyPatch
+):
+    async def broken(self: object) -> Any:
+        raise RuntimeError("the log is unreadable")
+        yield  # an async generator, like the real one
+
+    _, token = await _admin(app)
+    monkeypatch.setattr(ws_api.EventFeed, "events", broken)
+    ws = await _connect(app, token)
+    closing = await _closed(ws)
+    assert closing.type == WSMsgType.CLOSE and closing.data == 1011
