@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from dployr.keys import CONFIG, DB, HOST_METRICS
+from dployr.keys import CONFIG, DB, DEPLOYER, HOST_METRICS
+from dployr.pipeline import poll
 from dployr.store import sessions
 
 _LOGGER = logging.getLogger(__name__)
@@ -45,6 +46,16 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         "interval",
         minutes=1,
         id="roll_up_metrics",
+        coalesce=True,
+        max_instances=1,
+    )
+    # auto_deploy "poll" (SPEC §13): ls-remote of each polled service's branch.
+    scheduler.add_job(
+        poll.poll_services,
+        "interval",
+        seconds=app[CONFIG].runtime.poll_interval,
+        args=[app[DEPLOYER]],
+        id="poll_remotes",
         coalesce=True,
         max_instances=1,
     )

@@ -172,12 +172,16 @@ class Attempt:
         return checkout
 
     def _pinned_commit(self) -> str | None:
-        """The commit a push hook asked for, read from the row `enter("fetching")` returned:
-        a newer push coalesced into this queued deployment until that moment is the one built
-        (store.deployments.repin_queued changes only a row still queued)."""
-        if self.deployment.triggered_by != "webhook" or not self.deployment.commit_sha:
+        """The commit a push hook (or a poll) asked for, read from the row `enter("fetching")`
+        returned: a newer push coalesced into this queued deployment until that moment is the
+        one built (store.deployments.repin_queued changes only a row still queued)."""
+        if self.deployment.triggered_by not in ("webhook", "poll"):
             return None
-        self.log.write(f"building the pushed commit {self.deployment.commit_sha}")
+        if not self.deployment.commit_sha:
+            return None
+        self.log.write(
+            f"building the {self.deployment.triggered_by}'s commit {self.deployment.commit_sha}"
+        )
         return self.deployment.commit_sha
 
     async def building(self, checkout: Checkout | None) -> None:

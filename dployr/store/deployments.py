@@ -137,6 +137,27 @@ async def latest_deployment(db: Database, service_id: str) -> Deployment | None:
     return Deployment.from_row(row) if row else None
 
 
+async def last_commit(db: Database, service_id: str) -> str | None:
+    """The commit of the service's newest deployment that recorded one (a rollback records
+    none: its release's commit is the one before it)."""
+    value = await db.fetchval(
+        "SELECT commit_sha FROM deployments WHERE service_id = ? AND commit_sha IS NOT NULL"
+        " ORDER BY number DESC LIMIT 1",
+        (service_id,),
+    )
+    return str(value) if value is not None else None
+
+
+async def has_unfinished(db: Database, service_id: str) -> bool:
+    marks = ", ".join("?" for _ in FINISHED)
+    found = await db.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM deployments WHERE service_id = ?"
+        f" AND status NOT IN ({marks}))",
+        (service_id, *FINISHED),
+    )
+    return bool(found)
+
+
 async def repin_queued(conn: Transaction, service_id: str, commit_sha: str) -> Deployment | None:
     """Inside the caller's transaction: point the service's newest still-queued push-hook
     deployment at `commit_sha` (a burst of pushes builds once, the newest). None when there

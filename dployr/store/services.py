@@ -74,6 +74,13 @@ async def all_services(db: Database) -> list[Service]:
     return [Service.from_row(r) for r in await db.fetchall(f"SELECT {COLUMNS} FROM services")]
 
 
+async def polled_services(db: Database) -> list[Service]:
+    rows = await db.fetchall(
+        f"SELECT {COLUMNS} FROM services WHERE auto_deploy = 'poll' ORDER BY created_at"
+    )
+    return [Service.from_row(r) for r in rows]
+
+
 async def services_of_project(db: Database, project_id: str) -> list[Service]:
     rows = await db.fetchall(f"SELECT {COLUMNS} FROM services WHERE project_id = ?", (project_id,))
     return [Service.from_row(r) for r in rows]
