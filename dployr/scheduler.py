@@ -51,10 +51,10 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     # auto_deploy "poll" (SPEC §13): ls-remote of each polled service's branch.
     scheduler.add_job(
-        poll.poll_services,
+        _poll_remotes,
         "interval",
         seconds=app[CONFIG].runtime.poll_interval,
-        args=[app[DEPLOYER]],
+        args=[app],
         id="poll_remotes",
         coalesce=True,
         max_instances=1,
@@ -62,3 +62,9 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     scheduler.start()
     yield
     scheduler.shutdown(wait=False)
+
+
+async def _poll_remotes(app: web.Application) -> None:
+    deployer = app.get(DEPLOYER)  # looked up per round: it is absent while the daemon starts
+    if deployer is not None:
+        await poll.poll_services(deployer)
