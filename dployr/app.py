@@ -37,6 +37,7 @@ from dployr.keys import (
     SOCKETS,
     STARTED_AT,
     TRUSTED_PROXIES,
+    WEBHOOKS,
 )
 from dployr.metrics.agent import AgentCounters
 from dployr.metrics.recorder import HostRecorder
@@ -48,6 +49,7 @@ from dployr.runtime.detect import docker_problem, docker_url
 from dployr.runtime.docker import DockerRuntime
 from dployr.store.db import Database
 from dployr.store.events import Event
+from dployr.webhooks.worker import DeliveryWorker, running
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -70,7 +72,7 @@ def create_app(config: Config) -> web.Application:
     app[SOCKETS] = Sockets(config.server.ws_per_user)
     app.on_shutdown.append(close_sockets)  # before aiohttp waits for handlers to end
     app.cleanup_ctx.extend(
-        [database_ctx, auth_ctx, deployer_ctx, metrics_ctx, scheduler.scheduler_ctx]
+        [database_ctx, auth_ctx, deployer_ctx, metrics_ctx, webhooks_ctx, scheduler.scheduler_ctx]
     )
     setup_routes(app)
     return app
@@ -166,3 +168,15 @@ async def deployer_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(late, return_exceptions=True)
     await deployer.shutdown(config.server.shutdown_timeout)
     await runtime.close()
+
+
+async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The delivery worker: pending deliveries left by the last run are sent from the start."""
+    box = app.get(BOX)
+    if box is None:  # deployer_ctx made none (tests that start without it)
+        path = app[CONFIG].data_path / "secrets" / "secrets.key"
+        box = await asyncio.to_thread(SecretBox.from_file, path)
+    worker = DeliveryWorker(app[DB], box, app[CONFIG].webhooks, app[BUS])
+    app[WEBHOOKS] = worker
+    async with running(worker):
+        yield

@@ -16,6 +16,7 @@ from dployr.metrics.agent import AgentCounters
 from dployr.metrics.recorder import HostRecorder
 from dployr.pipeline.deployer import Deployer
 from dployr.store.db import Database
+from dployr.webhooks.worker import DeliveryWorker
 
 CONFIG = web.AppKey("config", Config)
 DB = web.AppKey("db", Database)
@@ -28,6 +29,7 @@ DEPLOYER = web.AppKey("deployer", Deployer)
 FOLLOWS = web.AppKey("follows", FollowSlots)  # open log-follow streams per user
 AGENT_COUNTERS = web.AppKey("agent_counters", AgentCounters)  # requests, deployment ends
 HOST_METRICS = web.AppKey("host_metrics", HostRecorder)  # the host sampler and its buffer
+WEBHOOKS = web.AppKey("webhooks", DeliveryWorker)  # sends the deliveries; kick() wakes it
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)  # whose X-Forwarded-For counts
 SOCKETS = web.AppKey("sockets", Sockets)  # open WebSockets (/api/v1/ws)
 

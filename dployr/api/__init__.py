@@ -6,6 +6,7 @@ from aiohttp import web
 
 from dployr.api import (
     credentials,
+    deliveries,
     deployments,
     health,
     hooks,
@@ -38,5 +39,6 @@ def setup_routes(app: web.Application) -> None:
         instances,
         metrics,
         ws,
+        deliveries,
     ):
         app.router.add_routes(module.routes)

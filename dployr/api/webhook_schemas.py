@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dployr.api.schemas import TIME, Schema, obj, page_of
+from dployr.api.schemas import OPT_TIME, TIME, Schema, obj, page_of
 
 EVENT_TYPES = [
     "deployment.created",
@@ -51,4 +51,35 @@ COMPONENTS: dict[str, Schema] = {
         [*_WEBHOOK_REQUIRED, "secret"], {**_WEBHOOK_PROPS, "secret": {"type": "string"}}
     ),
     "WebhookPage": page_of("Webhook"),
+    "Delivery": obj(
+        [
+            "id",
+            "webhook_id",
+            "event_id",
+            "event_type",
+            "status",
+            "attempts",
+            "last_status_code",
+            "last_error",
+            "next_attempt_at",
+            "created_at",
+            "delivered_at",
+        ],
+        {
+            "id": {"type": "string", "pattern": "^dlv_"},
+            "webhook_id": {"type": "string", "pattern": "^whk_"},
+            "event_id": {"type": "string", "pattern": "^evt_"},
+            "event_type": {"type": "string"},
+            "status": {"enum": ["pending", "delivered", "failed"]},
+            "attempts": {"type": "integer", "minimum": 0},
+            "last_status_code": {"type": ["integer", "null"]},
+            "last_error": {"type": ["string", "null"]},
+            "last_response": {"type": ["string", "null"]},  # the first 1 KiB
+            "last_latency_ms": {"type": ["integer", "null"]},
+            "next_attempt_at": OPT_TIME,
+            "created_at": TIME,
+            "delivered_at": OPT_TIME,
+        },
+    ),
+    "DeliveryPage": page_of("Delivery"),
 }

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from dployr.store.events import Event
 
@@ -32,6 +32,9 @@ class EventBus:
         self._maxsize = maxsize
         self._subscribers: set[Subscription] = set()
         self.dropped = 0  # subscribers dropped for falling behind, since start (for /metrics)
+        # Called (no argument) after each publish: a reader of the persisted log that only
+        # needs waking (the webhook worker) holds no queue, so it can never fall behind.
+        self._wakers: list[Callable[[], None]] = []
 
     def publish(self, event: Event) -> None:
         for sub in list(self._subscribers):
@@ -43,6 +46,17 @@ class EventBus:
                 self._subscribers.discard(sub)
                 self.dropped += 1
                 _LOGGER.warning("an event subscriber fell behind and was dropped")
+        for wake in list(self._wakers):
+            wake()
+
+    @contextmanager
+    def waking(self, wake: Callable[[], None]) -> Iterator[None]:
+        """Call `wake` after every publish while inside."""
+        self._wakers.append(wake)
+        try:
+            yield
+        finally:
+            self._wakers.remove(wake)
 
     @asynccontextmanager
     async def subscribe(self, maxsize: int | None = None) -> AsyncIterator[Subscription]:

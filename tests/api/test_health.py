@@ -49,7 +49,7 @@ async def test_info(client):
     assert body["proxy"] in ("caddy", "nginx", "none")
 
 
-BODYLESS_ACTIONS = ("/logout", "/rollback", "/start", "/stop", "/restart")
+BODYLESS_ACTIONS = ("/logout", "/rollback", "/start", "/stop", "/restart", "/redeliver", "/ping")
 
 
 async def test_openapi_documents_exactly_the_routes(client):
