@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -27,6 +28,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def proxy_port() -> int:
+    """A port for a proxy to listen on later, on every address: below the kernel's ephemeral
+    range (32768-60999), which hands ports to every port-0 bind (test upstreams, the engine's
+    published ports) and could give away a free_port() before the proxy binds it."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        try:
+            with socket.socket() as v4:
+                v4.bind(("0.0.0.0", port))  # noqa: S104 - where the proxy will listen
+            with socket.socket(socket.AF_INET6) as v6:  # dual-stack: both families at once
+                v6.bind(("::", port))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no free port for a proxy in 20000-32000")
 
 
 def need(binary: str) -> str:
@@ -79,7 +97,7 @@ class Caddy:
     @classmethod
     def create(cls, home: Path) -> Caddy:
         home.mkdir(parents=True)
-        return cls(home, free_port(), free_port(), free_port())
+        return cls(home, free_port(), proxy_port(), proxy_port())
 
     @property
     def admin(self) -> str:
@@ -176,7 +194,7 @@ class Nginx:
         # As root the workers run as nobody unless told otherwise; they read nothing of ours.
         user = "user root;" if os.geteuid() == 0 else ""
         (prefix / "nginx.conf").write_text(NGINX_CONF.format(prefix=prefix, user=user))
-        return cls(prefix, free_port(), free_port())
+        return cls(prefix, proxy_port(), proxy_port())
 
     @property
     def conf(self) -> Path:
