@@ -126,7 +126,11 @@ async def measure(
     proxy = Caddy.create(work / "caddy") if backend == "caddy" else Nginx.create(work / "nginx")
     proxy.start()
     (work / "data").mkdir()
-    daemon = Daemon(work / "data", proxy.proxy_config(), drain)
+    try:
+        daemon = Daemon(work / "data", proxy.proxy_config(), drain)
+    except BaseException:  # a daemon that does not start leaves no proxy running
+        proxy.stop()
+        raise
     try:
         await deploy(daemon, 1)
         async with load.under_load(proxy.http_port, HOST) as at_rest:
