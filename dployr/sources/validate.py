@@ -19,7 +19,7 @@ SCHEMES = ("https", "http", "ssh", "git")
 _SCP = re.compile(r"^(?P<user>[A-Za-z0-9._-]+)@(?P<host>[^:/@]+):(?P<path>.+)\Z")
 _HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}\Z")
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
-_METADATA = frozenset(
+METADATA = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
 )
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
@@ -167,15 +167,15 @@ async def check_remote_host(remote: Remote, allow_private: bool) -> None:
         addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
     if not addresses:
         raise _bad("host does not resolve")
-    candidates = [a for address in addresses for a in _with_embedded_ipv4(address)]
+    candidates = [a for address in addresses for a in with_embedded_ipv4(address)]
     # Every address first for the unconditional refusal, so allow_private never decides it.
-    if any(a in _METADATA or a.is_link_local for a in candidates):
+    if any(a in METADATA or a.is_link_local for a in candidates):
         raise _bad("resolves to a link-local or metadata address")
-    if not allow_private and any(_is_private(a) for a in candidates):
+    if not allow_private and any(is_private(a) for a in candidates):
         raise _bad(_PRIVATE_REASON)
 
 
-def _with_embedded_ipv4(address: IPAddress) -> list[IPAddress]:
+def with_embedded_ipv4(address: IPAddress) -> list[IPAddress]:
     """The address, plus the IPv4 address inside a mapped, 6to4 or Teredo IPv6 one."""
     if isinstance(address, ipaddress.IPv4Address):
         return [address]
@@ -183,7 +183,7 @@ def _with_embedded_ipv4(address: IPAddress) -> list[IPAddress]:
     return [address, *(a for a in embedded if a is not None)]
 
 
-def _is_private(address: IPAddress) -> bool:
+def is_private(address: IPAddress) -> bool:
     return (
         address.is_loopback
         or address.is_private

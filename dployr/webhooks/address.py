@@ -8,15 +8,11 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# The same address rules as git remotes (sources/validate.py): metadata and link-local never,
+# loopback/private/reserved unless allowed.
+from dployr.sources.validate import METADATA, IPAddress, is_private, with_embedded_ipv4
 
 SCHEMES = ("http", "https")
-# Cloud metadata services (AWS/GCP/Azure, AWS over IPv6, Alibaba): refused even when
-# webhooks.allow_private lets a LAN receiver in, as is any link-local address.
-_METADATA = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200")
-)
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 
 class AddressRefused(Exception):
@@ -82,32 +78,12 @@ async def check_url(url: str, allow_private: bool) -> Target:
 
 def refusal(address: IPAddress, allow_private: bool) -> str | None:
     """Why this address is not allowed, or None when it is."""
-    candidates = _with_embedded_ipv4(address)
-    if any(a in _METADATA or a.is_link_local for a in candidates):
+    candidates = with_embedded_ipv4(address)
+    if any(a in METADATA or a.is_link_local for a in candidates):
         return "resolves to a link-local or metadata address"
-    if not allow_private and any(_is_private(a) for a in candidates):
+    if not allow_private and any(is_private(a) for a in candidates):
         return (
             "resolves to a loopback, private or reserved address"
             " (set webhooks.allow_private to allow)"
         )
     return None
-
-
-def _with_embedded_ipv4(address: IPAddress) -> list[IPAddress]:
-    """The address, plus the IPv4 address inside a mapped, 6to4 or Teredo IPv6 one."""
-    if isinstance(address, ipaddress.IPv4Address):
-        return [address]
-    embedded = [address.ipv4_mapped, address.sixtofour, *(address.teredo or ())]
-    return [address, *(a for a in embedded if a is not None)]
-
-
-def _is_private(address: IPAddress) -> bool:
-    return (
-        address.is_loopback
-        or address.is_private
-        or address.is_unspecified
-        or address.is_multicast
-        or address.is_reserved
-        or address in _CGNAT
-        or (isinstance(address, ipaddress.IPv6Address) and address.is_site_local)
-    )
