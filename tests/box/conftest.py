@@ -1,0 +1,68 @@
+"""Fixtures for tests in a VPS in a box (tests/box/vps.py): `box_session`, `box`, `new_box`.
+
+A test that needs a booted Debian with systemd as PID 1 takes `box` (one fresh box per test,
+removed afterwards) or `new_box` (a factory, for several boxes or a box with the host's Docker
+socket: `new_box(docker_socket=True)`). Boxes share the host's network: whatever listens inside
+must take a port from `free_port()`, never a fixed one. In CI (CI set) these tests fail when
+Docker or the image is missing; elsewhere they skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.box.vps import IMAGE, Box, build_wheel, docker_answers, image_exists, remove_boxes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI must run the box tests: scripts/provision builds the image)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def box_session() -> Iterator[str]:
+    """This session's box label; the session's boxes are removed at its end, and stopped boxes
+    left by earlier runs at its start."""
+    if not docker_answers():
+        _missing("no Docker engine answers")
+    if not image_exists():
+        _missing(f"the box image {IMAGE} is missing: run scripts/provision as root")
+    session = uuid.uuid4().hex[:12]
+    remove_boxes()
+    yield session
+    remove_boxes(session)
+
+
+@pytest.fixture
+def new_box(box_session: str) -> Iterator[Callable[..., Box]]:
+    """A factory: `new_box(docker_socket=False)` boots a box; all are removed after the test."""
+    made: list[Box] = []
+
+    def make(*, docker_socket: bool = False) -> Box:
+        box = Box(session=box_session)
+        made.append(box)
+        return box.start(docker_socket=docker_socket)
+
+    yield make
+    for box in made:
+        box.remove()
+
+
+@pytest.fixture
+def box(new_box: Callable[..., Box]) -> Box:
+    """One booted box, removed after the test."""
+    return new_box()
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The checkout's wheel, built once per session (the box installs it over loopback HTTP)."""
+    return build_wheel(ROOT, tmp_path_factory.mktemp("wheel"))

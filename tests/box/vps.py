@@ -1,0 +1,246 @@
+"""A VPS in a box: Debian with systemd as PID 1 in a container on the host's network."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+# Built by scripts/provision (a debootstrapped bookworm minbase with systemd, systemd-sysv, dbus,
+# python3, python3-venv, git, curl and the host's CA bundle).
+IMAGE = "dployr-test/vps:bookworm-1"
+LABEL = "dployr.test=box"
+# What systemd needs to be PID 1 in a container here (ENVIRONMENT.md; --privileged fails).
+RUN_FLAGS = (
+    "--cap-add",
+    "SYS_ADMIN",
+    "--cap-add",
+    "NET_ADMIN",
+    "--security-opt",
+    "seccomp=unconfined",
+    "--security-opt",
+    "apparmor=unconfined",
+    "--cgroupns=host",
+    "-v",
+    "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+    "--tmpfs",
+    "/run",
+    "--tmpfs",
+    "/run/lock",
+    "--tmpfs",
+    "/tmp",
+    # The box shares the host's loopback: it fetches from servers the test runs on the host, and
+    # the test reaches what listens inside. So anything listening inside takes a free port.
+    "--network",
+    "host",
+    # systemd halts cleanly on SIGRTMIN+3; on docker's default SIGTERM it would wait out the
+    # 10 s stop timeout and be killed, so a `docker restart` would not be a clean reboot.
+    "--stop-signal",
+    "SIGRTMIN+3",
+)
+_LOGGER = logging.getLogger(__name__)
+
+
+def docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    probe = subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False)
+    return probe.returncode == 0
+
+
+def image_exists(image: str = IMAGE) -> bool:
+    probe = subprocess.run(
+        ["docker", "image", "inspect", image], capture_output=True, timeout=30, check=False
+    )
+    return probe.returncode == 0
+
+
+def free_port() -> int:
+    """A free port on the host's loopback, which the box shares."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class BoxError(Exception):
+    """A command in the box failed, or the box did not boot; the message says what it printed."""
+
+
+class Box:
+    """One container with systemd as PID 1: start it, run commands, copy files in, reboot it.
+
+    Every box carries the label `dployr.test=box` (and `dployr.test.session=<session>`), so a
+    test session removes what it made and never what another session runs at the same time.
+    """
+
+    def __init__(self, name: str | None = None, *, session: str = "", image: str = IMAGE) -> None:
+        self.name = name or f"dployr-box-{uuid.uuid4().hex[:10]}"
+        self.session = session
+        self.image = image
+
+    def start(self, *, docker_socket: bool = False, extra: Sequence[str] = ()) -> Box:
+        """Boot the box and wait until systemd has started everything.
+
+        docker_socket: mount the host's /var/run/docker.sock, so the box "has Docker" (the
+        host's engine) without a second engine inside."""
+        labels = ["--label", LABEL]
+        if self.session:
+            labels += ["--label", f"dployr.test.session={self.session}"]
+        mounts = ["-v", "/var/run/docker.sock:/var/run/docker.sock"] if docker_socket else []
+        _docker(
+            "run", "-d", "--name", self.name, *labels, *RUN_FLAGS, *mounts, *extra, self.image,
+            "/sbin/init",
+        )  # fmt: skip
+        self.wait_booted()
+        return self
+
+    def exec(
+        self,
+        *command: str,
+        input: str | None = None,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command in the box as root; BoxError (with its output) when it fails."""
+        flags = ["-i"] if input is not None else []
+        for key, value in (env or {}).items():
+            flags += ["-e", f"{key}={value}"]
+        done = subprocess.run(
+            ["docker", "exec", *flags, self.name, *command],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            raise BoxError(
+                f"{' '.join(command)!r} in {self.name} exited {done.returncode}:\n"
+                f"{done.stdout}\n{done.stderr}"
+            )
+        return done
+
+    def sh(self, script: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        """Run a shell script (`sh -c`) in the box."""
+        return self.exec("sh", "-c", script, **kwargs)  # type: ignore[arg-type]
+
+    def wait_booted(self, timeout: float = 120) -> str:
+        """Wait for `systemctl is-system-running` to leave `starting`: `running`, or `degraded`
+        (a unit failed: logged with the failed units, not an error)."""
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            done = self.exec("systemctl", "is-system-running", check=False, timeout=30)
+            state = done.stdout.strip()
+            if state in ("running", "degraded"):
+                if state == "degraded":
+                    failed = self.exec("systemctl", "--failed", "--no-legend", check=False)
+                    _LOGGER.warning("box %s is degraded: %s", self.name, failed.stdout.strip())
+                return state
+            time.sleep(0.5)
+        raise BoxError(f"box {self.name} did not boot in {timeout} s (state {state!r})")
+
+    def copy_in(self, source: Path, dest: str) -> None:
+        """Copy a host file or directory to `dest` in the box (not under /tmp or /run: tmpfs
+        there is emptied by a reboot)."""
+        _docker("cp", str(source), f"{self.name}:{dest}")
+
+    def restart(self, timeout: float = 120) -> str:
+        """A reboot: systemd halts, the container starts again, systemd boots; /tmp and /run are
+        empty again, the rest of the filesystem is kept."""
+        _docker("restart", "-t", "30", self.name, timeout=90)
+        return self.wait_booted(timeout)
+
+    def journal(self, unit: str, lines: int = 200) -> str:
+        """The unit's last journal lines (for failure messages)."""
+        done = self.exec(
+            "journalctl", "-u", unit, "-n", str(lines), "--no-pager", check=False, timeout=30
+        )
+        return done.stdout + done.stderr
+
+    def remove(self) -> None:
+        subprocess.run(
+            ["docker", "rm", "-f", "-v", self.name], capture_output=True, timeout=60, check=False
+        )
+
+
+def remove_boxes(session: str | None = None) -> None:
+    """Remove this session's boxes; with no session, the stopped boxes of earlier runs (a box
+    that still runs may belong to another session on the same engine)."""
+    filters = ["--filter", f"label={LABEL}"]
+    if session:
+        filters += ["--filter", f"label=dployr.test.session={session}"]
+    else:
+        filters += ["--filter", "status=exited", "--filter", "status=created"]
+    listed = subprocess.run(
+        ["docker", "ps", "-aq", *filters], capture_output=True, text=True, timeout=30, check=False
+    )
+    ids = listed.stdout.split()
+    if ids:
+        subprocess.run(["docker", "rm", "-f", "-v", *ids], capture_output=True, timeout=120)
+
+
+def _docker(*args: str, timeout: float = 120) -> str:
+    done = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        raise BoxError(f"docker {args[0]} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        _LOGGER.debug("file server: %s", format % args)
+
+
+@contextlib.contextmanager
+def serve_directory(directory: Path) -> Iterator[str]:
+    """Serve `directory` over HTTP on a free host loopback port (the box reaches it too);
+    yields the base URL."""
+
+    def handler(*args: object, **kwargs: object) -> _QuietHandler:
+        return _QuietHandler(*args, directory=str(directory), **kwargs)  # type: ignore[arg-type]
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def build_wheel(root: Path, dest: Path) -> Path:
+    """`pip wheel --no-deps` of the checkout at `root` into `dest`; the wheel's path."""
+    dest.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-w",
+            str(dest),
+            str(root),
+        ],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = dest.glob("dployr-*.whl")
+    return wheel
