@@ -35,6 +35,7 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "dployr/templates/README.md" in names
     assert "dployr/store/migrations/001_initial.sql" in names
+    assert "dployr/systemd/dployr.service" in names  # install.sh takes the unit from here
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     subprocess.run(

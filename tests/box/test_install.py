@@ -1,0 +1,219 @@
+"""install.sh in a VPS in a box: `curl | sh` from a loopback server, a reboot, an upgrade, removal.
+
+One box for the module, in order: install, then what a reboot, a second run and `--uninstall`
+do to it. The box has the host's Docker socket (the daemon's runtime check needs an engine,
+and it proves the unit's sandbox still reaches /var/run/docker.sock); install.sh runs with
+--no-docker --no-caddy, so it installs neither.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.box.vps import Box, build_wheel, free_port, serve_directory
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Installed:
+    box: Box
+    files: str  # the loopback server with install.sh and the wheels
+    wheel: str  # the wheel's file name there
+    api: str  # the daemon's address (the box shares the host's loopback)
+    seconds: float  # from `curl | sh` to the end of install.sh (it waits for /health/ready)
+
+    def install(self, *flags: str) -> str:
+        """`curl -fsSL …/install.sh | sh -s -- FLAGS` in the box; what it printed."""
+        command = f"curl -fsSL {self.files}/install.sh | sh -s -- {' '.join(flags)}"
+        done = self.box.sh(command, timeout=300, check=False)
+        if done.returncode != 0:
+            pytest.fail(
+                f"install.sh {' '.join(flags)} exited {done.returncode}:\n{done.stdout}\n"
+                f"{done.stderr}\n{self.box.journal('dployr')}"
+            )
+        return done.stdout + done.stderr
+
+
+def call(url: str, body: Any = None, token: str = "") -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def wait_ready(api: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            status, last = call(f"{api}/health/ready")
+            if status == 200:
+                return dict(last)
+        except (OSError, ValueError) as err:
+            last = err
+        time.sleep(0.5)
+    raise AssertionError(f"{api}/health/ready did not answer 200 in {timeout} s: {last}")
+
+
+def login(api: str) -> str:
+    status, body = call(
+        f"{api}/api/v1/auth/login", {"email": "ada@example.com", "password": PASSWORD}
+    )
+    assert status == 200, body
+    return str(body["access_token"])
+
+
+def upgrade_wheel(dest: Path) -> Path:
+    """The checkout's wheel with a higher version: what a second run upgrades to."""
+    tree = dest / "tree"
+    shutil.copytree(
+        ROOT,
+        tree,
+        ignore=shutil.ignore_patterns(".venv", ".git", "__pycache__", "*.egg-info", ".*_cache"),
+    )
+    init = tree / "dployr" / "__init__.py"
+    text = init.read_text()
+    assert '__version__ = "' in text
+    init.write_text(text.replace('__version__ = "', '__version__ = "9999.', 1))
+    return build_wheel(tree, dest / "wheel")
+
+
+@pytest.fixture(scope="module")
+def files(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
+    """A loopback HTTP server with install.sh, the wheel and the upgrade's wheel."""
+    served = tmp_path_factory.mktemp("served")
+    shutil.copy(ROOT / "install.sh", served / "install.sh")
+    shutil.copy(wheel, served / wheel.name)
+    newer = upgrade_wheel(tmp_path_factory.mktemp("upgrade"))
+    shutil.copy(newer, served / newer.name)
+    with serve_directory(served) as url:
+        yield url, wheel.name, newer.name
+
+
+@pytest.fixture(scope="module")
+def installed(box_session: str, files: tuple[str, str, str]) -> Iterator[Installed]:
+    url, wheel, _ = files
+    box = Box(session=box_session)
+    try:
+        box.start(docker_socket=True)
+        port = free_port()
+        setup = Installed(box, url, wheel, f"http://127.0.0.1:{port}", 0.0)
+        started = time.monotonic()
+        flags = ("--no-docker", "--no-caddy", "--port", str(port))
+        setup.install("--source", f"{url}/{wheel}", *flags)
+        setup.seconds = time.monotonic() - started
+        yield setup
+    finally:
+        box.remove()
+
+
+def test_install_runs_the_daemon_under_systemd(installed: Installed) -> None:
+    box = installed.box
+    assert box.exec("systemctl", "is-active", "dployr").stdout.strip() == "active"
+    assert box.exec("systemctl", "is-enabled", "dployr").stdout.strip() == "enabled"
+    # install.sh returned after /health/ready answered; the host reaches it over loopback.
+    ready = wait_ready(installed.api, timeout=10)
+    assert ready["checks"] == {"database": "ok", "runtime": "ok", "proxy": "ok"}
+    # The config: 0600, generated secret, the port asked for, only keys the daemon knows
+    # (the daemon started with it, and `dployr` validates it again here).
+    assert box.exec("stat", "-c", "%a %U", "/etc/dployr/config.toml").stdout.split() == [
+        "600",
+        "root",
+    ]
+    config = box.exec("cat", "/etc/dployr/config.toml").stdout
+    assert f"port = {installed.api.rsplit(':', 1)[1]}" in config
+    secret = next(line for line in config.splitlines() if line.startswith("jwt_secret"))
+    assert len(secret.split('"')[1]) >= 48
+    assert box.exec("stat", "-c", "%a", "/var/lib/dployr").stdout.strip() == "700"
+    assert box.exec("test", "-f", "/var/lib/dployr/dployr.db", check=False).returncode == 0
+    # `dployr` is on root's PATH for `dployr admin create-user`.
+    assert box.exec("dployr", "--version").stdout.startswith("dployr ")
+    # It runs in its own unit's cgroup, and a stop signals it alone (KillMode=mixed).
+    main_pid = box.exec("systemctl", "show", "-p", "MainPID", "--value", "dployr").stdout.strip()
+    assert (
+        box.exec("cat", f"/proc/{main_pid}/cgroup")
+        .stdout.strip()
+        .endswith("/system.slice/dployr.service")
+    )
+    kill_mode = box.exec("systemctl", "show", "-p", "KillMode", "--value", "dployr")
+    assert kill_mode.stdout.strip() == "mixed"
+
+
+def test_the_sandbox_keeps_docker_and_unit_files_within_reach(installed: Installed) -> None:
+    box = installed.box
+    main_pid = box.exec("systemctl", "show", "-p", "MainPID", "--value", "dployr").stdout.strip()
+    enter = ["nsenter", "-t", main_pid, "-m", "--"]
+    # In the daemon's own mount namespace: unit files and its data dir can be written, the OS
+    # cannot, the Docker socket is there (and /health/ready said the engine answers).
+    box.exec(*enter, "touch", "/etc/systemd/system/.dployr-probe", "/var/lib/dployr/.probe")
+    box.exec(*enter, "rm", "/etc/systemd/system/.dployr-probe", "/var/lib/dployr/.probe")
+    denied = box.exec(*enter, "touch", "/usr/.dployr-probe", check=False)
+    assert denied.returncode != 0
+    assert "Read-only file system" in denied.stderr
+    assert box.exec(*enter, "test", "-S", "/var/run/docker.sock", check=False).returncode == 0
+
+
+def test_a_reboot_brings_the_daemon_back_with_its_users(installed: Installed) -> None:
+    status, body = call(
+        f"{installed.api}/api/v1/auth/register",
+        {"name": "Ada", "email": "ada@example.com", "password": PASSWORD},
+    )
+    assert status == 201, body
+    installed.box.restart()
+    wait_ready(installed.api)
+    assert installed.box.exec("systemctl", "is-active", "dployr").stdout.strip() == "active"
+    status, me = call(f"{installed.api}/api/v1/auth/me", token=login(installed.api))
+    assert status == 200, me
+    assert me["email"] == "ada@example.com"
+
+
+def test_a_second_run_upgrades_in_place_and_keeps_config_and_data(
+    installed: Installed, files: tuple[str, str, str]
+) -> None:
+    box = installed.box
+    url, _, newer = files
+    config_before = box.exec("cat", "/etc/dployr/config.toml").stdout
+    said = installed.install("--source", f"{url}/{newer}", "--no-docker", "--no-caddy")
+    assert "keeping /etc/dployr/config.toml" in said
+    assert box.exec("cat", "/etc/dployr/config.toml").stdout == config_before
+    status, health = call(f"{installed.api}/health")
+    assert status == 200
+    assert health["version"].startswith("9999.")  # the new package runs
+    status, me = call(f"{installed.api}/api/v1/auth/me", token=login(installed.api))
+    assert status == 200, me  # the same database, and the same jwt_secret signed the token
+
+
+def test_uninstall_removes_the_service_and_keeps_config_and_data(installed: Installed) -> None:
+    box = installed.box
+    said = installed.install("--uninstall")
+    assert "kept /etc/dployr and /var/lib/dployr" in said
+    assert box.exec("test", "-e", "/etc/systemd/system/dployr.service", check=False).returncode
+    assert box.exec("systemctl", "is-active", "dployr", check=False).stdout.strip() != "active"
+    assert box.exec("test", "-e", "/opt/dployr", check=False).returncode == 1
+    assert box.exec("test", "-e", "/usr/local/bin/dployr", check=False).returncode == 1
+    box.exec("test", "-f", "/var/lib/dployr/dployr.db")
+    box.exec("test", "-f", "/etc/dployr/config.toml")
+    with pytest.raises(OSError):
+        call(f"{installed.api}/health")
+    installed.install("--purge")
+    assert box.exec("test", "-e", "/var/lib/dployr", check=False).returncode == 1
+    assert box.exec("test", "-e", "/etc/dployr", check=False).returncode == 1
