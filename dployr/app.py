@@ -42,11 +42,10 @@ from dployr.keys import (
 from dployr.metrics.agent import AgentCounters
 from dployr.metrics.recorder import HostRecorder
 from dployr.pipeline.deployer import Deployer
-from dployr.pipeline.reconcile import reconcile, reconcile_when_ready, sync_proxy
+from dployr.pipeline.reconcile import reconcile, reconcile_when_ready
 from dployr.pipeline.routing import Router
 from dployr.proxy import make_proxy
-from dployr.runtime.detect import docker_problem, docker_url
-from dployr.runtime.docker import DockerRuntime
+from dployr.runtime.targets import make_targets
 from dployr.store.db import Database
 from dployr.store.events import Event
 from dployr.webhooks.worker import DeliveryWorker, running
@@ -149,25 +148,26 @@ async def deployer_ctx(app: web.Application) -> AsyncIterator[None]:
     box = await asyncio.to_thread(SecretBox.from_file, secrets_dir / "secrets.key")
     agent_id = await asyncio.to_thread(load_agent_id, config.data_path / "agent_id")
     router = Router(app[DB], await make_proxy(config), config)
-    runtime = await DockerRuntime.open(docker_url(config.runtime), agent_id)
-    deployer = Deployer(app[DB], config, runtime, router, box)
+    targets = make_targets(config, agent_id)
+    deployer = Deployer(app[DB], config, targets, router, box)
     app[BOX], app[DEPLOYER] = box, deployer
-    problem = await docker_problem(config.runtime)
-    late: asyncio.Task[None] | None = None
-    if problem is None:
-        await reconcile(deployer)  # before the first request
-    else:  # the start does not wait: releases are reconciled when the engine comes up
-        _LOGGER.warning("releases are reconciled when the engine answers: %s", problem)
-        await sync_proxy(deployer)  # the routes are served (to what still runs) meanwhile
-        late = asyncio.create_task(
-            reconcile_when_ready(deployer, lambda: docker_problem(config.runtime))
-        )
+    problems = await targets.problems()
+    # Before the first request: the releases of every target that answers. One that can come
+    # up later (an engine that starts after us) is reconciled as soon as it answers.
+    await reconcile(deployer, {name for name, problem in problems.items() if problem is None})
+    late = []
+    for target in targets:
+        if problems[target.name] is not None and target.late:
+            _LOGGER.warning(
+                "%s releases are reconciled when it answers: %s", target.name, problems[target.name]
+            )
+            late.append(asyncio.create_task(reconcile_when_ready(deployer, target)))
     yield
-    if late is not None:
-        late.cancel()
-        await asyncio.gather(late, return_exceptions=True)
+    for task in late:
+        task.cancel()
+    await asyncio.gather(*late, return_exceptions=True)
     await deployer.shutdown(config.server.shutdown_timeout)
-    await runtime.close()
+    await targets.close()
 
 
 async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:

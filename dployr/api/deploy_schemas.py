@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dployr.api.schemas import OPT_TIME, TIME, Schema, line, obj, page_of, ref
 from dployr.runtime.catalog import CATALOG
+from dployr.runtime.protocol import TARGET_NAMES
 from dployr.store.deployments import STATUSES
 
 SERVICE_NAME: Schema = {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{0,62}$"}
@@ -15,7 +16,7 @@ VERSION: Schema = {"type": ["string", "null"], "pattern": "^[A-Za-z0-9][A-Za-z0-
 PORT: Schema = {"type": "integer", "minimum": 1, "maximum": 65535}
 # null: a worker (SPEC §13), with no PORT, no published port, no route and no HTTP or TCP check.
 APP_PORT: Schema = {"type": ["integer", "null"], "minimum": 1, "maximum": 65535}
-TARGETS = ["docker", "systemd", "process"]
+TARGETS = list(TARGET_NAMES)
 HEALTH_CHECK = obj(
     [],
     {

@@ -21,12 +21,11 @@ from dployr.api.validation import (
     query_int,
     read_json,
 )
-from dployr.errors import InvalidState, NotFound, Unavailable, ValidationError
+from dployr.errors import InvalidState, NotFound, ValidationError
 from dployr.keys import CONFIG, DB, DEPLOYER, FOLLOWS
 from dployr.pipeline import releases, route_table
 from dployr.pipeline.deployer import EnvChange
 from dployr.pipeline.spec import DeploySpec, check_local_allowed, spec_from_body
-from dployr.runtime.detect import BUILT_TARGETS, default_target, docker_problem
 from dployr.runtime.reference import DEFAULT_DOMAIN, parse_image
 from dployr.store import credentials, deployments, projects, services
 from dployr.store.db import Database
@@ -78,28 +77,6 @@ async def deployment_of(request: web.Request) -> Deployment:
     if deployment is None:
         raise NotFound("No such deployment")
     return deployment
-
-
-async def _target(request: web.Request, body: dict[str, Any]) -> str:
-    """The target of a first deployment: the body's, else the configured default, which must
-    be one this version has (docker) and, for `auto`, one whose engine answers."""
-    runtime = request.app[CONFIG].runtime
-    if body.get("target") is not None:
-        return str(body["target"])  # check_spec names the field when it is not built
-    if runtime.default_target not in ("auto", *BUILT_TARGETS):
-        raise Unavailable(
-            f"runtime.default_target is {runtime.default_target!r}, a target this version of "
-            f"dployr does not have yet (it has: {', '.join(BUILT_TARGETS)}). Set "
-            'runtime.default_target to auto or docker, or send "target": "docker".'
-        )
-    target = await default_target(runtime)
-    if target is None:
-        problem = await docker_problem(runtime)
-        raise Unavailable(
-            f"Nothing can run releases on this host: {problem}. The docker target is the only "
-            "one in this version: start dockerd (or set runtime.docker_host) and try again."
-        )
-    return target
 
 
 async def _check_refs(request: web.Request, body: dict[str, Any], owner_id: str) -> None:
@@ -161,8 +138,11 @@ async def create_deployment(request: web.Request) -> web.Response:
     identity = identity_of(request)
     body = await read_json(request, ds.CREATE_DEPLOYMENT)
     await _check_refs(request, body, identity.user.id)
+    targets = request.app[DEPLOYER].targets
+    # A target the body names is checked by spec_from_body, which names the field.
+    target = body.get("target") or await targets.default_for_request()
     spec = await spec_from_body(
-        body, request.app[CONFIG], await _target(request, body), admin=identity.user.is_admin
+        body, request.app[CONFIG], targets, target, admin=identity.user.is_admin
     )
     await _check_domain(request, spec, identity.user.id, body["name"])
     new = NewDeployment(
@@ -245,7 +225,12 @@ async def update_deployment(request: web.Request) -> web.Response:
     await _check_refs(request, body, original.owner_id)
     base = DeploySpec.from_json(original.spec)
     spec = await spec_from_body(
-        body, request.app[CONFIG], base.target, base=base, admin=identity_of(request).user.is_admin
+        body,
+        request.app[CONFIG],
+        request.app[DEPLOYER].targets,
+        base.target,
+        base=base,
+        admin=identity_of(request).user.is_admin,
     )
     await _check_domain(request, spec, original.owner_id, original.service_name)
     new = NewDeployment(
@@ -295,8 +280,8 @@ async def rollback_deployment(request: web.Request) -> web.Response:
         raise InvalidState(
             f"Deployment {target.id} is {target.status}: it has no release to roll back to"
         )
-    if not await deployer.runtime.has_artifact(target.artifact):
-        raise InvalidState(f"The image of release {target.number} was pruned (keep_releases)")
+    if not await deployer.target_of(target).has_artifact(target.artifact):
+        raise InvalidState(f"The artifact of release {target.number} was pruned (keep_releases)")
     new = NewDeployment(
         owner_id=target.owner_id,
         project_id=target.project_id,

@@ -13,7 +13,6 @@ from dployr.api.openapi import build_document, operation
 from dployr.errors import Unavailable
 from dployr.keys import CONFIG, DB, DEPLOYER, STARTED_AT
 from dployr.proxy.protocol import Proxy
-from dployr.runtime.detect import available_targets, default_target, runtime_problem
 
 routes = web.RouteTableDef()
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -48,9 +47,10 @@ async def live(request: web.Request) -> web.Response:
     responses={200: schemas.ref("Ready"), 503: schemas.ref("Error")},
 )
 async def ready(request: web.Request) -> web.Response:
-    config = request.app[CONFIG]
     database, runtime, proxy = await asyncio.gather(
-        _database_problem(request), runtime_problem(config.runtime), _proxy_problem(request)
+        _database_problem(request),
+        _runtime_problem(request),
+        _proxy_problem(request),
     )
     checks = {"database": database or "ok", "runtime": runtime or "ok", "proxy": proxy or "ok"}
     if database or runtime or proxy:
@@ -72,6 +72,13 @@ def _proxy(request: web.Request) -> Proxy | None:
     """The proxy the daemon drives (resolved once, at start); None while it starts."""
     deployer = request.app.get(DEPLOYER)
     return None if deployer is None else deployer.router.proxy
+
+
+async def _runtime_problem(request: web.Request) -> str | None:
+    deployer = request.app.get(DEPLOYER)
+    if deployer is None:
+        return "the targets are not set up yet (the daemon is starting)"
+    return await deployer.targets.readiness_problem()
 
 
 async def _proxy_problem(request: web.Request) -> str | None:
@@ -103,9 +110,13 @@ HTTPS_MEANS = {
 )
 async def info(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    targets, target = await asyncio.gather(
-        available_targets(config.runtime), default_target(config.runtime)
-    )
+    deployer = request.app.get(DEPLOYER)
+    targets: list[str] = []
+    target = None
+    if deployer is not None:
+        targets, target = await asyncio.gather(
+            deployer.targets.available(), deployer.targets.default()
+        )
     proxy = _proxy(request)
     https = None if proxy is None else proxy.https()
     return web.json_response(

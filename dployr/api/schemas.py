@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dployr.runtime.detect import BUILT_TARGETS
+from dployr.runtime.protocol import TARGET_NAMES
 
 Schema = dict[str, Any]
 
@@ -228,7 +228,7 @@ COMPONENTS: dict[str, Schema] = {
         {
             "name": {"const": "dployr"},
             "version": {"type": "string"},
-            "targets": {"type": "array", "items": {"enum": list(BUILT_TARGETS)}},
+            "targets": {"type": "array", "items": {"enum": list(TARGET_NAMES)}},
             "default_target": {"type": ["string", "null"]},
             "proxy": {
                 "enum": ["caddy", "nginx", "none", None],

@@ -28,7 +28,7 @@ from dployr.errors import NotFound, ValidationError
 from dployr.ids import parse_iso
 from dployr.keys import DB, DEPLOYER, FOLLOWS
 from dployr.pipeline import control
-from dployr.runtime.protocol import InstanceStatus, LogLine, Runtime, RuntimeFailure
+from dployr.runtime.protocol import InstanceStatus, LogLine, RuntimeFailure, Target
 from dployr.store import services
 from dployr.store.routes import RouteRecord, routes_of_service, routes_of_services
 from dployr.store.services import Service
@@ -206,7 +206,7 @@ def _since(request: web.Request) -> str | None:
 
 
 async def _read_logs(
-    runtime: Runtime,
+    target: Target | None,
     ref: str | None,
     tail: int,
     since: str | None,
@@ -215,10 +215,10 @@ async def _read_logs(
     """The last `tail` + 1 lines (the extra one tells whether there are more), read until
     MAX_LOG_BYTES of messages: then (the lines so far, True) and the engine is read no more."""
     lines: list[dict[str, str]] = []
-    if not ref:
+    if not ref or target is None:
         return lines, False
     size = 0
-    source = runtime.logs(ref, tail=tail + 1, since=since, follow=False)
+    source = target.logs(ref, tail=tail + 1, since=since, follow=False)
     try:
         async for line in source:
             item = entry(line)
@@ -253,6 +253,7 @@ async def service_logs(request: web.Request) -> web.StreamResponse:
     deployer = request.app[DEPLOYER]
     live = await control.live_deployment(deployer, service)
     ref = live.instance_ref if live else None
+    target = deployer.target_of(live) if live else None
     secrets = services.open_snapshot(live.env_enc, deployer.box)[1] if live else []
 
     def entry(line: LogLine) -> dict[str, str]:
@@ -260,7 +261,7 @@ async def service_logs(request: web.Request) -> web.StreamResponse:
         return {"timestamp": line.timestamp, "stream": line.stream, "message": message}
 
     if not follow:
-        lines, truncated = await _read_logs(deployer.runtime, ref, tail, since, entry)
+        lines, truncated = await _read_logs(target, ref, tail, since, entry)
         has_more = truncated or len(lines) > tail
         return web.json_response(
             {
@@ -272,8 +273,8 @@ async def service_logs(request: web.Request) -> web.StreamResponse:
         )
     with request.app[FOLLOWS].hold(identity_of(request).user.id):
         async with LineStream(request) as stream:
-            if ref:
-                source = deployer.runtime.logs(ref, tail=tail, since=since, follow=True)
+            if ref and target is not None:
+                source = target.logs(ref, tail=tail, since=since, follow=True)
                 async for line in until_gone(request, source):
                     await stream.send(entry(line))
     return stream.response

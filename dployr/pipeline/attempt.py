@@ -14,11 +14,10 @@ from dployr.pipeline import releases
 from dployr.pipeline.health import WORKER_SETTLE, still_fresh, wait_healthy, wait_settled
 from dployr.pipeline.logbook import Logbook
 from dployr.pipeline.progress import BuildProgress
-from dployr.pipeline.spec import DeploySpec, protected_dirs
+from dployr.pipeline.spec import DeploySpec, instance_spec, protected_dirs
 from dployr.proxy.domains import default_tls
 from dployr.proxy.protocol import Route
-from dployr.runtime.catalog import CATALOG, base_image, render_dockerfile
-from dployr.runtime.protocol import BuildRequest, InstanceSpec, Resources
+from dployr.runtime.protocol import BuildRequest
 from dployr.sources.git import Checkout, GitAuth, fetch_local, fetch_remote
 from dployr.sources.validate import outside_protected, parse_remote
 from dployr.store import credentials, deployments, routes, services
@@ -44,8 +43,9 @@ class Attempt:
         self.spec = DeploySpec.from_json(deployment.spec)
         self.stages = [dict(s) for s in deployment.stages]
         self.stage: str | None = None
+        self.target = deployer.target_of(deployment)
         self.instance_ref: str | None = None
-        self.built: str | None = None  # an image this attempt made (removed if it fails)
+        self.built: str | None = None  # an artifact this attempt made (removed if it fails)
         self.work = deployer.work_dir / deployment.id
         self.env, self.secrets = services.open_snapshot(deployment.env_enc, deployer.box)
         self.log: Logbook  # set in run(), once the secrets to mask are known
@@ -185,72 +185,53 @@ class Attempt:
         return self.deployment.commit_sha
 
     async def building(self, checkout: Checkout | None) -> None:
-        runtime = self.d.runtime
+        target = self.target
         if self.deployment.rollback_of:
             artifact = self.deployment.artifact
-            if not artifact or not await runtime.has_artifact(artifact):
-                raise StageFailed(
-                    f"the image of that release ({artifact}) is no longer on this host"
-                )
+            if not artifact or not await target.has_artifact(artifact):
+                raise StageFailed(f"the release's artifact ({artifact}) is no longer on this host")
             self.skip("building", f"reusing {artifact}")
             return
         if checkout is None:  # an image source
             assert self.spec.image is not None
-            if not await runtime.has_artifact(self.spec.image):
+            if not await target.has_artifact(self.spec.image):
                 raise StageFailed(
                     f"image {self.spec.image} is not on this host; load or pull it first"
                 )
             self.skip("building", "source is an image")
             await self._update({"artifact": self.spec.image}, None)
             return
-        catalog = CATALOG[self.spec.runtime]
-        dockerfile = None
-        if catalog.templated:
-            assert self.spec.version is not None
-            image = base_image(self.d.config, catalog, self.spec.version)
-            dockerfile = await asyncio.to_thread(
-                render_dockerfile, catalog, image, self.spec.build_cmd, self.spec.run_cmd
-            )
-        tag = self.d.image_tag(self.deployment)
-        await self.enter("building", f"building {tag}")
+        deployment = self.deployment
+        name = target.artifact_name(deployment.service_id, deployment.number)
+        await self.enter("building", f"building {name} ({target.name})")
         request = BuildRequest(
-            self.deployment.service_id,
-            self.deployment.id,
-            tag,
+            deployment.service_id,
+            deployment.service_name,
+            deployment.id,
+            deployment.number,
+            self.spec.runtime,
+            self.spec.version,
+            self.spec.build_cmd,
+            self.spec.run_cmd,
             checkout.archive,
-            dockerfile,
             float(self.d.config.runtime.build_timeout),
         )
         reporter = BuildProgress(self)
         async with self.d.build_slots:
-            self.built = tag
+            self.built = name
             try:
-                await runtime.build(request, reporter.on_line)
+                built = await target.build(request, reporter)
             finally:
                 await reporter.close()
-        self.finish("building", message=f"built {tag}")
-        await self._update({"artifact": tag}, None)
+        self.finish("building", message=f"built {built}")
+        await self._update({"artifact": built}, None)
 
     async def starting(self) -> int | None:
         """Start the new instance; its loopback port, or None for a worker (no port)."""
         artifact = self.deployment.artifact
         assert artifact is not None
         await self.enter("starting", f"starting {artifact}")
-        resources = Resources(**self.spec.resources)
-        instance = await self.d.runtime.start(
-            InstanceSpec(
-                self.deployment.service_id,
-                self.deployment.service_name,
-                self.deployment.id,
-                self.deployment.number,
-                artifact,
-                self.spec.port,
-                None,
-                self.env,
-                resources,
-                None if CATALOG[self.spec.runtime].templated else self.spec.run_cmd,
-            )
-        )
+        instance = await self.target.start(instance_spec(self.deployment, self.env, None))
         self.instance_ref = instance.ref
         if self.spec.port is None:
             self.finish("starting", message="started (a worker: no port)")
@@ -271,7 +252,7 @@ class Attempt:
         await self.enter("health_checking", f"waiting up to {check.timeout} s for {what}")
 
         problem = await wait_healthy(
-            host_port, check.path, check.timeout, still_fresh(self.d.runtime, ref)
+            host_port, check.path, check.timeout, still_fresh(self.target, ref)
         )
         if problem is not None:
             await self._app_output(ref)
@@ -281,7 +262,7 @@ class Attempt:
     async def _settle_worker(self, ref: str, settle: float) -> None:
         """A worker has no port to ask: it is healthy once it has stayed up (SPEC §13)."""
         await self.enter("health_checking", f"a worker: waiting {settle:g} s for it to stay up")
-        how = await wait_settled(settle, lambda: self.d.runtime.status(ref))
+        how = await wait_settled(settle, lambda: self.target.status(ref))
         if how is not None:
             last = await self._app_output(ref)
             said = f"; last output: {last[-1][:200]}" if last else ""
@@ -290,7 +271,7 @@ class Attempt:
 
     async def _app_output(self, ref: str) -> list[str]:
         """The instance's last lines, copied to the deployment's log."""
-        lines = (await self.d.runtime.recent_output(ref)).splitlines()[-20:]
+        lines = (await self.target.recent_output(ref)).splitlines()[-20:]
         for line in lines:
             self.log.write(f"[app] {line}")
         return [line for line in lines if line.strip()]
@@ -347,18 +328,18 @@ class Attempt:
         return routes.new_route(self.deployment.service_id, domain, "/", default_tls(domain), None)
 
     async def _retire(self, previous: Deployment | None) -> None:
-        """Let the old instance drain, stop it, and prune images past keep_releases. The new
+        """Let the old instance drain, stop it, and prune artifacts past keep_releases. The new
         release is live already: a failure here is logged, and reconcile removes what is left
         (a container of a release that is not live) at the next start."""
         try:
             if previous is not None and previous.instance_ref:
                 await self.d.drain()
-                await self.d.runtime.stop(previous.instance_ref)
+                await self.d.target_of(previous).stop(previous.instance_ref)
                 await deployments.update_deployment(
                     self.d.db, previous.id, {"instance_ref": None}, None
                 )
                 self.log.write(f"stopped release {previous.number} after draining")
-            await releases.prune_images(self.d, self.deployment.service_id)
+            await releases.prune_artifacts(self.d, self.deployment.service_id)
         except DployrError as err:
             self._left_behind("could not retire the previous release", err)
 
@@ -373,9 +354,9 @@ class Attempt:
         cannot remove its instance right now."""
         try:
             if self.instance_ref:
-                await self.d.runtime.stop(self.instance_ref, grace=5)
+                await self.target.stop(self.instance_ref, grace=5)
             if self.built:
-                await self.d.runtime.remove_artifact(self.built)
+                await self.target.remove_artifact(self.built)
         except DployrError as err:
             self._left_behind("could not remove the instance", err)
 

@@ -11,9 +11,8 @@ from dployr.errors import DployrError, InvalidState, Unavailable
 from dployr.ids import now_iso
 from dployr.pipeline.deployer import Deployer
 from dployr.pipeline.health import instance_ready
-from dployr.pipeline.spec import DeploySpec
-from dployr.runtime.catalog import CATALOG
-from dployr.runtime.protocol import InstanceSpec, InstanceStatus, Resources
+from dployr.pipeline.spec import DeploySpec, instance_spec
+from dployr.runtime.protocol import InstanceSpec, InstanceStatus
 from dployr.store import deployments, routes, services
 from dployr.store.deployments import Deployment
 from dployr.store.services import Service
@@ -32,7 +31,7 @@ async def service_status(deployer: Deployer, service: Service) -> tuple[Instance
     live = await live_deployment(deployer, service)
     if live is None or not live.instance_ref:
         return InstanceStatus("stopped", None, None, 0, None), None
-    return await deployer.runtime.status(live.instance_ref), live.host_port
+    return await deployer.target_of(live).status(live.instance_ref), live.host_port
 
 
 async def start_service(deployer: Deployer, service: Service) -> None:
@@ -40,7 +39,7 @@ async def start_service(deployer: Deployer, service: Service) -> None:
         live = await live_deployment(deployer, service)
         if live is None:
             raise InvalidState(f"Service {service.name} has no live release to start")
-        status = await deployer.runtime.status(live.instance_ref)
+        status = await deployer.target_of(live).status(live.instance_ref)
         if status.status == "running":
             raise InvalidState(f"Service {service.name} is already running")
         # A stopped or crash-looping container serves nothing: it goes without a drain, once
@@ -54,13 +53,15 @@ async def start_service(deployer: Deployer, service: Service) -> None:
 async def stop_service(deployer: Deployer, service: Service) -> None:
     async with deployer.service_lock(service.id):
         live = await live_deployment(deployer, service)
-        status = await deployer.runtime.status(live.instance_ref if live else None)
-        if live is None or status.status == "stopped" or not live.instance_ref:
+        if live is None or not live.instance_ref:
+            raise InvalidState(f"Service {service.name} is already stopped")
+        target = deployer.target_of(live)
+        if (await target.status(live.instance_ref)).status == "stopped":
             raise InvalidState(f"Service {service.name} is already stopped")
         # The proxy answers 503 for it first (not a dead upstream's 502), then it stops. When
         # the engine cannot stop it (a 503), the proxy is pointed back and nothing changed.
         async with deployer.router.changing(point={service.id: []}):
-            await deployer.runtime.stop(live.instance_ref)
+            await target.stop(live.instance_ref)
             await services.set_desired_state(
                 deployer.db, service, "stopped", _event(service, "service.stopped", live)
             )
@@ -90,19 +91,20 @@ async def _replace_instance(
     env = await services.read_env(deployer.db, service.id, deployer.box)
     env_enc, env_public = services.env_snapshot(env, deployer.box)
     spec = DeploySpec.from_json(live.spec)
+    target = deployer.target_of(live)
     ref, port = await undone_on_cancel(
         start_instance(deployer, live, {v.key: v.value for v in env}, None),
-        lambda started: _stop_started(deployer, started),
+        lambda started: _stop_started(deployer, live, started),
     )
     try:
         problem = await instance_ready(
-            deployer.runtime, ref, port, spec.health_check.path, spec.health_check.timeout
+            target, ref, port, spec.health_check.path, spec.health_check.timeout
         )
     except BaseException:
-        await run_to_end(deployer.runtime.stop(ref, grace=5))
+        await run_to_end(target.stop(ref, grace=5))
         raise
     if problem is not None:
-        await run_to_end(deployer.runtime.stop(ref, grace=5))
+        await run_to_end(target.stop(ref, grace=5))
         raise Unavailable(
             f"The new instance of {service.name} failed its health check ({problem}); "
             "the running one keeps serving",
@@ -125,6 +127,7 @@ async def _switch(
     """Traffic to the new instance, the row says so, then the old one drains and stops."""
     ref, port = new
     old = live.instance_ref
+    target = deployer.target_of(live)
     upstream = [routes.loopback(port)] if port is not None else []
     try:
         async with deployer.router.changing(point={service.id: upstream}):
@@ -135,23 +138,23 @@ async def _switch(
                 None,
             )
     except BaseException:
-        await deployer.runtime.stop(ref, grace=5)
+        await target.stop(ref, grace=5)
         raise
     if old:
         if drain:
             await deployer.drain()
         try:
-            await deployer.runtime.stop(old)
+            await target.stop(old)
         except DployrError as err:  # the new one serves; reconcile removes this one at start
             _LOGGER.warning("could not stop the old instance of %s: %s", service.name, err)
 
 
 async def _stop_started(
-    deployer: Deployer, started: asyncio.Future[tuple[str, int | None]]
+    deployer: Deployer, live: Deployment, started: asyncio.Future[tuple[str, int | None]]
 ) -> None:
     with contextlib.suppress(Exception):
         ref, _ = await started
-        await deployer.runtime.stop(ref, grace=5)
+        await deployer.target_of(live).stop(ref, grace=5)
 
 
 async def start_instance(
@@ -159,35 +162,20 @@ async def start_instance(
 ) -> tuple[str, int | None]:
     """Run a release's artifact again (restart, start, reconcile); a taken port → a fresh one.
     The port is None for a worker, which publishes none."""
-    spec = DeploySpec.from_json(deployment.spec)
-    assert deployment.artifact is not None
-    run_cmd = None if CATALOG[spec.runtime].templated else spec.run_cmd
-    instance_spec = InstanceSpec(
-        deployment.service_id,
-        deployment.service_name,
-        deployment.id,
-        deployment.number,
-        deployment.artifact,
-        spec.port,
-        host_port,
-        env,
-        Resources(**spec.resources),
-        run_cmd,
-    )
+    target = deployer.target_of(deployment)
+    wanted = instance_spec(deployment, env, host_port)
     try:
-        instance = await deployer.runtime.start(instance_spec)
+        instance = await target.start(wanted)
     except Exception:
         if host_port is None:
             raise
         _LOGGER.warning("port %s is taken; %s gets a fresh one", host_port, deployment.id)
-        instance = await deployer.runtime.start(
-            InstanceSpec(**{**instance_spec.__dict__, "host_port": None})
-        )
+        instance = await target.start(InstanceSpec(**{**wanted.__dict__, "host_port": None}))
     return instance.ref, instance.host_port
 
 
 async def delete_service(deployer: Deployer, service: Service) -> None:
-    """Stop everything of the service, remove its containers, images, routes, cache and rows."""
+    """Stop everything of the service, remove its instances, artifacts, routes, cache and rows."""
     await deployer.cancel_service(service.id)
     async with deployer.service_lock(service.id):
         # Its routes go first (the proxy stops sending traffic), then its instances.
@@ -197,13 +185,18 @@ async def delete_service(deployer: Deployer, service: Service) -> None:
             deployer.db.transaction() as conn,
         ):
             await routes.delete_routes(conn, owned)
-        for instance in await deployer.runtime.instances():
-            if instance.service_id == service.id:
-                await deployer.runtime.stop(instance.ref, grace=5)
-        for deployment in await deployments.deployments_of(deployer.db, service.id):
-            if deployer.is_own_image(deployment.artifact, service.id):
+        history = await deployments.deployments_of(deployer.db, service.id)
+        # Every target the service ever ran on (a target that cannot answer is a 503 here:
+        # nothing of the service is left running that no row names).
+        for target in {deployer.target_of(d).name: deployer.target_of(d) for d in history}.values():
+            for instance in await target.instances():
+                if instance.service_id == service.id:
+                    await target.stop(instance.ref, grace=5)
+        for deployment in history:
+            target = deployer.target_of(deployment)
+            if target.owns(deployment.artifact, service.id):
                 assert deployment.artifact is not None
-                await deployer.runtime.remove_artifact(deployment.artifact)
+                await target.remove_artifact(deployment.artifact)
         await deployer.remove_cache(service.id)
         # A route made meanwhile (the API does not wait for this lock) goes with the row.
         late = await routes.routes_of_service(deployer.db, service.id)

@@ -18,7 +18,8 @@ from dployr.errors import Conflict, InvalidState
 from dployr.ids import now_iso
 from dployr.pipeline.attempt import Attempt
 from dployr.pipeline.routing import Router
-from dployr.runtime.protocol import Runtime
+from dployr.runtime.protocol import Target
+from dployr.runtime.targets import Targets
 from dployr.store import deployments, projects, services
 from dployr.store.db import Database, Transaction
 from dployr.store.deployments import FINISHED, Deployment, NewDeployment
@@ -41,13 +42,13 @@ class Deployer:
         self,
         db: Database,
         config: Config,
-        runtime: Runtime,
+        targets: Targets,
         router: Router,
         box: SecretBox,
     ) -> None:
         self.db = db
         self.config = config
-        self.runtime = runtime
+        self.targets = targets
         self.router = router
         self.box = box
         self.build_slots = asyncio.Semaphore(config.runtime.build_concurrency)
@@ -236,8 +237,9 @@ class Deployer:
     async def remove_cache(self, service_id: str) -> None:
         await asyncio.to_thread(shutil.rmtree, self.cache_dir / service_id, True)
 
-    def image_tag(self, deployment: Deployment) -> str:
-        return f"dployr/{deployment.service_id}:{deployment.number}"
+    # -- targets ----------------------------------------------------------------------------------
 
-    def is_own_image(self, artifact: str | None, service_id: str) -> bool:
-        return bool(artifact and artifact.startswith(f"dployr/{service_id}:"))
+    def target_of(self, deployment: Deployment) -> Target:
+        """The target a deployment runs on (its spec's: a service may move between targets,
+        and each release stays with the one that built it)."""
+        return self.targets.get(deployment.spec["target"])

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
-from dployr.runtime.protocol import InstanceStatus, Runtime
+from dployr.runtime.protocol import InstanceStatus, Target
 
 INTERVAL = 0.05  # an app is usually up within a few tenths of a second
 PROBE_LIMIT = 5.0  # one probe never waits longer than this (nor past the deadline)
@@ -93,21 +93,21 @@ async def wait_settled(
         await asyncio.sleep(min(WORKER_POLL, max(deadline - time.monotonic(), 0)))
 
 
-def still_fresh(runtime: Runtime, ref: str) -> Callable[[], Awaitable[bool]]:
+def still_fresh(target: Target, ref: str) -> Callable[[], Awaitable[bool]]:
     """Whether a new instance still runs as started: a restart means it exited (the engine
     brings a crashed container back at once)."""
 
     async def check() -> bool:
-        status = await runtime.status(ref)
+        status = await target.status(ref)
         return status.status in UP and status.restarts == 0
 
     return check
 
 
 async def instance_ready(
-    runtime: Runtime, ref: str, host_port: int | None, path: str | None, limit: float
+    target: Target, ref: str, host_port: int | None, path: str | None, limit: float
 ) -> str | None:
     """None once a new instance is healthy: its app answered, or a worker stayed up."""
     if host_port is None:
-        return await wait_settled(min(WORKER_SETTLE, limit), lambda: runtime.status(ref))
-    return await wait_healthy(host_port, path, limit, still_fresh(runtime, ref))
+        return await wait_settled(min(WORKER_SETTLE, limit), lambda: target.status(ref))
+    return await wait_healthy(host_port, path, limit, still_fresh(target, ref))

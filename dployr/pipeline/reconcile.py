@@ -1,18 +1,18 @@
 """Reconcile at start (SPEC §9): what a crash left mid-flight ends `failed` and is cleaned up,
-queued deployments resume, running services run, stopped ones stay stopped, and no container
-of ours is left that no service owns."""
+queued deployments resume, running services run, stopped ones stay stopped, and no instance of
+ours is left that no service owns. Each target is reconciled once it answers."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Collection
 
 from dployr.errors import DployrError
 from dployr.ids import now_iso
 from dployr.pipeline.control import start_instance
 from dployr.pipeline.deployer import Deployer
-from dployr.runtime.protocol import RuntimeFailure
+from dployr.runtime.protocol import RuntimeFailure, Target
 from dployr.store import deployments, services
 from dployr.store.deployments import RUNNING
 
@@ -20,28 +20,28 @@ _LOGGER = logging.getLogger(__name__)
 ENGINE_POLL_SECONDS = 2.0
 
 
-async def reconcile_when_ready(
-    deployer: Deployer, problem: Callable[[], Awaitable[str | None]]
-) -> None:
-    """For an engine that was down at start: reconcile as soon as it answers, so queued
-    deployments resume then, not at the next restart."""
+async def reconcile_when_ready(deployer: Deployer, target: Target) -> None:
+    """For a target that was down at start (an engine that starts later): reconcile its releases
+    as soon as it answers, so its queued deployments resume then, not at the next restart."""
     while True:
-        if await problem() is None:
+        if await target.problem() is None:
             break
         await asyncio.sleep(ENGINE_POLL_SECONDS)  # polling: the engine sends no signal
-    _LOGGER.info("the engine answers now: reconciling releases")
-    await reconcile(deployer)
+    _LOGGER.info("the %s target answers now: reconciling its releases", target.name)
+    await reconcile(deployer, {target.name})
 
 
-async def reconcile(deployer: Deployer) -> None:
-    try:
-        await _fail_interrupted(deployer)
-        await _converge_services(deployer)
-        await _remove_orphans(deployer)
-    except RuntimeFailure as err:
-        _LOGGER.warning("reconcile could not reach the runtime: %s", err)
+async def reconcile(deployer: Deployer, targets: Collection[str]) -> None:
+    """Reconcile the releases of `targets` (those that answer now); the proxy in any case."""
+    for step in (_fail_interrupted, _converge_services, _remove_orphans):
+        try:
+            await step(deployer, targets)
+        except RuntimeFailure as err:
+            _LOGGER.warning("reconcile could not reach a target: %s", err)
     await sync_proxy(deployer)
     for queued in await deployments.deployments_in(deployer.db, ("queued",)):
+        if deployer.target_of(queued).name not in targets:
+            continue  # it waits for its target (reconcile_when_ready)
         if not deployer.is_tracked(queued.id):  # one made after the start is queued already
             _LOGGER.info("resuming queued deployment %s", queued.id)
             deployer.submit(queued)
@@ -58,9 +58,12 @@ async def sync_proxy(deployer: Deployer) -> None:
         _LOGGER.info("proxy (%s) serves the route table", deployer.router.proxy.name)
 
 
-async def _fail_interrupted(deployer: Deployer) -> None:
+async def _fail_interrupted(deployer: Deployer, targets: Collection[str]) -> None:
     for deployment in await deployments.deployments_in(deployer.db, RUNNING):
         if deployer.is_tracked(deployment.id):  # running in this process: not interrupted
+            continue
+        target = deployer.target_of(deployment)
+        if target.name not in targets:
             continue
         message = f"interrupted: the daemon stopped during {deployment.status}"
         stages = [
@@ -69,10 +72,10 @@ async def _fail_interrupted(deployer: Deployer) -> None:
             for s in deployment.stages
         ]  # fmt: skip
         if deployment.instance_ref:
-            await deployer.runtime.stop(deployment.instance_ref, grace=5)
-        built = deployer.image_tag(deployment)
+            await target.stop(deployment.instance_ref, grace=5)
+        built = target.artifact_name(deployment.service_id, deployment.number)
         if deployment.artifact == built or (deployment.status == "building"):
-            await deployer.runtime.remove_artifact(built)
+            await target.remove_artifact(built)
         await deployments.update_deployment(
             deployer.db,
             deployment.id,
@@ -88,31 +91,33 @@ async def _fail_interrupted(deployer: Deployer) -> None:
         _LOGGER.warning("deployment %s: %s", deployment.id, message)
 
 
-async def _converge_services(deployer: Deployer) -> None:
+async def _converge_services(deployer: Deployer, targets: Collection[str]) -> None:
     for service in await services.all_services(deployer.db):
         # Under the service's lock: a late reconcile runs beside requests (start, stop).
         async with deployer.service_lock(service.id):
-            await _converge(deployer, service.id)
+            await _converge(deployer, service.id, targets)
 
 
-async def _converge(deployer: Deployer, service_id: str) -> None:
-    runtime = deployer.runtime
+async def _converge(deployer: Deployer, service_id: str, targets: Collection[str]) -> None:
     service = await services.get_service(deployer.db, service_id, None)
     if service is None or not service.current_deployment_id:
         return
     live = await deployments.get_deployment(deployer.db, service.current_deployment_id, None)
     if live is None or not live.artifact:
         return
-    status = await runtime.status(live.instance_ref)
+    target = deployer.target_of(live)
+    if target.name not in targets:
+        return
+    status = await target.status(live.instance_ref)
     if service.desired_state == "stopped":
         if live.instance_ref and status.status != "stopped":
-            await runtime.stop(live.instance_ref)
+            await target.stop(live.instance_ref)
             await deployments.update_deployment(deployer.db, live.id, {"instance_ref": None}, None)
         return
     if status.status in ("running", "starting"):
         return
     if live.instance_ref and status.status != "unknown":
-        await runtime.stop(live.instance_ref)
+        await target.stop(live.instance_ref)
     env, _ = services.open_snapshot(live.env_enc, deployer.box)
     try:
         ref, port = await start_instance(deployer, live, env, live.host_port)
@@ -126,7 +131,7 @@ async def _converge(deployer: Deployer, service_id: str) -> None:
     _LOGGER.info("brought %s back %s", service.name, where)
 
 
-async def _remove_orphans(deployer: Deployer) -> None:
+async def _remove_orphans(deployer: Deployer, targets: Collection[str]) -> None:
     keep = set()
     for service in await services.all_services(deployer.db):
         if service.current_deployment_id:
@@ -135,10 +140,16 @@ async def _remove_orphans(deployer: Deployer) -> None:
             )
             if live is not None and live.instance_ref:
                 keep.add(live.instance_ref)
-    for instance in await deployer.runtime.instances():
-        # A deployment running in this process owns its instance (a late reconcile).
-        if instance.ref not in keep and not deployer.is_tracked(instance.deployment_id):
-            _LOGGER.info(
-                "removing orphan container %s (%s)", instance.ref[:12], instance.deployment_id
-            )
-            await deployer.runtime.stop(instance.ref, grace=5)
+    for target in deployer.targets:
+        if target.name not in targets:
+            continue
+        for instance in await target.instances():
+            # A deployment running in this process owns its instance (a late reconcile).
+            if instance.ref not in keep and not deployer.is_tracked(instance.deployment_id):
+                _LOGGER.info(
+                    "removing orphan %s instance %s (%s)",
+                    target.name,
+                    instance.ref[:12],
+                    instance.deployment_id,
+                )
+                await target.stop(instance.ref, grace=5)

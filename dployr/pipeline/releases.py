@@ -1,4 +1,4 @@
-"""A service's built releases: which images are kept for rollback, and which can go."""
+"""A service's built releases: which artifacts are kept for rollback, and which can go."""
 
 from __future__ import annotations
 
@@ -13,22 +13,20 @@ if TYPE_CHECKING:
 RELEASED = ("live", "superseded", "rolled_back")
 
 
-async def prune_images(deployer: Deployer, service_id: str) -> None:
-    """Keep the images of the newest `keep_releases` releases for rollback, and every image
+async def prune_artifacts(deployer: Deployer, service_id: str) -> None:
+    """Keep the artifacts of the newest `keep_releases` releases for rollback, and every one
     a deployment still uses: the live release (running or stopped), and a queued or running
     rollback's."""
     keep = deployer.config.runtime.keep_releases
     history = await deployments.deployments_of(deployer.db, service_id)
-    with_images = [
-        d for d in history if deployer.is_own_image(d.artifact, service_id) and d.status in RELEASED
-    ]
+    with_images = [d for d in history if _built(deployer, d) and d.status in RELEASED]
     kept = {d.artifact for d in with_images[:keep]} | {
         d.artifact for d in history if d.status == "live" or d.status not in FINISHED
     }
     for old in with_images[keep:]:
         if old.artifact not in kept:
             assert old.artifact is not None
-            await deployer.runtime.remove_artifact(old.artifact)
+            await deployer.target_of(old).remove_artifact(old.artifact)
 
 
 async def forget_deployment(deployer: Deployer, deployment: Deployment) -> None:
@@ -40,10 +38,15 @@ async def forget_deployment(deployer: Deployer, deployment: Deployment) -> None:
     artifact = deployment.artifact
     if (
         artifact is not None
-        and deployer.is_own_image(artifact, deployment.service_id)
+        and _built(deployer, deployment)
         and not await deployments.artifact_in_use(
             deployer.db, deployment.service_id, artifact, besides=deployment.id
         )
     ):
-        await deployer.runtime.remove_artifact(artifact)
+        await deployer.target_of(deployment).remove_artifact(artifact)
     await deployments.delete_deployment(deployer.db, deployment.id)
+
+
+def _built(deployer: Deployer, deployment: Deployment) -> bool:
+    """Whether the deployment's artifact is one its target built (not an image the user named)."""
+    return deployer.target_of(deployment).owns(deployment.artifact, deployment.service_id)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dployr.config import Config
 from dployr.errors import Forbidden, ValidationError
 from dployr.proxy.domains import normalize_domain
 from dployr.runtime.catalog import CATALOG
+from dployr.runtime.protocol import InstanceSpec, Resources
 from dployr.runtime.reference import parse_image
 from dployr.sources.validate import (
     check_branch,
@@ -18,6 +20,10 @@ from dployr.sources.validate import (
     outside_protected,
     parse_remote,
 )
+
+if TYPE_CHECKING:
+    from dployr.runtime.targets import Targets
+    from dployr.store.deployments import Deployment
 
 
 @dataclass(frozen=True)
@@ -58,15 +64,39 @@ CONFIG_FIELDS = (
 )  # fmt: skip
 
 
+def instance_spec(
+    deployment: Deployment, env: Mapping[str, str], host_port: int | None
+) -> InstanceSpec:
+    """What a target needs to run an instance of a release (a new one, or the live one again)."""
+    spec = DeploySpec.from_json(deployment.spec)
+    assert deployment.artifact is not None
+    return InstanceSpec(
+        deployment.service_id,
+        deployment.service_name,
+        deployment.id,
+        deployment.number,
+        deployment.artifact,
+        spec.runtime,
+        spec.port,
+        host_port,
+        env,
+        Resources(**spec.resources),
+        spec.run_cmd,
+    )
+
+
 async def spec_from_body(
     body: dict[str, Any],
     config: Config,
+    targets: Targets,
     default_target: str,
     base: DeploySpec | None = None,
     *,
     admin: bool,
 ) -> DeploySpec:
-    """The body (already schema-checked) merged over `base` (PUT) or the catalog defaults."""
+    """The body (already schema-checked) merged over `base` (PUT) or the catalog defaults. The
+    version is the target's to choose when none is given (docker: the catalog's default;
+    systemd and process: the host's own interpreter)."""
     if base is None:
         source = body["source"]
         runtime_id = body.get("runtime") or ("image" if source == "image" else None)
@@ -78,7 +108,6 @@ async def spec_from_body(
             runtime=runtime_id,
             target=default_target,
             port=runtime.default_port,
-            version=runtime.default_version,
             health_check=HealthCheck("/", config.runtime.health_timeout),
         )
     changes = {k: body[k] for k in CONFIG_FIELDS if k in body}
@@ -88,11 +117,12 @@ async def spec_from_body(
         changes["resources"] = {k: v for k, v in changes["resources"].items() if v is not None}
     if changes.get("target") is None:
         changes.pop("target", None)
-    if "runtime" in changes and "version" not in changes:
-        changes["version"] = CATALOG[changes["runtime"]].default_version
+    if ("runtime" in changes or "target" in changes) and "version" not in changes:
+        changes["version"] = None  # the new runtime's (or target's) default, chosen below
     if changes.get("domain") is not None:
         changes["domain"] = normalize_domain(changes["domain"])
     spec = replace(base, **changes)
+    spec = replace(spec, version=await targets.check(spec.target, spec.runtime, spec.version))
     await check_spec(spec, config, admin=admin)
     return spec
 
@@ -115,11 +145,6 @@ def protected_dirs(config: Config) -> dict[str, Path]:
 async def check_spec(spec: DeploySpec, config: Config, *, admin: bool) -> None:
     """The rules a schema cannot say: which fields each source needs, remotes, branches.
     `admin`: whether the caller is one (a local source reads the host: admins only)."""
-    runtime = CATALOG[spec.runtime]
-    if spec.target != "docker":
-        raise ValidationError(
-            "target", "only the docker target is available in this version of dployr"
-        )
     if spec.source == "image" or spec.runtime == "image":
         if spec.source != "image" or spec.runtime != "image":
             raise ValidationError("runtime", "source image goes with runtime image, and only it")
@@ -144,8 +169,6 @@ async def check_spec(spec: DeploySpec, config: Config, *, admin: bool) -> None:
         await outside_protected(check_local_path(spec.path), protected_dirs(config))
         if spec.branch is not None:
             check_branch(spec.branch)
-    if runtime.templated and spec.version is None:
-        raise ValidationError("version", f"is required for runtime {spec.runtime}")
     if spec.domain is not None:
         normalize_domain(spec.domain)
     if spec.domain is not None and spec.port is None:

@@ -1,12 +1,17 @@
-"""The runtime catalog (GET /templates): versions, default ports and commands, Dockerfiles."""
+"""The runtime catalog (GET /templates): versions, default ports and commands, and the docker
+target's Dockerfiles."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dployr.config import Config
 from dployr.render import render
+
+if TYPE_CHECKING:
+    from dployr.runtime.protocol import Target
 
 
 @dataclass(frozen=True)
@@ -23,7 +28,7 @@ class Runtime:
     templated: bool = True  # built from templates/Dockerfile.<id>.j2
     needs_source: bool = True  # git or local; False for `image`
 
-    def public(self, config: Config) -> dict[str, Any]:
+    def public(self, config: Config, targets: Iterable[Target]) -> dict[str, Any]:
         image = config.runtimes.get(self.id)
         return {
             "id": self.id,
@@ -34,7 +39,7 @@ class Runtime:
             "build_cmd": self.build_cmd,
             "run_cmd": self.run_cmd,
             "image": image.image if image else None,
-            "targets": ["docker"],
+            "targets": [t.name for t in targets if self.id in t.runtimes()],
         }
 
 

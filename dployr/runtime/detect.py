@@ -1,4 +1,4 @@
-"""Which runtimes this host offers: is a Docker engine answering, is systemd PID 1."""
+"""Probes of this host: is a Docker engine answering, is systemd PID 1."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import aiohttp
 from dployr.config import RuntimeConfig
 
 PROBE_TIMEOUT = 2.0
-# The targets this version of dployr implements; systemd and process are planned (SPEC §4.1).
-BUILT_TARGETS = ("docker",)
 
 
 def docker_url(config: RuntimeConfig) -> str:
@@ -71,24 +69,3 @@ async def docker_version(config: RuntimeConfig) -> str | None:
 async def systemd_booted() -> bool:
     """systemd is PID 1 exactly when /run/systemd/system exists (sd_booted(3))."""
     return await asyncio.to_thread(Path("/run/systemd/system").is_dir)
-
-
-async def available_targets(config: RuntimeConfig) -> list[str]:
-    """The targets this version has and this host can run now, in order of preference."""
-    return ["docker"] if await docker_problem(config) is None else []
-
-
-async def runtime_problem(config: RuntimeConfig) -> str | None:
-    """None when the configured default target can run releases, else why not."""
-    target = config.default_target
-    if target in ("auto", "docker"):
-        return await docker_problem(config)
-    return f"the {target} target is not available in this version of dployr"
-
-
-async def default_target(config: RuntimeConfig) -> str | None:
-    """The configured target, or for `auto` the first available one (None: none is)."""
-    if config.default_target != "auto":
-        return config.default_target
-    targets = await available_targets(config)
-    return targets[0] if targets else None

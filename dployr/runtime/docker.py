@@ -9,27 +9,37 @@ remove its intermediate container, and a log follower leaves no thread behind.""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
+import re
 import secrets
-import socket
-import tarfile
 import threading
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
+from dployr.config import Config
+from dployr.errors import ValidationError
 from dployr.ids import parse_iso
+from dployr.runtime.catalog import CATALOG, base_image, render_dockerfile
+from dployr.runtime.detect import docker_problem, docker_url
+from dployr.runtime.engine_api import (
+    DOCKERFILE_NAME,
+    build_context,
+    close_failed_sockets,
+    docker_time,
+    engine_message,
+    frames,
+)
+from dployr.runtime.ports import free_loopback_port
 from dployr.runtime.protocol import (
+    BuildOutput,
     BuildRequest,
     Instance,
     InstanceSpec,
     InstanceStatus,
-    LineSink,
     LogLine,
     RuntimeFailure,
 )
@@ -44,32 +54,43 @@ API_VERSION = "1.41"  # Debian 12's engine (20.10); every call we make exists th
 LABEL_AGENT = "dployr.agent"
 LABEL_SERVICE = "dployr.service"
 LABEL_DEPLOYMENT = "dployr.deployment"
-DOCKERFILE_NAME = ".dployr.Dockerfile"
 PORT_ATTEMPTS = 5
 POOL_CONNECTIONS = 100  # engine connections of the logs and the calls pools (aiohttp default)
 
 
-def free_loopback_port() -> int:
-    """A port nothing listens on right now (the engine binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+_STEP = re.compile(r"^Step (\d+)/(\d+) : ")
 
 
-class DockerRuntime:
-    target = "docker"
+class DockerTarget:
+    """Made with no engine call (the engine may start later) and no SDK client yet either."""
 
-    def __init__(self, url: str, agent_id: str) -> None:
-        self._url = url
+    name = "docker"
+    late = True  # dockerd may start after the daemon: deployments wait for it
+
+    def __init__(self, config: Config, agent_id: str) -> None:
+        self._config = config
+        self._url = docker_url(config.runtime)
         self._agent_id = agent_id
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
         self._sessions: dict[str, aiohttp.ClientSession] = {}  # by purpose, see _http
 
-    @classmethod
-    async def open(cls, url: str, agent_id: str) -> DockerRuntime:
-        """No engine call yet (the engine may start later), and no SDK client yet either."""
-        return cls(url, agent_id)
+    async def problem(self) -> str | None:
+        return await docker_problem(self._config.runtime)
+
+    def runtimes(self) -> tuple[str, ...]:
+        return tuple(CATALOG)
+
+    async def check_version(self, runtime: str, version: str | None) -> str | None:
+        """A templated runtime's version names a base image: the catalog's default when none."""
+        catalog = CATALOG[runtime]
+        if not catalog.templated:
+            return version
+        if version is None:
+            version = catalog.default_version
+        if version is None:
+            raise ValidationError("version", f"is required for runtime {runtime}")
+        return version
 
     async def close(self) -> None:
         for session in self._sessions.values():
@@ -126,7 +147,7 @@ class DockerRuntime:
             except docker.errors.APIError as err:
                 raise RuntimeFailure(str(err.explanation or err)) from err
             except (docker.errors.DockerException, requests.RequestException) as err:
-                _close_failed_sockets(err)
+                close_failed_sockets(err)
                 raise RuntimeFailure(f"the Docker engine is not reachable: {err}") from err
 
         return await asyncio.to_thread(run)
@@ -141,7 +162,7 @@ class DockerRuntime:
                 if response.status == 404:
                     return None
                 if response.status != 200:
-                    raise RuntimeFailure(_engine_message(await response.read()))
+                    raise RuntimeFailure(engine_message(await response.read()))
                 return await response.json()
         except (aiohttp.ClientError, TimeoutError) as err:
             reason = str(err) or type(err).__name__
@@ -149,23 +170,40 @@ class DockerRuntime:
 
     # -- images -----------------------------------------------------------------------------
 
-    async def build(self, request: BuildRequest, on_line: LineSink) -> str:
-        context = request.context.with_name("context.tar")
-        await asyncio.to_thread(_build_context, request.context, request.dockerfile, context)
+    def artifact_name(self, service_id: str, number: int) -> str:
+        return f"dployr/{service_id}:{number}"
+
+    def owns(self, artifact: str | None, service_id: str) -> bool:
+        return bool(artifact and artifact.startswith(f"dployr/{service_id}:"))
+
+    def _dockerfile(self, request: BuildRequest) -> str | None:
+        """Ours, rendered from templates/, or None for the repository's own Dockerfile."""
+        catalog = CATALOG[request.runtime]
+        if not catalog.templated:
+            return None
+        assert request.version is not None  # check_version gave it one
+        image = base_image(self._config, catalog, request.version)
+        return render_dockerfile(catalog, image, request.build_cmd, request.run_cmd)
+
+    async def build(self, request: BuildRequest, output: BuildOutput) -> str:
+        tag = self.artifact_name(request.service_id, request.number)
+        dockerfile = await asyncio.to_thread(self._dockerfile, request)
+        context = request.source.with_name("context.tar")
+        await asyncio.to_thread(build_context, request.source, dockerfile, context)
         params = {
-            "t": request.tag,
+            "t": tag,
             "rm": "1",
             "forcerm": "1",
             # The agent's label only: the engine adds a build step per label, on every build
             # (about 90 ms each), and the tag already names the service and the release.
             "labels": json.dumps({LABEL_AGENT: self._agent_id}),
         }
-        if request.dockerfile is not None:
+        if dockerfile is not None:
             params["dockerfile"] = DOCKERFILE_NAME
         session, base = self._http("build")
         try:
             async with asyncio.timeout(request.timeout):
-                await self._stream_build(session, base, params, context, on_line)
+                await self._stream_build(session, base, params, context, output)
         except TimeoutError:
             # Leaving the `async with` closed the connection: the engine stops the build.
             raise RuntimeFailure(f"the build ran past its limit of {request.timeout:g} s") from None
@@ -173,7 +211,7 @@ class DockerRuntime:
             raise RuntimeFailure(f"the Docker engine is not reachable: {err}") from err
         finally:
             await asyncio.to_thread(context.unlink, missing_ok=True)
-        return request.tag
+        return tag
 
     async def _stream_build(
         self,
@@ -181,7 +219,7 @@ class DockerRuntime:
         base: str,
         params: dict[str, str],
         context: Path,
-        on_line: LineSink,
+        output: BuildOutput,
     ) -> None:
         with context.open("rb") as body:
             async with session.post(
@@ -191,14 +229,16 @@ class DockerRuntime:
                 headers={"Content-Type": "application/x-tar"},
             ) as response:
                 if response.status != 200:
-                    raise RuntimeFailure(_engine_message(await response.read()))
+                    raise RuntimeFailure(engine_message(await response.read()))
                 async for raw in response.content:
                     chunk = json.loads(raw) if raw.strip() else {}
                     if "error" in chunk:
                         raise RuntimeFailure(str(chunk["error"]).strip())
                     for text in str(chunk.get("stream", "")).splitlines():
                         if text.strip():
-                            on_line(text)
+                            output.line(text)
+                            if step := _STEP.match(text):
+                                output.step(int(step.group(1)), int(step.group(2)), text)
 
     async def has_artifact(self, artifact: str) -> bool:
         try:
@@ -270,7 +310,9 @@ class DockerRuntime:
             kwargs["nano_cpus"] = int(spec.resources.cpus * 1e9)
         if spec.resources.memory:
             kwargs["mem_limit"] = spec.resources.memory
-        if spec.run_cmd:
+        if spec.run_cmd and not CATALOG[spec.runtime].templated:
+            # A templated runtime's Dockerfile runs run_cmd already; an image or the repo's
+            # own Dockerfile gets it as the container's command.
             kwargs["command"] = ["/bin/sh", "-c", spec.run_cmd]
         environment = dict(spec.env)
         if spec.port is not None:  # a worker (no port) gets no PORT and publishes nothing
@@ -333,7 +375,7 @@ class DockerRuntime:
             f"exit code {state.get('ExitCode')}" if status == "crashed" else None
         )
         return InstanceStatus(
-            status, attrs["Id"], _docker_time(state.get("StartedAt")), attrs["RestartCount"], health
+            status, attrs["Id"], docker_time(state.get("StartedAt")), attrs["RestartCount"], health
         )
 
     async def instances(self) -> list[Instance]:
@@ -373,71 +415,9 @@ class DockerRuntime:
         try:
             async with session.get(f"{base}/containers/{ref}/logs", params=params) as response:
                 if response.status != 200:
-                    raise RuntimeFailure(_engine_message(await response.read()))
-                async for stream, payload in _frames(response.content):
+                    raise RuntimeFailure(engine_message(await response.read()))
+                async for stream, payload in frames(response.content):
                     stamp, _, message = payload.decode("utf-8", "replace").partition(" ")
-                    yield LogLine(_docker_time(stamp) or stamp, stream, message.rstrip("\n"))
+                    yield LogLine(docker_time(stamp) or stamp, stream, message.rstrip("\n"))
         except aiohttp.ClientError as err:
             raise RuntimeFailure(f"the Docker engine is not reachable: {err}") from err
-
-
-async def _frames(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str, bytes]]:
-    """The engine's multiplexed stream: an 8-byte header (stream, 0, 0, 0, size) per frame."""
-    while True:
-        try:
-            header = await content.readexactly(8)
-        except asyncio.IncompleteReadError:
-            return
-        size = int.from_bytes(header[4:8], "big")
-        payload = await content.readexactly(size)
-        yield ("stderr" if header[0] == 2 else "stdout"), payload
-
-
-def _close_failed_sockets(err: BaseException | None) -> None:
-    """docker-py's unix-socket connect() leaves its socket open when the engine is down (it is
-    still a local of the failed frame): close it, or every call leaks a descriptor until GC."""
-    seen: set[int] = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        trace = err.__traceback__
-        while trace is not None:
-            for value in trace.tb_frame.f_locals.values():
-                if isinstance(value, socket.socket):
-                    value.close()
-            trace = trace.tb_next
-        err = err.__cause__ or err.__context__
-
-
-def _build_context(source: Path, dockerfile: str | None, target: Path) -> None:
-    """The source tar plus our Dockerfile (when the runtime renders one)."""
-    with tarfile.open(target, "w") as out:
-        with tarfile.open(source) as src:
-            for member in src:
-                if member.name.lstrip("./") == DOCKERFILE_NAME:
-                    continue
-                out.addfile(member, src.extractfile(member) if member.isfile() else None)
-        if dockerfile is not None:
-            data = dockerfile.encode("utf-8")
-            info = tarfile.TarInfo(DOCKERFILE_NAME)
-            info.size, info.mode = len(data), 0o644
-            out.addfile(info, io.BytesIO(data))
-
-
-def _engine_message(raw: bytes) -> str:
-    try:
-        return str(json.loads(raw)["message"])
-    except (ValueError, KeyError, TypeError):
-        return raw.decode("utf-8", "replace").strip()[:500]
-
-
-def _docker_time(value: str | None) -> str | None:
-    """Docker's RFC 3339 with nanoseconds → ISO 8601 UTC with milliseconds and Z."""
-    if not value or value.startswith("0001-"):
-        return None
-    main, _, rest = value.rstrip("Z").partition(".")
-    digits = "".join(ch for ch in rest if ch.isdigit())[:3].ljust(3, "0")
-    try:
-        moment = datetime.fromisoformat(main).replace(tzinfo=UTC)
-    except ValueError:
-        return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{digits}Z"

@@ -1,16 +1,18 @@
-"""The runtime edge: what the pipeline asks of a target (docker today; systemd, process, swarm
-plug in here without touching the pipeline)."""
+"""The runtime edge: what the pipeline asks of a target. A target (docker, systemd, process, and
+later swarm) builds its own artifacts from a BuildRequest, names, owns and prunes them, runs
+instances of them, and says whether it is available; the pipeline never knows which it talks to."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from dployr.errors import DployrError
 
-LineSink = Callable[[str], None]
+# Every target a deployment may name, in the order `default_target = "auto"` prefers them.
+TARGET_NAMES = ("docker", "systemd", "process")
 
 
 class RuntimeFailure(DployrError):
@@ -31,11 +33,24 @@ class Resources:
 @dataclass(frozen=True)
 class BuildRequest:
     service_id: str
+    service_name: str
     deployment_id: str
-    tag: str  # dployr/<service>:<number>
-    context: Path  # a tar of the source tree
-    dockerfile: str | None  # rendered from templates/, or None for the repo's own Dockerfile
+    number: int  # the release number: artifacts are named after it (artifact_name)
+    runtime: str  # a catalog id (runtime/catalog.py): the target renders what it needs from it
+    version: str | None  # None: the target's default (systemd/process: the host's interpreter)
+    build_cmd: str | None  # None: the catalog's
+    run_cmd: str | None  # None: the catalog's
+    source: Path  # a tar of the source tree
     timeout: float
+
+
+class BuildOutput(Protocol):
+    """Where a build reports: its output lines, and its progress when the target knows it."""
+
+    def line(self, text: str) -> None: ...
+
+    def step(self, done: int, total: int, what: str) -> None:
+        """Step `done` of `total` has started (1-based); `what` says which."""
 
 
 @dataclass(frozen=True)
@@ -44,12 +59,13 @@ class InstanceSpec:
     service_name: str
     deployment_id: str
     number: int
-    artifact: str  # the image to run
+    artifact: str  # what the target built (an image, a release dir) or an image to run
+    runtime: str  # the catalog runtime it was built with
     port: int | None  # the port the app listens on inside ($PORT); None: a worker, no port
     host_port: int | None  # the loopback port to publish on; None: a fresh one
     env: Mapping[str, str] = field(default_factory=dict)
     resources: Resources = field(default_factory=Resources)
-    run_cmd: str | None = None
+    run_cmd: str | None = None  # the deployment's own, when it gave one
 
 
 @dataclass(frozen=True)
@@ -77,11 +93,36 @@ class LogLine:
     message: str
 
 
-class Runtime(Protocol):
-    target: str
+class Target(Protocol):
+    name: str  # docker | systemd | process | swarm
+    # Whether the target may become available after the daemon started (an engine that starts
+    # later): a deployment to it then waits queued instead of being refused.
+    late: bool
 
-    async def build(self, request: BuildRequest, on_line: LineSink) -> str:
-        """Build the artifact and return its reference; output goes to on_line."""
+    async def problem(self) -> str | None:
+        """None when releases can run on this target now, else why not (for /health/ready,
+        /info and a refused deployment)."""
+
+    def runtimes(self) -> tuple[str, ...]:
+        """The catalog runtimes this target builds."""
+
+    async def check_version(self, runtime: str, version: str | None) -> str | None:
+        """The version a release of `runtime` gets (None: the target's own default); raises
+        ValidationError (field `version`) when this host cannot provide it."""
+
+    async def close(self) -> None: ...
+
+    # -- artifacts ---------------------------------------------------------------------------
+
+    async def build(self, request: BuildRequest, output: BuildOutput) -> str:
+        """Build the artifact (named artifact_name(...)) and return it."""
+
+    def artifact_name(self, service_id: str, number: int) -> str:
+        """What a build of this release is called (to clean up after an interrupted build)."""
+
+    def owns(self, artifact: str | None, service_id: str) -> bool:
+        """Whether this target built `artifact` for the service (it may prune it), as opposed to
+        an image the user named."""
 
     async def has_artifact(self, artifact: str) -> bool: ...
 

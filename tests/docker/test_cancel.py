@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import subprocess
 
+from dployr.config import Config
 from dployr.ids import new_id
 from dployr.pipeline import attempt
-from dployr.runtime.docker import DockerRuntime
+from dployr.runtime.docker import DockerTarget
 from dployr.runtime.protocol import InstanceSpec, RuntimeFailure
 from dployr.store import deployments as store
 from tests.docker.conftest import agent_containers, wait_done
@@ -26,13 +27,14 @@ def remove_all(agent_id: str) -> None:
 
 async def test_a_cancel_during_start_removes_the_container_being_made(docker_engine):
     agent_id = new_id("agt")
-    runtime = await DockerRuntime.open("unix:///var/run/docker.sock", agent_id)
+    runtime = DockerTarget(Config(), agent_id)
     spec = InstanceSpec(
         "svc_cancel",
         "cancel",
         "dep_cancel",
         1,
         "busybox:stable",
+        "image",
         8080,
         None,
         {},
@@ -91,16 +93,16 @@ async def test_a_cleanup_the_engine_refuses_still_ends_the_deployment(
 ):
     """The engine fails while a failed attempt removes its instance: the deployment still
     ends `failed` (with a line saying what is left), never stuck in a running stage."""
-    real_stop = DockerRuntime.stop
+    real_stop = DockerTarget.stop
 
     async def refusing_stop(self, ref, grace=10):
         raise RuntimeFailure("the Docker engine is not reachable: (refused in this test)")
 
     silent = {**WORKER, "name": "h", "port": 8080, "health_check": {"path": None, "timeout": 2}}
-    monkeypatch.setattr(DockerRuntime, "stop", refusing_stop)
+    monkeypatch.setattr(DockerTarget, "stop", refusing_stop)
     created = await (await dclient.post("/api/v1/deployments", json=silent, headers=auth)).json()
     done = await wait_done(dclient, auth, created["id"], limit=60)
-    monkeypatch.setattr(DockerRuntime, "stop", real_stop)
+    monkeypatch.setattr(DockerTarget, "stop", real_stop)
     assert done["status"] == "failed", done
     assert "health check failed" in done["error"]
     resp = await dclient.get(f"/api/v1/deployments/{created['id']}/logs", headers=auth)

@@ -29,7 +29,7 @@ class SlowAttempt:
 
 async def test_closing_the_reporter_keeps_a_cancel_of_its_caller():
     reporter = BuildProgress(SlowAttempt())  # type: ignore[arg-type]
-    reporter.on_line("Step 2/3 : RUN make")
+    reporter.step(2, 3, "Step 2/3 : RUN make")
     await asyncio.sleep(0.01)  # the reporter is inside its update now
 
     async def after_the_build() -> str:
