@@ -12,9 +12,9 @@ from dployr.api.middleware import client_of
 from dployr.api.openapi import operation
 from dployr.errors import AuthenticationRequired
 from dployr.keys import CONFIG, DB, DEPLOYER, EXTRA_QUOTA, RATE_LIMITS
+from dployr.pipeline.deployer import redeploy
 from dployr.pipeline.push import Push, read_push, verify
 from dployr.store import deployments, services
-from dployr.store.deployments import NewDeployment
 
 routes = web.RouteTableDef()
 RESULT = schemas.ref("PushResult")
@@ -70,16 +70,7 @@ async def _deploy(request: web.Request, service: services.Service, push: Push) -
         return _ignored(f"push to {push.ref}; this service deploys refs/heads/{branch}")
     if push.commit is None:
         return _ignored(f"branch {branch} was deleted")
-    new = NewDeployment(
-        owner_id=service.owner_id,
-        project_id=service.project_id,
-        name=service.name,
-        runtime=spec["runtime"],
-        target=spec["target"],
-        spec=spec,
-        triggered_by="webhook",
-        commit_sha=push.commit,
-    )
+    new = redeploy(service, spec, "webhook", push.commit)
     deployment, coalesced = await request.app[DEPLOYER].queue_push(new)
     result: dict[str, Any] = {
         "status": "queued",

@@ -18,9 +18,9 @@ from dployr.pipeline.spec import DeploySpec, instance_spec, protected_dirs
 from dployr.proxy.domains import default_tls
 from dployr.proxy.protocol import Route
 from dployr.runtime.protocol import BuildRequest
-from dployr.sources.git import Checkout, GitAuth, fetch_local, fetch_remote
+from dployr.sources.git import Checkout, fetch_local, fetch_remote
 from dployr.sources.validate import outside_protected, parse_remote
-from dployr.store import credentials, deployments, routes, services
+from dployr.store import deployments, routes, services
 from dployr.store.deployments import Deployment
 from dployr.tasks import run_to_end
 
@@ -144,7 +144,7 @@ class Attempt:
                 cache,
                 parse_remote(spec.remote),
                 branch,
-                await self._git_auth(),
+                await self.d.git_auth(self.deployment.owner_id, spec.credential_id),
                 self.work,
                 allow_private=self.d.config.runtime.allow_private_remotes,
                 limit=timeout,
@@ -394,29 +394,12 @@ class Attempt:
 
     # -- credentials -----------------------------------------------------------------------------
 
-    async def _credential(self) -> tuple[str, str] | None:
-        if not self.spec.credential_id:
-            return None
-        credential = await credentials.get_credential(
-            self.d.db, self.spec.credential_id, self.deployment.owner_id
-        )
-        if credential is None:
-            raise StageFailed(f"credential {self.spec.credential_id} no longer exists")
-        return credential.type, self.d.box.decrypt(credential.secret_enc)
-
     async def _credential_secrets(self) -> list[str]:
         try:
-            found = await self._credential()
-        except StageFailed:
+            found = await self.d.credential(self.deployment.owner_id, self.spec.credential_id)
+        except DployrError:
             return []
         if found is None:
             return []
         secret = found[1]
         return [secret, *(line for line in secret.splitlines() if len(line) >= 8)]
-
-    async def _git_auth(self) -> GitAuth | None:
-        found = await self._credential()
-        if found is None:
-            return None
-        kind, secret = found
-        return GitAuth(token=secret) if kind == "token" else GitAuth(deploy_key=secret)

@@ -11,21 +11,41 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from secrets import token_urlsafe
+from typing import Any
 
 from dployr.config import Config
 from dployr.crypto import SecretBox
-from dployr.errors import Conflict, InvalidState
+from dployr.errors import Conflict, DployrError, InvalidState
 from dployr.ids import now_iso
 from dployr.pipeline.attempt import Attempt
 from dployr.pipeline.routing import Router
 from dployr.runtime.protocol import Target
 from dployr.runtime.targets import Targets
-from dployr.store import deployments, projects, services
+from dployr.sources.git import GitAuth
+from dployr.store import credentials, deployments, projects, services
 from dployr.store.db import Database, Transaction
 from dployr.store.deployments import FINISHED, Deployment, NewDeployment
+from dployr.store.services import Service
 from dployr.tasks import run_to_end
 
 _LOGGER = logging.getLogger(__name__)
+
+
+def redeploy(
+    service: Service, spec: dict[str, Any], triggered_by: str, commit: str
+) -> NewDeployment:
+    """A new release of the service with `spec` (its latest), pinned to `commit` (a push or a
+    poll found it)."""
+    return NewDeployment(
+        owner_id=service.owner_id,
+        project_id=service.project_id,
+        name=service.name,
+        runtime=spec["runtime"],
+        target=spec["target"],
+        spec=spec,
+        triggered_by=triggered_by,
+        commit_sha=commit,
+    )
 
 
 @dataclass(frozen=True)
@@ -236,6 +256,24 @@ class Deployer:
 
     async def remove_cache(self, service_id: str) -> None:
         await asyncio.to_thread(shutil.rmtree, self.cache_dir / service_id, True)
+
+    # -- what deployments are made of -------------------------------------------------------
+
+    async def credential(self, owner_id: str, credential_id: str | None) -> tuple[str, str] | None:
+        """(type, secret) of the owner's credential a deployment names; None when it names none."""
+        if not credential_id:
+            return None
+        credential = await credentials.get_credential(self.db, credential_id, owner_id)
+        if credential is None:
+            raise DployrError(f"credential {credential_id} no longer exists")
+        return credential.type, self.box.decrypt(credential.secret_enc)
+
+    async def git_auth(self, owner_id: str, credential_id: str | None) -> GitAuth | None:
+        found = await self.credential(owner_id, credential_id)
+        if found is None:
+            return None
+        kind, secret = found
+        return GitAuth(token=secret) if kind == "token" else GitAuth(deploy_key=secret)
 
     # -- targets ----------------------------------------------------------------------------------
 

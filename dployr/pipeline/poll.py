@@ -4,18 +4,14 @@ branch queues a deployment of exactly that commit (`triggered_by: "poll"`)."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from dployr.errors import DployrError
-from dployr.sources.git import GitAuth
+from dployr.pipeline.deployer import Deployer, redeploy
 from dployr.sources.remote_head import remote_head
 from dployr.sources.validate import parse_remote
-from dployr.store import credentials, deployments, services
-from dployr.store.deployments import Deployment, NewDeployment
+from dployr.store import deployments, services
+from dployr.store.deployments import Deployment
 from dployr.store.services import Service
-
-if TYPE_CHECKING:
-    from dployr.pipeline.deployer import Deployer
 
 _LOGGER = logging.getLogger(__name__)
 LS_REMOTE_TIMEOUT = 60.0
@@ -54,7 +50,7 @@ async def poll_service(deployer: Deployer, service: Service) -> Deployment | Non
         deployer.repo_cache(service.id),
         parse_remote(spec["remote"]),
         branch,
-        await _auth(deployer, service, spec.get("credential_id")),
+        await deployer.git_auth(service.owner_id, spec.get("credential_id")),
         deployer.work_dir / f"poll-{service.id}",
         allow_private=deployer.config.runtime.allow_private_remotes,
         limit=min(LS_REMOTE_TIMEOUT, deployer.config.runtime.build_timeout),
@@ -62,24 +58,4 @@ async def poll_service(deployer: Deployer, service: Service) -> Deployment | Non
     if head is None or head == await deployments.last_commit(db, service.id):
         return None
     _LOGGER.info("service %s: %s is at %s, deploying it", service.name, branch, head)
-    new = NewDeployment(
-        owner_id=service.owner_id,
-        project_id=service.project_id,
-        name=service.name,
-        runtime=spec["runtime"],
-        target=spec["target"],
-        spec=spec,
-        triggered_by="poll",
-        commit_sha=head,
-    )
-    return await deployer.create(new, [], project_given=False)
-
-
-async def _auth(deployer: Deployer, service: Service, credential_id: str | None) -> GitAuth | None:
-    if not credential_id:
-        return None
-    credential = await credentials.get_credential(deployer.db, credential_id, service.owner_id)
-    if credential is None:
-        raise DployrError(f"credential {credential_id} no longer exists")
-    secret = deployer.box.decrypt(credential.secret_enc)
-    return GitAuth(token=secret) if credential.type == "token" else GitAuth(deploy_key=secret)
+    return await deployer.create(redeploy(service, spec, "poll", head), [], project_given=False)
