@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,13 +23,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "bench password 1"
+sys.path.insert(0, str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from bench.daemon import PASSWORD, Daemon, free_port  # noqa: E402
 
 
 def call(url: str, body: Any = None, token: str | None = None) -> Any:
@@ -64,51 +58,6 @@ def wait_http(url: str, timeout: float = 15) -> float:
         except OSError:
             time.sleep(0.005)
     raise RuntimeError(f"{url} did not answer in {timeout} s")
-
-
-class Daemon:
-    def __init__(self, workdir: Path, data_dir: Path) -> None:
-        self.port = free_port()
-        config = workdir / "config.toml"
-        config.write_text("")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DPLOYR_")}
-        env.update(
-            DPLOYR_SERVER_DATA_DIR=str(data_dir),
-            DPLOYR_AUTH_BCRYPT_ROUNDS="4",
-            DPLOYR_RATE_LIMIT_ENABLED="false",
-            DPLOYR_PROXY_BACKEND="none",
-        )
-        self.started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dployr",
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                str(self.port),
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.startup = wait_http(f"{self.url}/health")
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def rss_mb(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        match = re.search(r"VmRSS:\s+(\d+) kB", status)
-        assert match
-        return int(match.group(1)) / 1024
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(15)
 
 
 def run_wrk(url: str, seconds: int, token: str | None) -> float:
@@ -155,7 +104,7 @@ def startup_times(workdir: Path, runs: int) -> tuple[list[float], list[float]]:
     for i in range(runs):
         data = workdir / f"start-{i}"
         for into in (fresh, existing):  # first start makes the DB and key; the second reuses
-            daemon = Daemon(workdir, data)
+            daemon = Daemon(data, {"PROXY_BACKEND": "none"})
             into.append(daemon.startup)
             daemon.stop()
     return fresh, existing
@@ -169,7 +118,7 @@ def main() -> None:
     client = "wrk -t1 -c32" if shutil.which("wrk") else "aiohttp client, 32 connections"
     with tempfile.TemporaryDirectory(prefix="dployr-bench-") as tmp:
         workdir = Path(tmp)
-        daemon = Daemon(workdir, workdir / "data")
+        daemon = Daemon(workdir / "data", {"PROXY_BACKEND": "none"})
         baseline = None
         try:
             time.sleep(2)

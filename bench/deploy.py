@@ -11,10 +11,6 @@ change, whose build should take its installed requirements from the engine's cac
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PASSWORD = "bench password 1"
+sys.path.insert(0, str(ROOT))
+
+from bench.daemon import Daemon, free_port  # noqa: E402
+
 DOCKERFILE = (
     "FROM busybox:stable\nWORKDIR /app\nCOPY . /app\n"
     'CMD ["/bin/sh", "-c", "httpd -f -p \\"$PORT\\" -h /app"]\n'
@@ -53,12 +52,6 @@ app.run(host="0.0.0.0", port=int(os.environ["PORT"]))
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_page(port: int, expected: str, limit: float = 30) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -72,103 +65,16 @@ def wait_page(port: int, expected: str, limit: float = 30) -> None:
     raise RuntimeError(f"port {port} never served {expected!r}")
 
 
-class Daemon:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DPLOYR_")}
-        env.update(
-            DPLOYR_SERVER_DATA_DIR=str(data_dir),
-            DPLOYR_SERVER_LOG_LEVEL="warning",
-            DPLOYR_AUTH_BCRYPT_ROUNDS="4",
-            DPLOYR_RATE_LIMIT_ENABLED="false",
-            DPLOYR_RUNTIME_ALLOW_LOCAL_SOURCES="true",
-            DPLOYR_RUNTIME_DRAIN_SECONDS="0",
-            DPLOYR_RUNTIME_KEEP_RELEASES="20",
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "dployr", "serve", "--port", str(self.port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                self.call("GET", "/health")
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        account = {"name": "Bench", "email": "bench@example.com", "password": PASSWORD}
-        self.call("POST", "/api/v1/auth/register", account)
-        pair = self.call(
-            "POST", "/api/v1/auth/login", {k: account[k] for k in ("email", "password")}
-        )
-        self.token = pair["access_token"]
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data, method=method)
-        req.add_header("Content-Type", "application/json")
-        if getattr(self, "token", None):
-            req.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            raw = resp.read()
-        return json.loads(raw) if raw else None
-
-    def wait_live(self, deployment_id: str, limit: float = 120) -> dict[str, Any]:
-        """Polls every 20 ms; `seen` holds when each stage was first seen running and done
-        (stage timestamps in the API have whole seconds)."""
-        deadline = time.monotonic() + limit
-        seen: dict[tuple[str, str], float] = {}
-        while time.monotonic() < deadline:
-            body = self.call("GET", f"/api/v1/deployments/{deployment_id}")
-            now = time.perf_counter()
-            for stage in body["stages"]:
-                state = "running" if stage["status"] == "running" else "done"
-                if stage["status"] != "pending":
-                    seen.setdefault((stage["name"], state), now)
-            body["seen"] = seen
-            if body["status"] == "live":
-                return dict(body)
-            if body["status"] in ("failed", "cancelled"):
-                raise RuntimeError(f"deployment failed: {body['error']}")
-            time.sleep(0.02)
-        raise RuntimeError(f"{deployment_id} not live in {limit} s")
-
-    def deploy(
-        self, name: str, repo: Path, runtime: str = "static", **extra: Any
-    ) -> tuple[float, dict[str, Any]]:
-        body = {"name": name, "source": "local", "path": str(repo), "branch": "main",
-                "runtime": runtime, "port": 8080,
-                "health_check": {"path": "/", "timeout": 30}, **extra}  # fmt: skip
-        started = time.perf_counter()
-        created = self.call("POST", "/api/v1/deployments", body)
-        live = self.wait_live(created["id"], limit=600)
-        return time.perf_counter() - started, live
-
-    def log(self, deployment_id: str) -> str:
-        lines: list[str] = []
-        after = 0
-        while True:  # pages with `after` where the API pages; one answer where it does not
-            page = self.call("GET", f"/api/v1/deployments/{deployment_id}/logs?after={after}")
-            fresh = [line for line in page["logs"] if line["seq"] > after]
-            if not fresh:
-                return "\n".join(lines)
-            lines += [line["message"] for line in fresh]
-            after = fresh[-1]["seq"]
-
-    def rss_mb(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
-        return kb / 1024
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(30)
+def deploy(
+    daemon: Daemon, name: str, repo: Path, runtime: str = "static", **extra: Any
+) -> tuple[float, dict[str, Any]]:
+    body = {"name": name, "source": "local", "path": str(repo), "branch": "main",
+            "runtime": runtime, "port": 8080,
+            "health_check": {"path": "/", "timeout": 30}, **extra}  # fmt: skip
+    started = time.perf_counter()
+    created = daemon.call("POST", "/api/v1/deployments", body)
+    live = daemon.wait_live(created["id"], limit=600)
+    return time.perf_counter() - started, live
 
 
 def by_hand(repo: Path, work: Path, tag: str, expected: str) -> float:
@@ -226,7 +132,7 @@ def python_dependencies(daemon: Daemon, work: Path) -> None:
         if text == "second":
             (repo / "app.py").write_text(FLASK_APP.format(text=text))
             subprocess.run([*GIT, "-C", str(repo), "commit", "-qam", text], check=True)
-        seconds, live = daemon.deploy("bench-flask", repo, "python", version="3.11")
+        seconds, live = deploy(daemon, "bench-flask", repo, "python", version="3.11")
         log = daemon.log(live["id"])
         wait_page(live["host_port"], f"{text} with flask 3.0.3 and requests 2.32.3")
         figures.append((stage_seconds(live, "building"), seconds, log))
@@ -253,7 +159,16 @@ def main() -> None:
     (repo / "index.html").write_text("v0\n")
     subprocess.run([*GIT, "-C", str(repo), "add", "-A"], check=True)
     subprocess.run([*GIT, "-C", str(repo), "commit", "-qm", "v0"], check=True)
-    daemon = Daemon(work / "data")
+    daemon = Daemon(
+        work / "data",
+        {
+            "RUNTIME_ALLOW_LOCAL_SOURCES": "true",
+            "RUNTIME_DRAIN_SECONDS": "0",
+            "RUNTIME_KEEP_RELEASES": "20",
+            "PROXY_BACKEND": "none",  # the deploy alone (bench/switch.py measures the proxy)
+        },
+    )
+    daemon.login()
     try:
         if args.only != "python":
             static(daemon, repo, work, args.rounds, args.services)
@@ -264,13 +179,13 @@ def main() -> None:
 
 
 def static(daemon: Daemon, repo: Path, work: Path, rounds: int, services: int) -> None:
-    first, live = daemon.deploy("bench", repo)
+    first, live = deploy(daemon, "bench", repo)
     print(f"first deploy (cold clone, build, run): {first:.2f} s")
     agent, hand, history = [], [], [live]
     for n in range(1, rounds + 1):
         commit(repo, f"v{n}\n")
         hand.append(by_hand(repo, work, f"dployr-bench/byhand:{n}", f"v{n}\n"))
-        seconds, live = daemon.deploy("bench", repo)
+        seconds, live = deploy(daemon, "bench", repo)
         agent.append(seconds)
         history.append(live)
         print(f"round {n}: agent {seconds:.2f} s, by hand {hand[-1]:.2f} s,"
@@ -289,7 +204,7 @@ def static(daemon: Daemon, repo: Path, work: Path, rounds: int, services: int) -
           + f" s; median {statistics.median(rollbacks):.2f} s (goal <= 3 s)")  # fmt: skip
 
     for i in range(services - 1):
-        daemon.deploy(f"bench-r{i}", repo)
+        deploy(daemon, f"bench-r{i}", repo)
     time.sleep(1)
     print(f"daemon RSS with {services} services deployed: {daemon.rss_mb():.1f} MB"
           " (goal <= 80 MB)")  # fmt: skip

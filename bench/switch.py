@@ -17,75 +17,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.daemon import Daemon  # noqa: E402
 from tests.proxy import load  # noqa: E402
-from tests.proxy.conftest import Caddy, Nginx, free_port  # noqa: E402
+from tests.proxy.conftest import Caddy, Nginx  # noqa: E402
 
-PASSWORD = "bench password 1"
 HOST = "app.localhost"
 SERVE = (
     'mkdir -p /www && echo "release $RELEASE" > /www/index.html && exec httpd -f -p "$PORT" -h /www'
 )
-
-
-class Daemon:
-    def __init__(self, data_dir: Path, proxy: dict[str, Any], drain: float) -> None:
-        self.port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DPLOYR_")}
-        env.update(
-            DPLOYR_SERVER_DATA_DIR=str(data_dir),
-            DPLOYR_SERVER_LOG_LEVEL="warning",
-            DPLOYR_AUTH_BCRYPT_ROUNDS="4",
-            DPLOYR_RATE_LIMIT_ENABLED="false",
-            DPLOYR_RUNTIME_DRAIN_SECONDS=str(drain),
-            **{f"DPLOYR_PROXY_{k.upper()}": str(v) for k, v in proxy.items()},
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "dployr", "serve", "--port", str(self.port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=(data_dir.parent / "daemon.log").open("wb"),
-        )  # fmt: skip
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                self.call("GET", "/health")
-                break
-            except OSError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    log = (data_dir.parent / "daemon.log").read_text(errors="replace")
-                    raise RuntimeError(f"dployr serve did not start:\n{log[-3000:]}") from None
-                time.sleep(0.05)
-        account = {"name": "Bench", "email": "bench@example.com", "password": PASSWORD}
-        self.call("POST", "/api/v1/auth/register", account)
-        pair = self.call("POST", "/api/v1/auth/login", {"email": account["email"],
-                                                         "password": PASSWORD})  # fmt: skip
-        self.token = pair["access_token"]
-
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data, method=method)
-        req.add_header("Content-Type", "application/json")
-        if getattr(self, "token", None):
-            req.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            raw = resp.read()
-        return json.loads(raw) if raw else None
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(30)
 
 
 async def deploy(daemon: Daemon, release: int) -> tuple[float, dict[str, Any]]:
@@ -127,7 +76,9 @@ async def measure(
     proxy.start()
     (work / "data").mkdir()
     try:
-        daemon = Daemon(work / "data", proxy.proxy_config(), drain)
+        settings = {f"PROXY_{k.upper()}": str(v) for k, v in proxy.proxy_config().items()}
+        daemon = Daemon(work / "data", {**settings, "RUNTIME_DRAIN_SECONDS": str(drain)})
+        daemon.login()
     except BaseException:  # a daemon that does not start leaves no proxy running
         proxy.stop()
         raise
