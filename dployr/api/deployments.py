@@ -139,8 +139,12 @@ async def create_deployment(request: web.Request) -> web.Response:
     body = await read_json(request, ds.CREATE_DEPLOYMENT)
     await _check_refs(request, body, identity.user.id)
     targets = request.app[DEPLOYER].targets
-    # A target the body names is checked by spec_from_body, which names the field.
-    target = body.get("target") or await targets.default_for_request()
+    # A target the body names is checked by spec_from_body, which names the field. With none,
+    # a service keeps the one it runs on (`auto` never moves it because an engine is down).
+    target = body.get("target")
+    if target is None:
+        existing = await services.service_by_name(request.app[DB], identity.user.id, body["name"])
+        target = existing.target if existing else await targets.default_for_request()
     spec = await spec_from_body(
         body, request.app[CONFIG], targets, target, admin=identity.user.is_admin
     )

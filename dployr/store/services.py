@@ -62,11 +62,12 @@ async def get_service(db: Database, service_id: str, owner_id: str | None) -> Se
     return Service.from_row(row) if row else None
 
 
-async def service_by_name(conn: Transaction, owner_id: str, name: str) -> Service | None:
-    cursor = await conn.execute(
-        f"SELECT {COLUMNS} FROM services WHERE owner_id = ? AND name = ?", (owner_id, name)
-    )
-    row = await cursor.fetchone()
+async def service_by_name(conn: Transaction | Database, owner_id: str, name: str) -> Service | None:
+    sql = f"SELECT {COLUMNS} FROM services WHERE owner_id = ? AND name = ?"
+    if isinstance(conn, Database):
+        row = await conn.fetchone(sql, (owner_id, name))
+    else:
+        row = await (await conn.execute(sql, (owner_id, name))).fetchone()
     return Service.from_row(row) if row else None
 
 

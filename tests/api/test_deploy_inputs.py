@@ -291,6 +291,24 @@ async def test_an_unbuilt_default_target_is_named(aiohttp_client: Any, tmp_path:
     assert status == 400 and body["error"]["details"]["field"] == "target"
 
 
+async def test_a_service_keeps_its_target_when_a_deployment_names_none(
+    aiohttp_client: Any, tmp_path: Path
+):
+    # The default target is not docker (nor, here, one that can run anything): a service that
+    # runs on docker stays there when a later deployment of it names no target.
+    client: Client = await aiohttp_client(create_app(_config(tmp_path, default_target="systemd")))
+    admin = await _admin(client)
+    status, first = await _post(
+        client, admin, name="img", source="image", image="alpine:3", target="docker"
+    )
+    assert status == 202, first
+    await _wait_finished(client, admin, first["id"])
+    status, again = await _post(client, admin, name="img", source="image", image="alpine:3")
+    assert status == 202, again
+    assert again["target"] == "docker"
+    await _wait_finished(client, admin, again["id"])
+
+
 async def test_auto_without_an_engine_says_why(aiohttp_client: Any, tmp_path: Path):
     client: Client = await aiohttp_client(create_app(_config(tmp_path, default_target="auto")))
     admin = await _admin(client)
