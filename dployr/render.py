@@ -1,6 +1,7 @@
 """One jinja2 environment for every file dployr renders from `templates/`: Dockerfiles,
-Caddy and nginx configs. Values reach a template only after validation; templates put them in
-through filters that quote them for the file's own syntax (|tojson)."""
+Caddy and nginx configs, systemd units. Values reach a template only after validation;
+templates put them in through filters that quote them for the file's own syntax (|tojson,
+|unit_value, |unit_arg)."""
 
 from __future__ import annotations
 
@@ -21,12 +22,17 @@ def environment() -> jinja2.Environment:
     folder = resources.files("dployr") / "templates"
     if not folder.is_dir():  # a source checkout: templates/ beside the package
         folder = Path(__file__).resolve().parents[1] / "templates"
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(folder)),
         autoescape=False,  # noqa: S701 - Dockerfiles and proxy configs, not HTML
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
+    from dployr.runtime.units import unit_arg, unit_value
+
+    env.filters["unit_value"] = unit_value  # systemd units: one line, specifiers escaped
+    env.filters["unit_arg"] = unit_arg  # one quoted ExecStart= word
+    return env
 
 
 def render(name: str, **values: Any) -> str:
