@@ -1,0 +1,87 @@
+"""A source archive is unpacked only when no member reaches outside the release dir."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from dployr.runtime.protocol import RuntimeFailure
+from dployr.runtime.safe_tar import extract_source, member_problem
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = link
+    return info
+
+
+@pytest.mark.parametrize(
+    ("member", "why"),
+    [
+        (_member("/etc/passwd"), "an absolute path"),
+        (_member("../escape"), "a path with '..'"),
+        (_member("a/../../escape"), "a path with '..'"),
+        (_member("dev", tarfile.CHRTYPE), "a device or FIFO"),
+        (_member("blk", tarfile.BLKTYPE), "a device or FIFO"),
+        (_member("fifo", tarfile.FIFOTYPE), "a device or FIFO"),
+        (_member("link", tarfile.SYMTYPE, "/etc/shadow"), "a link to an absolute path"),
+        (_member("a/link", tarfile.SYMTYPE, "../../x"), "a link that leaves the tree"),
+        (_member("hard", tarfile.LNKTYPE, "../x"), "a link that leaves the tree"),
+    ],
+)
+def test_bad_members_are_named(member: tarfile.TarInfo, why: str) -> None:
+    problem = member_problem(member)
+    assert problem is not None and problem.endswith(why)
+
+
+@pytest.mark.parametrize(
+    "member",
+    [
+        _member("app.py"),
+        _member("src", tarfile.DIRTYPE),
+        _member("a/b/link", tarfile.SYMTYPE, "../c"),
+        _member("hard", tarfile.LNKTYPE, "app.py"),
+    ],
+)
+def test_good_members_pass(member: tarfile.TarInfo) -> None:
+    assert member_problem(member) is None
+
+
+def _archive(path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for info, data in members:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data else None)
+    return path
+
+
+def test_a_good_archive_unpacks(tmp_path: Path) -> None:
+    archive = _archive(
+        tmp_path / "ok.tar",
+        [
+            (_member("app.py"), b"print(1)\n"),
+            (_member("lib/link", tarfile.SYMTYPE, "../app.py"), b""),
+        ],
+    )
+    dest = tmp_path / "out"
+    dest.mkdir()
+    extract_source(archive, dest)
+    assert (dest / "app.py").read_text() == "print(1)\n"
+    assert (dest / "lib" / "link").read_text() == "print(1)\n"
+
+
+def test_a_bad_archive_writes_nothing(tmp_path: Path) -> None:
+    archive = _archive(
+        tmp_path / "bad.tar",
+        [(_member("app.py"), b"x"), (_member("../../evil"), b"boom")],
+    )
+    dest = tmp_path / "out"
+    dest.mkdir()
+    with pytest.raises(RuntimeFailure, match=r"refused: \.\./\.\./evil: a path with '\.\.'"):
+        extract_source(archive, dest)
+    assert list(dest.iterdir()) == []
+    assert not (tmp_path.parent / "evil").exists()
