@@ -181,9 +181,10 @@ PY
 }
 
 install_package() {
-    if [ ! -x "$PREFIX/bin/python" ]; then
+    # A venv whose interpreter is gone (the distribution moved to a new python3) is made again.
+    if ! "$PREFIX/bin/python" -c 'import sys' >/dev/null 2>&1; then
         say "creating the virtualenv $PREFIX"
-        python3 -m venv "$PREFIX" || die "python3 -m venv $PREFIX failed"
+        python3 -m venv --clear "$PREFIX" || die "python3 -m venv $PREFIX failed"
     fi
     say "installing dployr from $SOURCE"
     pip="$PREFIX/bin/pip"

@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.box.vps import (  # noqa: E402 (the checkout's tests package, after sys.path)
     Box,
+    Files,
     build_wheel,
     free_port,
     image_exists,
@@ -52,16 +53,13 @@ def memory(box: Box) -> tuple[float, float]:
     return rss_kb / 1024, unit_bytes / 1e6
 
 
-def one_round(files: str, wheel: str, session: str) -> tuple[float, float, float]:
+def one_round(files: Files, session: str) -> tuple[float, float, float]:
     box = Box(session=session)
     try:
         box.start(docker_socket=True)
         port = free_port()
         api = f"http://127.0.0.1:{port}"
-        command = (
-            f"curl -fsSL {files}/install.sh | sh -s -- --source {files}/{wheel} "
-            f"--no-docker --no-caddy --port {port}"
-        )
+        command = files.install_command("--no-docker", "--no-caddy", "--port", str(port))
         started = time.monotonic()
         done = box.sh(command, timeout=600, check=False)
         deadline = started + 600
@@ -91,9 +89,10 @@ def main() -> None:
         (served / "install.sh").write_bytes((ROOT / "install.sh").read_bytes())
         results = []
         try:
-            with serve_directory(served) as files:
+            with serve_directory(served) as url:
+                files = Files(url, served, wheel.name)
                 for n in range(args.rounds):
-                    seconds, rss, unit = one_round(files, wheel.name, session)
+                    seconds, rss, unit = one_round(files, session)
                     print(
                         f"round {n + 1}: curl | sh → /health/ready {seconds:.1f} s; "
                         f"RSS {rss:.1f} MB, unit MemoryCurrent {unit:.1f} MB",

@@ -1,4 +1,5 @@
-"""Fixtures for tests in a VPS in a box (tests/box/vps.py): `box_session`, `box`, `new_box`.
+"""Fixtures for tests in a VPS in a box (tests/box/vps.py): `box_session`, `box`, `new_box`,
+`wheel` and `install_files` (install.sh and the wheel served on loopback, for `run_install`).
 
 A test that needs a booted Debian with systemd as PID 1 takes `box` (one fresh box per test,
 removed afterwards) or `new_box` (a factory, for several boxes or a box with the host's Docker
@@ -10,13 +11,23 @@ Docker or the image is missing; elsewhere they skip.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.box.vps import IMAGE, Box, build_wheel, docker_answers, image_exists, remove_boxes
+from tests.box.vps import (
+    IMAGE,
+    Box,
+    Files,
+    build_wheel,
+    docker_answers,
+    image_exists,
+    remove_boxes,
+    serve_directory,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,3 +77,15 @@ def box(new_box: Callable[..., Box]) -> Box:
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The checkout's wheel, built once per session (the box installs it over loopback HTTP)."""
     return build_wheel(ROOT, tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def install_files(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Files]:
+    """install.sh and the wheel on a loopback HTTP server, for the session. In a box:
+    `run_install(box, install_files, "--no-docker", "--no-caddy", "--port", str(free_port()))`
+    installs and starts dployr under systemd (tests/box/test_install.py does exactly that)."""
+    served = tmp_path_factory.mktemp("served")
+    shutil.copy(ROOT / "install.sh", served / "install.sh")
+    shutil.copy(wheel, served / wheel.name)
+    with serve_directory(served) as url:
+        yield Files(url, served, wheel.name)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.box.vps import Box, build_wheel, free_port, serve_directory
+from tests.box.vps import Box, BoxError, Files, build_wheel, free_port, run_install
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(400)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,21 +30,16 @@ PASSWORD = "correct horse battery"
 @dataclass
 class Installed:
     box: Box
-    files: str  # the loopback server with install.sh and the wheels
-    wheel: str  # the wheel's file name there
+    files: Files  # the loopback server with install.sh and the wheels
     api: str  # the daemon's address (the box shares the host's loopback)
     seconds: float  # from `curl | sh` to the end of install.sh (it waits for /health/ready)
 
-    def install(self, *flags: str) -> str:
+    def install(self, *flags: str, source: str | None = None) -> str:
         """`curl -fsSL …/install.sh | sh -s -- FLAGS` in the box; what it printed."""
-        command = f"curl -fsSL {self.files}/install.sh | sh -s -- {' '.join(flags)}"
-        done = self.box.sh(command, timeout=300, check=False)
-        if done.returncode != 0:
-            pytest.fail(
-                f"install.sh {' '.join(flags)} exited {done.returncode}:\n{done.stdout}\n"
-                f"{done.stderr}\n{self.box.journal('dployr')}"
-            )
-        return done.stdout + done.stderr
+        try:
+            return run_install(self.box, self.files, *flags, source=source)
+        except BoxError as err:
+            pytest.fail(str(err))
 
 
 def call(url: str, body: Any = None, token: str = "") -> tuple[int, Any]:
@@ -98,28 +93,22 @@ def upgrade_wheel(dest: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def files(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
-    """A loopback HTTP server with install.sh, the wheel and the upgrade's wheel."""
-    served = tmp_path_factory.mktemp("served")
-    shutil.copy(ROOT / "install.sh", served / "install.sh")
-    shutil.copy(wheel, served / wheel.name)
+def newer_wheel(install_files: Files, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The upgrade's wheel, served next to install.sh; its URL."""
     newer = upgrade_wheel(tmp_path_factory.mktemp("upgrade"))
-    shutil.copy(newer, served / newer.name)
-    with serve_directory(served) as url:
-        yield url, wheel.name, newer.name
+    shutil.copy(newer, install_files.directory / newer.name)
+    return f"{install_files.url}/{newer.name}"
 
 
 @pytest.fixture(scope="module")
-def installed(box_session: str, files: tuple[str, str, str]) -> Iterator[Installed]:
-    url, wheel, _ = files
+def installed(box_session: str, install_files: Files) -> Iterator[Installed]:
     box = Box(session=box_session)
     try:
         box.start(docker_socket=True)
         port = free_port()
-        setup = Installed(box, url, wheel, f"http://127.0.0.1:{port}", 0.0)
+        setup = Installed(box, install_files, f"http://127.0.0.1:{port}", 0.0)
         started = time.monotonic()
-        flags = ("--no-docker", "--no-caddy", "--port", str(port))
-        setup.install("--source", f"{url}/{wheel}", *flags)
+        setup.install("--no-docker", "--no-caddy", "--port", str(port))
         setup.seconds = time.monotonic() - started
         yield setup
     finally:
@@ -187,12 +176,11 @@ def test_a_reboot_brings_the_daemon_back_with_its_users(installed: Installed) ->
 
 
 def test_a_second_run_upgrades_in_place_and_keeps_config_and_data(
-    installed: Installed, files: tuple[str, str, str]
+    installed: Installed, newer_wheel: str
 ) -> None:
     box = installed.box
-    url, _, newer = files
     config_before = box.exec("cat", "/etc/dployr/config.toml").stdout
-    said = installed.install("--source", f"{url}/{newer}", "--no-docker", "--no-caddy")
+    said = installed.install("--no-docker", "--no-caddy", source=newer_wheel)
     assert "keeping /etc/dployr/config.toml" in said
     assert box.exec("cat", "/etc/dployr/config.toml").stdout == config_before
     status, health = call(f"{installed.api}/health")
@@ -200,6 +188,17 @@ def test_a_second_run_upgrades_in_place_and_keeps_config_and_data(
     assert health["version"].startswith("9999.")  # the new package runs
     status, me = call(f"{installed.api}/api/v1/auth/me", token=login(installed.api))
     assert status == 200, me  # the same database, and the same jwt_secret signed the token
+
+
+def test_a_run_after_the_os_python_moved_makes_the_venv_again(installed: Installed) -> None:
+    box = installed.box
+    # As after a distribution upgrade: the venv's interpreter link points at nothing.
+    box.exec("ln", "-sf", "/usr/bin/python3.99", "/opt/dployr/bin/python3")
+    said = installed.install("--no-docker", "--no-caddy")
+    assert "creating the virtualenv /opt/dployr" in said
+    wait_ready(installed.api, timeout=10)
+    status, me = call(f"{installed.api}/api/v1/auth/me", token=login(installed.api))
+    assert status == 200, me
 
 
 def test_uninstall_removes_the_service_and_keeps_config_and_data(installed: Installed) -> None:

@@ -223,6 +223,33 @@ def serve_directory(directory: Path) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+class Files:
+    """install.sh and the checkout's wheel, served on the host's loopback (the box fetches them
+    with curl); put more files in `directory` and they are served too."""
+
+    def __init__(self, url: str, directory: Path, wheel: str) -> None:
+        self.url, self.directory, self.wheel = url, directory, wheel
+
+    def install_command(self, *flags: str, source: str | None = None) -> str:
+        """The `curl … | sh -s -- --source <wheel> FLAGS` line (no --source with --uninstall)."""
+        if source is None and not {"--uninstall", "--purge"} & set(flags):
+            source = f"{self.url}/{self.wheel}"
+        args = (["--source", source] if source else []) + list(flags)
+        return f"curl -fsSL {self.url}/install.sh | sh -s -- {' '.join(args)}"
+
+
+def run_install(box: Box, files: Files, *flags: str, source: str | None = None) -> str:
+    """Run install.sh in the box as a user would (curl | sh); what it printed. BoxError with
+    its output and the daemon's journal when it fails."""
+    done = box.sh(files.install_command(*flags, source=source), timeout=300, check=False)
+    if done.returncode != 0:
+        raise BoxError(
+            f"install.sh {' '.join(flags)} exited {done.returncode}:\n{done.stdout}\n"
+            f"{done.stderr}\n{box.journal('dployr')}"
+        )
+    return done.stdout + done.stderr
+
+
 def build_wheel(root: Path, dest: Path) -> Path:
     """`pip wheel --no-deps` of the checkout at `root` into `dest`; the wheel's path."""
     dest.mkdir(parents=True, exist_ok=True)
