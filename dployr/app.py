@@ -20,6 +20,7 @@ from dployr.auth.ratelimit import RateLimits
 from dployr.auth.service import AuthService
 from dployr.config import Config
 from dployr.crypto import SecretBox
+from dployr.datadir import DataDirLock
 from dployr.events.bus import EventBus
 from dployr.events.sockets import Sockets
 from dployr.ids import new_id
@@ -91,19 +92,25 @@ async def prepare_data_dir(config: Config) -> None:
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     await prepare_data_dir(config)
-    app[DB] = await Database.open(config.db_path)
-    bus, counters = app[BUS], app[AGENT_COUNTERS]
+    # Held until the database is closed: a second daemon, or a `dployr restore`, on this data
+    # dir is refused instead of writing beside this one.
+    lock = await asyncio.to_thread(DataDirLock.acquire, config.data_path, "dployr serve")
+    try:
+        app[DB] = await Database.open(config.db_path)
+        bus, counters = app[BUS], app[AGENT_COUNTERS]
 
-    def publish(event: Event) -> None:
-        # Every committed event, from the one place it commits: to the bus, and to the
-        # counters (a deployment ends with its terminal event, wherever it ends).
-        counters.observe_event(event)
-        bus.publish(event)
+        def publish(event: Event) -> None:
+            # Every committed event, from the one place it commits: to the bus, and to the
+            # counters (a deployment ends with its terminal event, wherever it ends).
+            counters.observe_event(event)
+            bus.publish(event)
 
-    app[DB].publish = publish
-    _LOGGER.info("database open at %s", config.db_path)
-    yield
-    await app[DB].close()
+        app[DB].publish = publish
+        _LOGGER.info("database open at %s", config.db_path)
+        yield
+        await app[DB].close()
+    finally:
+        await asyncio.to_thread(lock.release)
 
 
 async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -1,4 +1,4 @@
-"""The `dployr` command: server-side commands (serve, migrate, backup, admin)."""
+"""The `dployr` command: server-side commands (serve, migrate, backup, restore, admin)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from dployr import __version__
-from dployr.cli import server
+from dployr.cli import backup, server
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"dployr {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server.add_commands(commands)
+    backup.add_commands(commands)
     return parser
 
 

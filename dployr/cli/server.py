@@ -1,4 +1,4 @@
-"""Server-side commands: serve, migrate, backup, admin create-user."""
+"""Server-side commands: serve, migrate, admin create-user (backup and restore: cli/backup.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dployr.config import Config, ConfigError, load_config
+from dployr.datadir import DataDirBusy
 from dployr.errors import DployrError
 from dployr.store.db import Database, MigrationError
 
@@ -25,25 +26,20 @@ class CommandError(Exception):
 
 def add_commands(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the daemon in the foreground")
-    _config_arg(serve)
+    config_arg(serve)
     serve.add_argument("--host", help="listen address (overrides server.host)")
     serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
     serve.add_argument("--log-format", choices=("text", "json"), help="log line format")
     serve.set_defaults(run=run_serve)
 
     migrate = commands.add_parser("migrate", help="apply pending database migrations")
-    _config_arg(migrate)
+    config_arg(migrate)
     migrate.set_defaults(run=run_migrate)
-
-    backup = commands.add_parser("backup", help="copy the live database to PATH (online)")
-    _config_arg(backup)
-    backup.add_argument("path", type=Path, help="where to write the backup")
-    backup.set_defaults(run=run_backup)
 
     admin = commands.add_parser("admin", help="administration on this host")
     admin_commands = admin.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
     create = admin_commands.add_parser("create-user", help="create a user (admin by default)")
-    _config_arg(create)
+    config_arg(create)
     create.add_argument("--email", required=True)
     create.add_argument("--name", required=True)
     create.add_argument("--username")
@@ -54,11 +50,11 @@ def add_commands(commands: Any) -> None:
     create.set_defaults(run=run_create_user)
 
 
-def _config_arg(parser: argparse.ArgumentParser) -> None:
+def config_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML config (default /etc/dployr/config.toml)")
 
 
-def _load(args: argparse.Namespace) -> Config:
+def load(args: argparse.Namespace) -> Config:
     try:
         return load_config(args.config)
     except ConfigError as err:
@@ -73,7 +69,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from dployr.app import create_app
     from dployr.logs import configure_logging
 
-    config = _load(args)
+    config = load(args)
     overrides = {
         k: v
         for k, v in (("host", args.host), ("port", args.port), ("log_format", args.log_format))
@@ -93,6 +89,8 @@ def run_serve(args: argparse.Namespace) -> int:
         )
     except MigrationError as err:
         raise CommandError(f"database migration failed, not starting: {err}") from None
+    except DataDirBusy as err:
+        raise CommandError(f"cannot start: {err}") from None
     except OSError as err:  # the port is taken, or the data dir is not writable
         raise CommandError(f"cannot start: {err}") from None
     _LOGGER.info("stopped")
@@ -100,7 +98,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
-    config = _load(args)
+    config = load(args)
 
     async def migrate() -> None:
         config.data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -115,28 +113,11 @@ def run_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_backup(args: argparse.Namespace) -> int:
-    from dployr.store.db import backup
-
-    config = _load(args)
-    if not config.db_path.exists():
-        raise CommandError(f"no database at {config.db_path}; is server.data_dir right?")
-    target: Path = args.path
-    if target.is_dir():
-        target = target / "dployr-backup.db"
-    try:
-        backup(config.db_path, target)
-    except OSError as err:
-        raise CommandError(f"cannot write {target}: {err.strerror}") from None
-    print(f"backed up {config.db_path} to {target}")
-    return 0
-
-
 def run_create_user(args: argparse.Namespace) -> int:
     from dployr.auth.passwords import PasswordHasher, check_password_rules
     from dployr.store import users
 
-    config = _load(args)
+    config = load(args)
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:

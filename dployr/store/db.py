@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -221,6 +222,10 @@ async def apply_migrations(conn: aiosqlite.Connection, migrations: list[Migratio
 def backup(source: Path, target: Path) -> None:
     """Copy a live database with SQLite's online backup API (consistent while others write)."""
     tmp = target.with_name(target.name + ".partial")
+    # Made 0600 before SQLite writes a byte into it (SQLite keeps the file's mode, and gives
+    # its journal the same): the copy is never readable by others, whatever the umask.
+    tmp.unlink(missing_ok=True)
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     src = sqlite3.connect(source, timeout=BUSY_TIMEOUT_MS / 1000)
     try:
         dst = sqlite3.connect(tmp)

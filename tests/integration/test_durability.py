@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import tarfile
 import threading
 import time
 from pathlib import Path
@@ -116,7 +117,7 @@ def test_kill_9_mid_burst_loses_no_acknowledged_write(daemon: Daemon) -> None:
 def test_online_backup_during_writes(daemon: Daemon, tmp_path: Path) -> None:
     daemon.start()
     token = daemon.admin_token()
-    target = tmp_path / "backup.db"
+    target = tmp_path / "backup.tar.gz"
     with Burst(daemon, token) as burst:
         burst.wait_for(100)
         before = burst.snapshot()
@@ -128,9 +129,12 @@ def test_online_backup_during_writes(daemon: Daemon, tmp_path: Path) -> None:
     assert not burst.failures, burst.failures[:5]
     assert len(during) > len(before), "no write was acknowledged while the backup ran"
     assert target.stat().st_mode & 0o777 == 0o600
-    assert not target.with_name(target.name + ".partial").exists()
-    assert integrity(target) == "ok"
-    conn = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
+    assert not list(tmp_path.glob(".dployr-backup-*"))  # its staging folder is gone
+    with tarfile.open(target) as tar:
+        tar.extract("dployr.db", tmp_path / "unpacked", filter="data")
+    copy = tmp_path / "unpacked" / "dployr.db"
+    assert integrity(copy) == "ok"
+    conn = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # one file
         names = {row[0] for row in conn.execute("SELECT name FROM projects")}
