@@ -183,7 +183,7 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
     if box is None:  # deployer_ctx made none (tests that start without it)
         path = app[CONFIG].data_path / "secrets" / "secrets.key"
         box = await asyncio.to_thread(SecretBox.from_file, path)
-    worker = DeliveryWorker(app[DB], box, app[CONFIG].webhooks, app[BUS])
+    worker = DeliveryWorker(app[DB], box, app[CONFIG].webhooks, app[BUS], app[AGENT_COUNTERS])
     app[WEBHOOKS] = worker
     async with running(worker):
         yield

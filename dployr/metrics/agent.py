@@ -43,9 +43,18 @@ class AgentCounters:
         self.deployments: Counter[str] = Counter()  # result
         self.durations: dict[str, Durations] = {}  # result → seconds from start to end
         self._started: dict[str, float] = {}
+        self.webhook_attempts: Counter[str] = Counter()  # success | error
+        self.webhook_deliveries: Counter[str] = Counter()  # delivered | failed (a delivery's end)
 
     def count_request(self, route: str, method: str, status: int) -> None:
         self.requests[(route, method, status)] += 1
+
+    def count_attempt(self, status: str, ended: int) -> None:
+        """One webhook attempt recorded with its delivery's new status (pending: a retry
+        comes); `ended`: the deliveries it ended (a delivered one, or failed ones)."""
+        self.webhook_attempts["success" if status == "delivered" else "error"] += 1
+        if ended:
+            self.webhook_deliveries["delivered" if status == "delivered" else "failed"] += ended
 
     def observe_event(self, event: Any) -> None:
         """Fed every committed event: a deployment starts with its first progress event and

@@ -38,6 +38,8 @@ class Snapshot:
     deployments: dict[str, int]
     durations: dict[str, Durations]
     bus_dropped: int
+    webhook_attempts: dict[str, int]
+    webhook_deliveries: dict[str, int]
 
     @classmethod
     def take(cls, host: HostSample | None, counters: AgentCounters, bus_dropped: int) -> Snapshot:
@@ -50,6 +52,8 @@ class Snapshot:
                 for k, v in counters.durations.items()
             },
             bus_dropped,
+            dict(counters.webhook_attempts),
+            dict(counters.webhook_deliveries),
         )
 
 
@@ -97,6 +101,22 @@ class _Collector:
                 buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
             durations.add_metric([result], buckets, parts.total)
         yield durations
+        deliveries = core.CounterMetricFamily(
+            "dployr_webhook_deliveries",
+            "Webhook deliveries ended, by result (delivered, failed)",
+            labels=["result"],
+        )
+        for result, count in sorted(snap.webhook_deliveries.items()):
+            deliveries.add_metric([result], count)
+        yield deliveries
+        attempts = core.CounterMetricFamily(
+            "dployr_webhook_attempts",
+            "Webhook delivery attempts, by result (success: a 2xx; error: anything else)",
+            labels=["result"],
+        )
+        for result, count in sorted(snap.webhook_attempts.items()):
+            attempts.add_metric([result], count)
+        yield attempts
         yield core.CounterMetricFamily(
             "dployr_event_bus_dropped_subscribers",
             "Event-bus subscribers dropped for falling behind",

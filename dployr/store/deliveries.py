@@ -155,8 +155,16 @@ async def next_due_at(db: Database) -> str | None:
     return None if value is None else str(value)
 
 
-async def record_attempt(db: Database, delivery: Delivery, attempt: Attempt) -> None:
+async def record_attempt(db: Database, delivery: Delivery, attempt: Attempt) -> int:
+    """Record one attempt; returns how many pending deliveries it ended (this one when its
+    status is final, and the webhook's others on a 410): 0 for a retry, or for an attempt
+    whose delivery a sibling's 410 ended while it was in flight."""
     async with db.transaction() as conn:
+        rows = await conn.execute_fetchall(
+            "SELECT status FROM deliveries WHERE id = ?", (delivery.id,)
+        )
+        was_pending = [tuple(row) for row in rows] == [("pending",)]
+        ended = int(was_pending and attempt.status != "pending")
         await conn.execute(
             "UPDATE deliveries SET status = ?, attempts = attempts + 1, last_status_code = ?,"
             " last_error = ?, last_response = ?, last_latency_ms = ?, next_attempt_at = ?,"
@@ -180,9 +188,11 @@ async def record_attempt(db: Database, delivery: Delivery, attempt: Attempt) -> 
                 "UPDATE webhooks SET active = 0, updated_at = ? WHERE id = ?",
                 (now_iso(), delivery.webhook_id),
             )
-            await conn.execute(
+            cursor = await conn.execute(
                 "UPDATE deliveries SET status = 'failed', next_attempt_at = NULL,"
                 " last_error = 'webhook disabled: the receiver answered 410 Gone'"
                 " WHERE webhook_id = ? AND status = 'pending'",
                 (delivery.webhook_id,),
             )
+            ended += int(cursor.rowcount)
+    return ended

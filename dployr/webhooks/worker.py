@@ -14,6 +14,7 @@ from dployr.config import WebhooksConfig
 from dployr.crypto import SecretBox
 from dployr.events.bus import EventBus
 from dployr.ids import iso_in, now_iso, parse_iso, utcnow
+from dployr.metrics.agent import AgentCounters
 from dployr.store import deliveries, webhooks
 from dployr.store.db import Database
 from dployr.store.deliveries import Attempt, Delivery
@@ -32,8 +33,16 @@ class DeliveryWorker:
     """One task. The bus only wakes it: what to send always comes from the persisted log and
     the deliveries table, so a dropped bus message or a restart loses nothing."""
 
-    def __init__(self, db: Database, box: SecretBox, config: WebhooksConfig, bus: EventBus) -> None:
+    def __init__(
+        self,
+        db: Database,
+        box: SecretBox,
+        config: WebhooksConfig,
+        bus: EventBus,
+        counters: AgentCounters | None = None,
+    ) -> None:
         self._db, self._box, self._config, self.bus = db, box, config, bus
+        self._counters = counters or AgentCounters()
         self._wake = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
 
@@ -96,7 +105,9 @@ class DeliveryWorker:
             response = await self._send(delivery)
             if response is None:
                 return
-            await deliveries.record_attempt(self._db, delivery, self.outcome(delivery, response))
+            attempt = self.outcome(delivery, response)
+            ended = await deliveries.record_attempt(self._db, delivery, attempt)
+            self._counters.count_attempt(attempt.status, ended)  # once it is recorded
         except asyncio.CancelledError:
             raise
         except Exception:
