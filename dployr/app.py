@@ -41,6 +41,7 @@ from dployr.keys import (
     WEBHOOKS,
 )
 from dployr.metrics.agent import AgentCounters
+from dployr.metrics.alerts import HostAlerts
 from dployr.metrics.recorder import HostRecorder
 from dployr.pipeline.deployer import Deployer
 from dployr.pipeline.reconcile import reconcile, reconcile_when_ready
@@ -117,7 +118,13 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
     # This host's instance id is the data dir's agent id (deployer_ctx made it).
     agent_id = await asyncio.to_thread(load_agent_id, config.data_path / "agent_id")
-    recorder = HostRecorder(app[DB], config.data_path, config.metrics.interval, agent_id)
+    recorder = HostRecorder(
+        app[DB],
+        config.data_path,
+        config.metrics.interval,
+        agent_id,
+        alerts=HostAlerts(config.alerts),
+    )
     await recorder.start()
     app[HOST_METRICS] = recorder
     yield

@@ -127,6 +127,20 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    """Not named by SPEC §12: thresholds in percent (0 = that alert is off)."""
+
+    cpu_percent: float = field(default=90.0, metadata=_range(0, 100))
+    memory_percent: float = field(default=90.0, metadata=_range(0, 100))
+    disk_percent: float = field(default=90.0, metadata=_range(0, 100))
+    # Consecutive samples over (or back under) a threshold before it fires (or clears): one
+    # busy sample is not an alert.
+    samples: int = field(default=3, metadata=_range(1, 1000))
+    # A crash episode ends once the service ran this long without a restart.
+    healthy_seconds: float = field(default=120.0, metadata=_range(0))
+
+
+@dataclass(frozen=True)
 class WebhooksConfig:
     allow_private: bool = False
     timeout: float = field(default=10.0, metadata=_range(0.1, 300))
@@ -148,6 +162,7 @@ class Config:
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     # The file this config was read from ("" when none was): its directory holds secrets too.
     config_file: str = ""
 

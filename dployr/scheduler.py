@@ -10,6 +10,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from dployr.keys import CONFIG, DB, DEPLOYER, HOST_METRICS
+from dployr.metrics.watch import CrashWatch
 from dployr.pipeline import poll
 from dployr.store import sessions
 
@@ -54,6 +55,17 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         coalesce=True,
         max_instances=1,
     )
+    # Each running service's live instance, for crash loops (service.crashed once an episode).
+    crashes = CrashWatch(app[CONFIG].alerts.healthy_seconds)
+    scheduler.add_job(
+        _watch_services,
+        "interval",
+        seconds=app[CONFIG].metrics.interval,
+        args=[app, crashes],
+        id="watch_services",
+        coalesce=True,
+        max_instances=1,
+    )
     # auto_deploy "poll" (SPEC §13): ls-remote of each polled service's branch.
     scheduler.add_job(
         _poll_remotes,
@@ -67,6 +79,12 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     scheduler.start()
     yield
     scheduler.shutdown(wait=False)
+
+
+async def _watch_services(app: web.Application, crashes: CrashWatch) -> None:
+    deployer = app.get(DEPLOYER)
+    if deployer is not None:
+        await crashes.check(deployer)
 
 
 async def _poll_remotes(app: web.Application) -> None:

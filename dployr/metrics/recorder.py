@@ -8,7 +8,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dployr.ids import now_iso
+from dployr.metrics.alerts import HostAlerts
 from dployr.metrics.host import HostFacts, HostSampler, read_facts
+from dployr.store import events
 from dployr.store import metrics as store
 from dployr.store.db import Database
 from dployr.store.metrics import HostSample
@@ -28,12 +31,14 @@ class HostRecorder:
         interval: int,
         instance_id: str,
         clock: Clock = time.time,
+        alerts: HostAlerts | None = None,
     ) -> None:
         self._db = db
         self.instance_id = instance_id
         self._data_path = data_path
         self.interval = interval
         self._clock = clock
+        self._alerts = alerts
         self._sampler: HostSampler | None = None
         self._pending: list[HostSample] = []
         self._lock = asyncio.Lock()  # one flush at a time: the job, a reader and the stop
@@ -57,6 +62,13 @@ class HostRecorder:
         self._pending.append(sample)
         if sample.ts - self._pending[0].ts >= FLUSH_SECONDS:
             await self.flush()
+        for alert in self._alerts.check(sample) if self._alerts else ():
+            _LOGGER.warning("host %s %s: %.1f (threshold %s)", alert.metric, alert.state,
+                            alert.value, alert.threshold)  # fmt: skip
+            # Owned by no one: admins' sockets and webhooks get it (the persisted log).
+            await events.append_event(
+                self._db, "instance.alert", None, alert.data(self.instance_id, now_iso())
+            )
 
     async def flush(self) -> None:
         async with self._lock:

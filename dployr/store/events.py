@@ -49,8 +49,11 @@ async def append(
     return event
 
 
-async def append_event(db: Database, type_: str, owner_id: str, data: dict[str, Any]) -> Event:
-    """An event that is a change of its own (no other row changes with it)."""
+async def append_event(
+    db: Database, type_: str, owner_id: str | None, data: dict[str, Any]
+) -> Event:
+    """An event that is a change of its own (no other row changes with it); owner None: the
+    host's (only admins see those)."""
     async with db.transaction() as conn:
         return await append(conn, type_, owner_id, data)
 

@@ -61,9 +61,9 @@ async def receiver(aiohttp_server: Any) -> Receiver:
     return holder[0]
 
 
-def hook_config(data_dir: Path, **webhooks: Any) -> Config:
+def hook_config(data_dir: Path, alerts: dict[str, Any] | None = None, **webhooks: Any) -> Config:
     settings = {"allow_private": True, "retry_schedule": [1, 1], "timeout": 5.0, **webhooks}
-    return make_config(data_dir, webhooks=settings)
+    return make_config(data_dir, webhooks=settings, alerts=alerts or {})
 
 
 @dataclass
@@ -99,8 +99,11 @@ StartAgent = Callable[..., Awaitable[Agent]]
 def start_agent(aiohttp_client: Any, tmp_path: Path) -> StartAgent:
     """Start the real app on tmp_path/data (again, after a stop: same data dir)."""
 
-    async def start(first: bool = True, **webhooks: Any) -> Agent:
-        client = await aiohttp_client(create_app(hook_config(tmp_path / "data", **webhooks)))
+    async def start(
+        first: bool = True, alerts: dict[str, Any] | None = None, **webhooks: Any
+    ) -> Agent:
+        config = hook_config(tmp_path / "data", alerts, **webhooks)
+        client = await aiohttp_client(create_app(config))
         if first:
             await register(client)
         headers = bearer((await login(client))["access_token"])
