@@ -343,3 +343,21 @@ def test_an_older_backup_is_migrated_and_a_newer_one_refused(
     assert refused.returncode == 1
     assert "at schema version 999" in refused.stderr and "at least as new" in refused.stderr
     assert snapshot(target) == {"dployr.lock": b""}
+
+
+def test_root_restores_for_a_daemon_that_runs_as_another_user(
+    backup: Path, tmp_path: Path, empty_config: Path
+) -> None:
+    assert os.geteuid() == 0, "CI runs as root (ENVIRONMENT.md); this is what root does"
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o755)
+    os.chown(data_dir, 65534, 65534)  # the daemon's user owns its data dir
+    done = restore(empty_config, data_dir, backup)
+    assert done.returncode == 0, done.stderr
+    assert mode(data_dir) == 0o700
+    restored = [data_dir / "dployr.db", data_dir / "agent_id", data_dir / "secrets"]
+    restored += list((data_dir / "secrets").iterdir())
+    assert len(restored) == 5
+    for path in restored:
+        assert (path.stat().st_uid, path.stat().st_gid) == (65534, 65534), path
+        assert mode(path) == (0o700 if path.is_dir() else 0o600), path
