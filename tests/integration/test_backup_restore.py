@@ -361,3 +361,16 @@ def test_root_restores_for_a_daemon_that_runs_as_another_user(
     for path in restored:
         assert (path.stat().st_uid, path.stat().st_gid) == (65534, 65534), path
         assert mode(path) == (0o700 if path.is_dir() else 0o600), path
+
+
+def test_a_fresh_install_is_restored_over_without_force(daemon: Daemon, backup: Path) -> None:
+    """What install.sh leaves on a new host: a daemon started once, no account yet. Its files
+    hold nothing of an owner's, and are still moved aside rather than deleted."""
+    daemon.start()
+    assert daemon.stop() == 0
+    fresh_key = (daemon.data_dir / "secrets" / "secrets.key").read_bytes()
+    done = restore(daemon.config, daemon.data_dir, backup)
+    assert done.returncode == 0, done.stderr
+    [aside] = list(daemon.data_dir.glob("pre-restore-*"))
+    assert (aside / "secrets" / "secrets.key").read_bytes() == fresh_key
+    assert projects(daemon.data_dir / "dployr.db") == {"from-backup"}
