@@ -150,6 +150,8 @@ def write_archive(data_path: Path, target: Path, *, force: bool = False) -> Writ
         raise BackupError(f"no database at {db}; is server.data_dir right?")
     if target.exists() and not force:
         raise BackupError(f"{target} exists; pass --force to replace it")
+    if not target.parent.is_dir():
+        raise BackupError(f"{target.parent} is not a directory")
     keys, skipped = _key_files(data_path / SECRETS)
     extras = dict(keys)
     agent_id = _read_agent_id(data_path / AGENT_ID)

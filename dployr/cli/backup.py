@@ -51,8 +51,8 @@ def run_backup(args: argparse.Namespace) -> int:
         written = write_archive(config.data_path, target, force=args.force)
     except BackupError as err:
         raise CommandError(str(err)) from None
-    except OSError as err:
-        raise CommandError(f"cannot write {target}: {err.strerror or err}") from None
+    except OSError as err:  # names the file: the archive, or a key it could not read
+        raise CommandError(f"no backup written to {target}: {err}") from None
     for name in written.skipped:
         print(f"dployr: warning: left out {name} (not a regular key file)", file=sys.stderr)
     print(f"wrote {written.path} ({written.size} bytes, mode 0600)")

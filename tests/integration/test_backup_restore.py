@@ -126,6 +126,9 @@ def test_backup_is_one_0600_archive_whatever_the_umask(daemon: Daemon, tmp_path:
     )
     assert forced.returncode == 0, forced.stderr
     assert mode(target) == 0o600
+    nowhere = out / "missing" / "host.tar.gz"
+    lost = run_dployr("backup", "--config", str(daemon.config), str(nowhere), env=daemon.env)
+    assert lost.returncode == 1 and f"{out / 'missing'} is not a directory" in lost.stderr
 
 
 def rewrite(source: Path, target: Path, change: Callable[[Members, dict[str, Any]], None]) -> None:
