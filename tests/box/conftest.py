@@ -81,11 +81,14 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def install_files(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Files]:
-    """install.sh and the wheel on a loopback HTTP server, for the session. In a box:
-    `run_install(box, install_files, "--no-docker", "--no-caddy", "--port", str(free_port()))`
-    installs and starts dployr under systemd (tests/box/test_install.py does exactly that)."""
+    """install.sh, the wheel and a wheelhouse of its dependencies on a loopback HTTP server,
+    for the session. In a box, `run_install(box, install_files, "--no-docker", "--no-caddy",
+    "--port", str(free_port()), env=install_files.wheelhouse_env())` installs and starts
+    dployr under systemd (without env=, pip takes the dependencies from PyPI)."""
     served = tmp_path_factory.mktemp("served")
     shutil.copy(ROOT / "install.sh", served / "install.sh")
     shutil.copy(wheel, served / wheel.name)
     with serve_directory(served) as url:
-        yield Files(url, served, wheel.name)
+        files = Files(url, served, wheel.name)
+        files.add_wheelhouse()
+        yield files

@@ -1,9 +1,10 @@
 """install.sh in a VPS in a box: `curl | sh` from a loopback server, a reboot, an upgrade, removal.
 
-One box for the module, in order: install, then what a reboot, a second run and `--uninstall`
-do to it. The box has the host's Docker socket (the daemon's runtime check needs an engine,
-and it proves the unit's sandbox still reaches /var/run/docker.sock); install.sh runs with
---no-docker --no-caddy, so it installs neither.
+One box for the module, in order: install (its dependencies from PyPI), then what a reboot, a
+second run and `--uninstall` do to it (later runs take the dependencies from a wheelhouse
+served on loopback: the same packages, fetched once). The box has the host's Docker socket
+(the daemon's runtime check needs an engine, and it proves the unit's sandbox still reaches
+/var/run/docker.sock); install.sh runs with --no-docker --no-caddy, so it installs neither.
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ class Installed:
     api: str  # the daemon's address (the box shares the host's loopback)
     seconds: float  # from `curl | sh` to the end of install.sh (it waits for /health/ready)
 
-    def install(self, *flags: str, source: str | None = None) -> str:
-        """`curl -fsSL …/install.sh | sh -s -- FLAGS` in the box; what it printed."""
+    def install(self, *flags: str, source: str | None = None, pypi: bool = False) -> str:
+        """`curl -fsSL …/install.sh | sh -s -- FLAGS` in the box; what it printed. The
+        dependencies come from PyPI with `pypi`, else from the session's wheelhouse."""
+        env = None if pypi else self.files.wheelhouse_env()
         try:
-            return run_install(self.box, self.files, *flags, source=source)
+            return run_install(self.box, self.files, *flags, source=source, env=env)
         except BoxError as err:
             pytest.fail(str(err))
 
@@ -108,7 +111,7 @@ def installed(box_session: str, install_files: Files) -> Iterator[Installed]:
         port = free_port()
         setup = Installed(box, install_files, f"http://127.0.0.1:{port}", 0.0)
         started = time.monotonic()
-        setup.install("--no-docker", "--no-caddy", "--port", str(port))
+        setup.install("--no-docker", "--no-caddy", "--port", str(port), pypi=True)
         setup.seconds = time.monotonic() - started
         yield setup
     finally:
@@ -213,6 +216,16 @@ def test_uninstall_removes_the_service_and_keeps_config_and_data(installed: Inst
     box.exec("test", "-f", "/etc/dployr/config.toml")
     with pytest.raises(OSError):
         call(f"{installed.api}/health")
+    # What was kept is what a new install starts from: the same users, the same secret.
+    installed.install("--no-docker", "--no-caddy")
+    status, me = call(f"{installed.api}/api/v1/auth/me", token=login(installed.api))
+    assert status == 200, me
+
+
+def test_purge_removes_everything(installed: Installed) -> None:
+    box = installed.box
     installed.install("--purge")
+    assert box.exec("test", "-e", "/etc/systemd/system/dployr.service", check=False).returncode
+    assert box.exec("test", "-e", "/opt/dployr", check=False).returncode == 1
     assert box.exec("test", "-e", "/var/lib/dployr", check=False).returncode == 1
     assert box.exec("test", "-e", "/etc/dployr", check=False).returncode == 1

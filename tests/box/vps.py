@@ -230,6 +230,22 @@ class Files:
     def __init__(self, url: str, directory: Path, wheel: str) -> None:
         self.url, self.directory, self.wheel = url, directory, wheel
 
+    def add_wheelhouse(self) -> None:
+        """Download the wheel's dependencies (on the host, once) to `wheels/` here."""
+        subprocess.run(
+            [
+                sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+                "-d", str(self.directory / "wheels"), str(self.directory / self.wheel),
+            ],
+            check=True,
+            timeout=300,
+        )  # fmt: skip
+
+    def wheelhouse_env(self) -> dict[str, str]:
+        """pip settings for install.sh that take every dependency from `wheels/` here, not
+        from PyPI (a reinstall in ~5 s instead of ~25 s)."""
+        return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": f"{self.url}/wheels/"}
+
     def install_command(self, *flags: str, source: str | None = None) -> str:
         """The `curl … | sh -s -- --source <wheel> FLAGS` line (no --source with --uninstall)."""
         if source is None and not {"--uninstall", "--purge"} & set(flags):
@@ -238,10 +254,17 @@ class Files:
         return f"curl -fsSL {self.url}/install.sh | sh -s -- {' '.join(args)}"
 
 
-def run_install(box: Box, files: Files, *flags: str, source: str | None = None) -> str:
+def run_install(
+    box: Box,
+    files: Files,
+    *flags: str,
+    source: str | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
     """Run install.sh in the box as a user would (curl | sh); what it printed. BoxError with
-    its output and the daemon's journal when it fails."""
-    done = box.sh(files.install_command(*flags, source=source), timeout=300, check=False)
+    its output and the daemon's journal when it fails. env: for install.sh (and its pip)."""
+    command = files.install_command(*flags, source=source)
+    done = box.sh(command, env=env, timeout=300, check=False)
     if done.returncode != 0:
         raise BoxError(
             f"install.sh {' '.join(flags)} exited {done.returncode}:\n{done.stdout}\n"
