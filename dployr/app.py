@@ -35,6 +35,7 @@ from dployr.keys import (
     FOLLOWS,
     HOST_METRICS,
     RATE_LIMITS,
+    SERVICE_METRICS,
     SOCKETS,
     STARTED_AT,
     TRUSTED_PROXIES,
@@ -43,6 +44,7 @@ from dployr.keys import (
 from dployr.metrics.agent import AgentCounters
 from dployr.metrics.alerts import HostAlerts
 from dployr.metrics.recorder import HostRecorder
+from dployr.metrics.services import ServiceRecorder
 from dployr.pipeline.deployer import Deployer
 from dployr.pipeline.reconcile import reconcile, reconcile_when_ready
 from dployr.pipeline.routing import Router
@@ -127,8 +129,11 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     await recorder.start()
     app[HOST_METRICS] = recorder
+    app[SERVICE_METRICS] = ServiceRecorder(app[DB], config.metrics.interval)
     yield
-    await recorder.flush()  # the samples still buffered are not lost on a clean stop
+    # The samples still buffered are not lost on a clean stop.
+    await recorder.flush()
+    await app[SERVICE_METRICS].flush()
 
 
 async def auth_ctx(app: web.Application) -> AsyncIterator[None]:

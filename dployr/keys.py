@@ -14,6 +14,7 @@ from dployr.events.bus import EventBus
 from dployr.events.sockets import Sockets
 from dployr.metrics.agent import AgentCounters
 from dployr.metrics.recorder import HostRecorder
+from dployr.metrics.services import ServiceRecorder
 from dployr.pipeline.deployer import Deployer
 from dployr.store.db import Database
 from dployr.webhooks.worker import DeliveryWorker
@@ -29,6 +30,7 @@ DEPLOYER = web.AppKey("deployer", Deployer)
 FOLLOWS = web.AppKey("follows", FollowSlots)  # open log-follow streams per user
 AGENT_COUNTERS = web.AppKey("agent_counters", AgentCounters)  # requests, deployment ends
 HOST_METRICS = web.AppKey("host_metrics", HostRecorder)  # the host sampler and its buffer
+SERVICE_METRICS = web.AppKey("service_metrics", ServiceRecorder)  # each running service's
 WEBHOOKS = web.AppKey("webhooks", DeliveryWorker)  # sends the deliveries; kick() wakes it
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)  # whose X-Forwarded-For counts
 SOCKETS = web.AppKey("sockets", Sockets)  # open WebSockets (/api/v1/ws)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from dployr.keys import CONFIG, DB, DEPLOYER, HOST_METRICS
+from dployr.keys import CONFIG, DB, DEPLOYER, HOST_METRICS, SERVICE_METRICS
 from dployr.metrics.watch import CrashWatch
 from dployr.pipeline import poll
 from dployr.store import sessions
@@ -48,10 +48,21 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         max_instances=1,
     )
     scheduler.add_job(
-        recorder.roll_up,
+        _roll_up,
         "interval",
         minutes=1,
+        args=[app],
         id="roll_up_metrics",
+        coalesce=True,
+        max_instances=1,
+    )
+    # Each running service's usage, through its target, at the same interval.
+    scheduler.add_job(
+        _sample_services,
+        "interval",
+        seconds=app[CONFIG].metrics.interval,
+        args=[app],
+        id="sample_services",
         coalesce=True,
         max_instances=1,
     )
@@ -79,6 +90,17 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     scheduler.start()
     yield
     scheduler.shutdown(wait=False)
+
+
+async def _roll_up(app: web.Application) -> None:
+    await app[HOST_METRICS].roll_up()
+    await app[SERVICE_METRICS].roll_up()
+
+
+async def _sample_services(app: web.Application) -> None:
+    deployer = app.get(DEPLOYER)
+    if deployer is not None:
+        await app[SERVICE_METRICS].record(deployer)
 
 
 async def _watch_services(app: web.Application, crashes: CrashWatch) -> None:

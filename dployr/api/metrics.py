@@ -11,7 +11,7 @@ from dployr.api.middleware import client_of
 from dployr.api.openapi import operation
 from dployr.auth.clients import parse_address
 from dployr.errors import AuthenticationRequired, NotFound
-from dployr.keys import AGENT_COUNTERS, AUTH, BUS, CONFIG, HOST_METRICS
+from dployr.keys import AGENT_COUNTERS, AUTH, BUS, CONFIG, HOST_METRICS, SERVICE_METRICS
 from dployr.metrics.prometheus import Snapshot, render
 
 routes = web.RouteTableDef()
@@ -35,7 +35,12 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
         if identity is None:
             raise AuthenticationRequired()
     recorder = request.app[HOST_METRICS]
-    snapshot = Snapshot.take(recorder.newest, request.app[AGENT_COUNTERS], request.app[BUS].dropped)
+    snapshot = Snapshot.take(
+        recorder.newest,
+        request.app[AGENT_COUNTERS],
+        request.app[BUS].dropped,
+        request.app[SERVICE_METRICS].newest.values(),
+    )
     body, content_type = await asyncio.to_thread(render, snapshot)
     response = web.Response(body=body)
     response.headers["Content-Type"] = content_type

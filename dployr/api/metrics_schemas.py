@@ -45,6 +45,26 @@ COMPONENTS: dict[str, Schema] = {
         ["timestamp", *VALUES],
         {"timestamp": TIME, **{name: NUMBER for name in VALUES}},
     ),
+    "ServiceSample": obj(
+        ["timestamp", "cpu_percent", "memory_bytes", "restarts"],
+        {
+            "timestamp": TIME,
+            "cpu_percent": {"type": "number", "description": "percent of one core"},
+            "memory_bytes": {"type": "number", "description": "resident, without page cache"},
+            "restarts": {"type": "integer", "description": "the instance's restarts"},
+        },
+    ),
+    "ServiceMetrics": obj(
+        ["service_id", "current", "series", "from", "to", "step"],
+        {
+            "service_id": {"type": "string", "pattern": "^svc_"},
+            "current": {"oneOf": [ref("ServiceSample"), {"type": "null"}]},
+            "series": {"type": "array", "items": ref("ServiceSample")},
+            "from": TIME,
+            "to": TIME,
+            "step": {"type": "integer", "minimum": 1, "description": "seconds a point"},
+        },
+    ),
     "InstanceMetrics": obj(
         ["current", "series", "from", "to", "step"],
         {

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from dployr.metrics.agent import DURATION_BUCKETS, AgentCounters, Durations
+from dployr.metrics.services import Current
 from dployr.store.metrics import HostSample
 
 # Host gauges: our sample field → (metric name, help).
@@ -40,9 +41,16 @@ class Snapshot:
     bus_dropped: int
     webhook_attempts: dict[str, int]
     webhook_deliveries: dict[str, int]
+    services: tuple[Current, ...] = ()
 
     @classmethod
-    def take(cls, host: HostSample | None, counters: AgentCounters, bus_dropped: int) -> Snapshot:
+    def take(
+        cls,
+        host: HostSample | None,
+        counters: AgentCounters,
+        bus_dropped: int,
+        services: Iterable[Current] = (),
+    ) -> Snapshot:
         return cls(
             host,
             dict(counters.requests),
@@ -54,6 +62,7 @@ class Snapshot:
             bus_dropped,
             dict(counters.webhook_attempts),
             dict(counters.webhook_deliveries),
+            tuple(services),
         )
 
 
@@ -77,6 +86,7 @@ class _Collector:
             values = asdict(snap.host)
             for key, (name, text) in HOST_GAUGES.items():
                 yield core.GaugeMetricFamily(name, text, value=values[key])
+        yield from _service_gauges(core, snap.services)
         requests = core.CounterMetricFamily(
             "dployr_http_requests", "HTTP requests answered", labels=["route", "method", "status"]
         )
@@ -122,3 +132,20 @@ class _Collector:
             "Event-bus subscribers dropped for falling behind",
             value=snap.bus_dropped,
         )
+
+
+# Service gauges: our sample field → (metric name, help); labelled by service name and id.
+SERVICE_GAUGES = {
+    "cpu_percent": ("dployr_service_cpu_percent", "A service's CPU use, percent of one core"),
+    "memory_bytes": ("dployr_service_memory_bytes", "A service's resident memory"),
+    "restarts": ("dployr_service_restarts", "Restarts of a service's live instance"),
+}
+
+
+def _service_gauges(core: Any, services: tuple[Current, ...]) -> Iterator[Any]:
+    for key, (name, text) in SERVICE_GAUGES.items():
+        family = core.GaugeMetricFamily(name, text, labels=["service", "service_id"])
+        for current in sorted(services, key=lambda c: (c.service_name, c.service_id)):
+            value = getattr(current.sample, key)
+            family.add_metric([current.service_name, current.service_id], value)
+        yield family

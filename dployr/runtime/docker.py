@@ -14,7 +14,7 @@ import logging
 import re
 import secrets
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,6 +25,7 @@ from dployr.errors import ValidationError
 from dployr.ids import parse_iso
 from dployr.runtime.catalog import CATALOG, base_image, render_dockerfile
 from dployr.runtime.detect import docker_problem, docker_url
+from dployr.runtime.docker_stats import DockerStats
 from dployr.runtime.engine_api import (
     DOCKERFILE_NAME,
     build_context,
@@ -42,6 +43,7 @@ from dployr.runtime.protocol import (
     InstanceStatus,
     LogLine,
     RuntimeFailure,
+    Usage,
 )
 from dployr.tasks import undone_on_cancel
 
@@ -74,6 +76,7 @@ class DockerTarget:
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
         self._sessions: dict[str, aiohttp.ClientSession] = {}  # by purpose, see _http
+        self._stats = DockerStats(self._get_json, local=self._url.startswith("unix://"))
 
     async def problem(self) -> str | None:
         return await docker_problem(self._config.runtime)
@@ -377,6 +380,9 @@ class DockerTarget:
         return InstanceStatus(
             status, attrs["Id"], docker_time(state.get("StartedAt")), attrs["RestartCount"], health
         )
+
+    async def usage(self, refs: Sequence[str]) -> dict[str, Usage]:
+        return await self._stats.usage(refs)
 
     async def instances(self) -> list[Instance]:
         filters = json.dumps({"label": [f"{LABEL_AGENT}={self._agent_id}"]})

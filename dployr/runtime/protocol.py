@@ -4,7 +4,7 @@ instances of them, and says whether it is available; the pipeline never knows wh
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -87,6 +87,16 @@ class InstanceStatus:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """What one instance uses now (metrics): CPU in percent of one core (200 = two cores
+    busy), memory in bytes (resident, without the page cache), restarts since it was made."""
+
+    cpu_percent: float
+    memory_bytes: int
+    restarts: int
+
+
+@dataclass(frozen=True)
 class LogLine:
     timestamp: str
     stream: str  # stdout | stderr
@@ -138,6 +148,12 @@ class Target(Protocol):
 
     async def instances(self) -> list[Instance]:
         """Every instance this agent made (running or not), for reconcile and delete."""
+
+    async def usage(self, refs: Sequence[str]) -> dict[str, Usage]:
+        """The usage of each running instance named, sampled at every `metrics.interval`: never
+        one blocking call per instance on the loop. An instance that is gone or not running is
+        left out. CPU % is over the time since the previous call for that instance (0 the first
+        time)."""
 
     def logs(
         self, ref: str, *, tail: int | None, since: str | None, follow: bool

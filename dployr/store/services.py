@@ -126,6 +126,7 @@ async def set_desired_state(
 
 async def delete_service(conn: Transaction, service_id: str) -> None:
     await conn.execute("DELETE FROM services WHERE id = ?", (service_id,))
+    await conn.execute("DELETE FROM service_metrics WHERE service_id = ?", (service_id,))
 
 
 # -- env ----------------------------------------------------------------------------------------

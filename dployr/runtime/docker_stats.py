@@ -1,0 +1,144 @@
+"""Containers' usage from the engine's one-shot stats, all asked at once over its HTTP API; CPU %
+from the difference with our own previous reading. Where the engine has no cgroup figures (a
+nested engine: "cannot find cgroup mount destination"), the container's process tree."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+from dployr.runtime.protocol import RuntimeFailure, Usage
+
+GetJson = Callable[[str, dict[str, str] | None], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class _Reading:
+    container_ns: int  # CPU time the container used, all cores
+    system_ns: int  # CPU time the host's cores ran (cgroup and system clocks the engine reads)
+
+
+def cpu_reading(stats: dict[str, Any]) -> _Reading | None:
+    cpu = stats.get("cpu_stats") or {}
+    total = (cpu.get("cpu_usage") or {}).get("total_usage")
+    system = cpu.get("system_cpu_usage")
+    if total is None or system is None:
+        return None
+    return _Reading(int(total), int(system))
+
+
+def cpu_percent(before: _Reading | None, now: _Reading, online_cpus: int) -> float:
+    """Percent of one core over the time between the two readings (like `docker stats`)."""
+    if before is None:
+        return 0.0
+    used, ran = now.container_ns - before.container_ns, now.system_ns - before.system_ns
+    if used < 0 or ran <= 0:  # a restarted container's counters start again
+        return 0.0
+    return round(used / ran * online_cpus * 100, 2)
+
+
+def memory_bytes(stats: dict[str, Any]) -> int:
+    """Usage minus the inactive page cache (cgroup v2 `inactive_file`, v1
+    `total_inactive_file`), as `docker stats` shows it."""
+    memory = stats.get("memory_stats") or {}
+    details = memory.get("stats") or {}
+    cache = details.get("inactive_file", details.get("total_inactive_file", 0))
+    return max(0, int(memory.get("usage", 0)) - int(cache))
+
+
+def tree_usage(pids: Sequence[int]) -> dict[int, tuple[float, int]]:
+    """CPU seconds (user + system) and resident bytes of each pid's process tree; a pid that is
+    gone is left out. Blocking: run it in a thread."""
+    found = {}
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        cpu, rss = 0.0, 0
+        for process in tree:
+            try:
+                times, memory = process.cpu_times(), process.memory_info()
+            except psutil.Error:
+                continue  # exited meanwhile
+            cpu += times.user + times.system
+            rss += memory.rss
+        found[pid] = (cpu, rss)
+    return found
+
+
+class DockerStats:
+    """One one-shot stats call and one inspect per container and round, all concurrent on the
+    engine's HTTP API (no thread, no connection held between rounds). `local`: the engine runs
+    on this host, so a container's pid is ours to read when the engine has no figures."""
+
+    def __init__(self, get_json: GetJson, local: bool) -> None:
+        self._get_json = get_json
+        self._local = local
+        self._last: dict[str, _Reading] = {}
+        self._last_tree: dict[str, tuple[float, float]] = {}  # ref → (cpu seconds, monotonic)
+
+    async def usage(self, refs: Sequence[str]) -> dict[str, Usage]:
+        answers = await asyncio.gather(*(self._read(ref) for ref in refs), return_exceptions=True)
+        found: dict[str, Usage] = {}
+        no_figures: dict[str, tuple[int, int]] = {}  # ref → (pid, restarts)
+        failures: list[RuntimeFailure] = []
+        for ref, answer in zip(refs, answers, strict=True):
+            if isinstance(answer, RuntimeFailure):
+                failures.append(answer)
+            elif isinstance(answer, BaseException):
+                raise answer
+            elif isinstance(answer, Usage):
+                found[ref] = answer
+            elif answer is not None:
+                no_figures[ref] = answer
+        if refs and len(failures) == len(refs):
+            raise failures[0]  # the engine is down: not "every container is gone"
+        if no_figures:
+            found.update(await self._from_trees(no_figures))
+        # Readings of containers no longer asked about are dropped (bounded, and a ref that
+        # comes back starts afresh).
+        self._last = {ref: self._last[ref] for ref in found if ref in self._last}
+        self._last_tree = {ref: self._last_tree[ref] for ref in found if ref in self._last_tree}
+        return found
+
+    async def _read(self, ref: str) -> Usage | tuple[int, int] | None:
+        """The usage from the engine's figures, (pid, restarts) when it has none, or None
+        when the container is gone or not running."""
+        attrs, stats = await asyncio.gather(
+            self._get_json(f"/containers/{ref}/json", None),
+            self._get_json(f"/containers/{ref}/stats", {"stream": "false", "one-shot": "true"}),
+        )
+        if attrs is None or stats is None or not attrs["State"].get("Running"):
+            return None
+        restarts = int(attrs.get("RestartCount", 0))
+        reading = cpu_reading(stats)
+        if reading is None:
+            pid = int(attrs["State"].get("Pid") or 0)
+            return (pid, restarts) if self._local and pid > 0 else None
+        online = int((stats.get("cpu_stats") or {}).get("online_cpus") or 1)
+        percent = cpu_percent(self._last.get(ref), reading, online)
+        self._last[ref] = reading
+        return Usage(percent, memory_bytes(stats), restarts)
+
+    async def _from_trees(self, wanted: dict[str, tuple[int, int]]) -> dict[str, Usage]:
+        """Every container without figures in one worker thread (psutil blocks)."""
+        trees = await asyncio.to_thread(tree_usage, [pid for pid, _ in wanted.values()])
+        now, found = time.monotonic(), {}
+        for ref, (pid, restarts) in wanted.items():
+            if pid not in trees:
+                continue
+            cpu, rss = trees[pid]
+            before = self._last_tree.get(ref)
+            percent = 0.0
+            if before is not None and now > before[1] and cpu >= before[0]:
+                percent = round((cpu - before[0]) / (now - before[1]) * 100, 2)
+            self._last_tree[ref] = (cpu, now)
+            found[ref] = Usage(percent, rss, restarts)
+        return found
