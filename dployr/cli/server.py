@@ -68,6 +68,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from dployr.app import create_app
     from dployr.logs import configure_logging
+    from dployr.sd_notify import notify
 
     config = load(args)
     overrides = {
@@ -78,12 +79,18 @@ def run_serve(args: argparse.Namespace) -> int:
     if overrides:
         config = dataclasses.replace(config, server=dataclasses.replace(config.server, **overrides))
     configure_logging(config.server.log_level, config.server.log_format)
+
+    def listening(message: str) -> None:
+        # run_app calls its `print` once every socket listens: that is when systemd (the unit's
+        # Type=notify) may call the daemon started.
+        notify("READY=1\nSTATUS=" + message.splitlines()[0].strip("= "))
+
     try:
         web.run_app(
             create_app(config),
             host=config.server.host,
             port=config.server.port,
-            print=None,
+            print=listening,
             access_log=None,
             shutdown_timeout=config.server.shutdown_timeout,
         )

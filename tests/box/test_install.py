@@ -148,6 +148,9 @@ def test_install_runs_the_daemon_under_systemd(installed: Installed) -> None:
     )
     kill_mode = box.exec("systemctl", "show", "-p", "KillMode", "--value", "dployr")
     assert kill_mode.stdout.strip() == "mixed"
+    # Type=notify: systemd took the daemon's READY=1 and its STATUS= line.
+    status = box.exec("systemctl", "show", "-p", "StatusText", "--value", "dployr").stdout
+    assert f"127.0.0.1:{installed.api.rsplit(':', 1)[1]}" in status
 
 
 def test_the_sandbox_keeps_docker_and_unit_files_within_reach(installed: Installed) -> None:

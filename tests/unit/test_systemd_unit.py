@@ -60,6 +60,8 @@ def test_the_unit_runs_the_installed_daemon_and_keeps_apps_out_of_its_cgroup() -
     settings = _settings(UNIT.read_text())
     assert settings["ExecStart"] == [f"{EXEC} serve --config /etc/dployr/config.toml"]
     assert settings["Restart"] == ["on-failure"]
+    assert settings["Type"] == ["notify"]  # `dployr serve` sends READY=1 (dployr/sd_notify.py)
+    assert settings["NotifyAccess"] == ["main"]
     assert settings["StateDirectory"] == ["dployr"]
     assert settings["ConfigurationDirectory"] == ["dployr"]
     # Apps are not its children: a stop signals the daemon alone first, never every process
