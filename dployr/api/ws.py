@@ -30,6 +30,11 @@ routes = web.RouteTableDef()
 
 AUTH_SECONDS = 5.0  # for the first message when no ?token= was given
 HEARTBEAT = 30.0  # WebSocket-level ping; a peer that does not pong is closed
+# The token is checked again after any database write (a logout, a revoked token, a deleted or
+# disabled user) within this many seconds, and at least every RECHECK_EVERY (an API token's
+# expiry is no write).
+RECHECK_POLL = 1.0
+RECHECK_EVERY = 60.0
 MAX_MESSAGE = 64 * 1024
 
 
@@ -37,15 +42,19 @@ def error_frame(err: DployrError) -> dict[str, Any]:
     return {"type": "error", **err.body()}
 
 
-async def _query_identity(request: web.Request) -> tuple[Identity | None, DployrError | None]:
+async def _query_identity(
+    request: web.Request,
+) -> tuple[Identity | None, str, DployrError | None]:
+    """The identity, and the header it came from (kept to check it again later)."""
     token = request.query.get("token")
-    if token is None:
-        return request.get(IDENTITY), None  # perhaps an Authorization header
+    if token is None:  # perhaps an Authorization header
+        return request.get(IDENTITY), request.headers.get("Authorization", ""), None
+    header = f"Bearer {token}"
     try:
-        identity = await request.app[AUTH].authenticate(f"Bearer {token}")
+        identity = await request.app[AUTH].authenticate(header)
     except DployrError as err:
-        return None, err
-    return identity, None
+        return None, header, err
+    return identity, header, None
 
 
 @routes.get("/api/v1/ws", allow_head=False)
@@ -60,14 +69,14 @@ async def _query_identity(request: web.Request) -> tuple[Identity | None, Dployr
 )
 async def websocket(request: web.Request) -> web.StreamResponse:
     sockets = request.app[SOCKETS]
-    identity, failure = await _query_identity(request)
+    identity, header, failure = await _query_identity(request)
     if identity is not None:
         sockets.check(identity.user.id)  # a 429 before the upgrade
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=MAX_MESSAGE)
     await ws.prepare(request)
     with sockets.track(ws, request):
         if identity is None:
-            identity = await _first_message_auth(request, ws, failure)
+            identity, header = await _first_message_auth(request, ws, failure)
         if identity is None:
             return ws
         try:
@@ -76,7 +85,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             await _refuse(request, ws, err)
             return ws
         with sockets.hold(identity.user.id):
-            await Session(request, ws, identity).run()
+            await Session(request, ws, identity, header).run()
     return ws
 
 
@@ -89,11 +98,12 @@ async def _refuse(request: web.Request, ws: web.WebSocketResponse, err: DployrEr
 
 async def _first_message_auth(
     request: web.Request, ws: web.WebSocketResponse, failure: DployrError | None
-) -> Identity | None:
-    """The identity from a first `auth` message; None once an error frame was sent."""
+) -> tuple[Identity | None, str]:
+    """The identity from a first `auth` message and its header; None once an error frame
+    was sent."""
     if failure is not None:  # a bad ?token=
         await _refuse(request, ws, failure)
-        return None
+        return None, ""
     err: DployrError
     try:
         msg = await ws.receive(timeout=AUTH_SECONDS)
@@ -103,7 +113,7 @@ async def _first_message_auth(
         )
     else:
         if msg.type != WSMsgType.TEXT:
-            return None  # the client went away
+            return None, ""  # the client went away
         body = _parse(msg.data)
         token = body.get("token") if isinstance(body, dict) else None
         if not isinstance(body, dict) or body.get("type") != "auth":
@@ -111,12 +121,13 @@ async def _first_message_auth(
         elif not isinstance(token, str) or not token:
             err = InvalidToken("The auth message needs a token")
         else:
+            header = f"Bearer {token}"
             try:
-                return await request.app[AUTH].authenticate(f"Bearer {token}")
+                return await request.app[AUTH].authenticate(header), header
             except DployrError as bad:
                 err = bad
     await _refuse(request, ws, err)
-    return None
+    return None, ""
 
 
 def _parse(data: str) -> Any:
@@ -129,16 +140,20 @@ def _parse(data: str) -> Any:
 class Session:
     """One authenticated socket: a reader of control messages and one feed task at a time."""
 
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse, identity: Identity):
+    def __init__(
+        self, request: web.Request, ws: web.WebSocketResponse, identity: Identity, header: str
+    ):
         self._app = request.app
         self._ws = ws
         self._identity = identity
+        self._header = header
         self._send_lock = asyncio.Lock()
         self._pump: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         # Without a subscribe message the client gets all its own events, live.
         self._start(EventFilter(owner_id=self._identity.user.id), None)
+        guard = asyncio.create_task(self._guard())
         try:
             async for msg in self._ws:
                 if msg.type != WSMsgType.TEXT:
@@ -149,7 +164,31 @@ class Session:
                 except DployrError as err:
                     await self._send(error_frame(err))
         finally:
+            guard.cancel()
+            await asyncio.gather(guard, return_exceptions=True)
             await self._stop()
+
+    async def _guard(self) -> None:
+        """Close the socket once its token is revoked or its user deleted or disabled."""
+        db, auth, loop = self._app[DB], self._app[AUTH], asyncio.get_running_loop()
+        seen, checked = db.generation, loop.time()
+        while True:
+            await asyncio.sleep(RECHECK_POLL)
+            if db.generation == seen and loop.time() - checked < RECHECK_EVERY:
+                continue
+            seen, checked = db.generation, loop.time()  # before reading: a write meanwhile
+            try:
+                valid = await auth.still_valid(self._header, self._identity)
+            except DployrError:
+                continue  # the database is busy or failing: no verdict this time
+            if not valid:
+                break
+        await self._stop()  # no event goes out after this
+        err = InvalidToken("The token was revoked or its user removed; authenticate again")
+        with contextlib.suppress(ConnectionError):
+            await self._send(error_frame(err))
+        transport = self._app[SOCKETS].transport_of(self._ws)
+        await close(self._ws, transport, WSCloseCode.POLICY_VIOLATION, err.message)
 
     async def _handle(self, body: Any) -> None:
         if not isinstance(body, dict):

@@ -325,3 +325,34 @@ async def test_a_feed_that_fails_closes_its_socket_with_1011(
     ws = await _connect(app, token)
     closing = await _closed(ws)
     assert closing.type == WSMsgType.CLOSE and closing.data == 1011
+
+
+@pytest.mark.parametrize("how", ["logout", "api-token", "user-deleted"])
+async def test_a_revoked_token_or_a_deleted_user_closes_the_open_socket(app: Client, how: str):
+    admin, admin_token = await _admin(app)
+    other = await user_headers(app, admin, "other@example.com")
+    token = _token(other)
+    if how == "api-token":
+        resp = await app.post("/api/v1/tokens", json={"name": "ci"}, headers=other)
+        made = await resp.json()
+        token = made["token"]
+    ws = await _connect(app, token)
+    kept = await _connect(app, admin_token)  # another user's socket stays open
+    await ws.send_json({"type": "ping"})
+    assert await _frame(ws) == {"type": "pong"}
+
+    if how == "logout":
+        resp = await app.post("/api/v1/auth/logout", headers=other)
+    elif how == "api-token":
+        resp = await app.delete(f"/api/v1/tokens/{made['id']}", headers=other)
+    else:
+        resp = await app.delete("/api/v1/users/me", headers=other)
+    assert resp.status == 204, await resp.text()
+
+    frame = await _control(ws)
+    assert frame["type"] == "error" and frame["error"]["code"] == "invalid_token", frame
+    closing = await _closed(ws)
+    assert closing.type != WSMsgType.CLOSE or closing.data == 1008
+    await kept.send_json({"type": "ping"})
+    assert await _control(kept) == {"type": "pong"}
+    await kept.close()
