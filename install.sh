@@ -217,7 +217,10 @@ proxy_backend() {
 
 write_config() {
     mkdir -p "$CONFIG_DIR" "$DATA_DIR"
-    chmod 0700 "$CONFIG_DIR" "$DATA_DIR"
+    chmod 0700 "$CONFIG_DIR"
+    # o+x only: the systemd target's apps, each its own user, reach their release dirs inside
+    # (names can be reached, not listed; everything else in it is root's 0600/0700).
+    chmod 0711 "$DATA_DIR"
     if [ -e "$CONFIG" ]; then
         say "keeping $CONFIG"
         [ "$PORT" = 7870 ] || warn "--port $PORT is not applied: $CONFIG is kept as it is"

@@ -10,6 +10,7 @@ from dployr.config import Config
 from dployr.errors import Unavailable, ValidationError
 from dployr.runtime.docker import DockerTarget
 from dployr.runtime.protocol import TARGET_NAMES, Target
+from dployr.runtime.systemd import SystemdTarget
 
 
 class Targets:
@@ -108,4 +109,4 @@ class Targets:
 
 def make_targets(config: Config, agent_id: str) -> Targets:
     """Every target this version has; whether each can run releases is asked when needed."""
-    return Targets(config, [DockerTarget(config, agent_id)])
+    return Targets(config, [DockerTarget(config, agent_id), SystemdTarget(config, agent_id)])

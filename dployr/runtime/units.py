@@ -4,9 +4,11 @@ directive to either."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dployr.render import render
 
@@ -19,6 +21,7 @@ _PATH = re.compile(r"^/[A-Za-z0-9._/@+:=,-]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_STOP_SECONDS = 10
+WANTS = "multi-user.target.wants"
 
 
 class UnsafeValue(ValueError):
@@ -156,4 +159,55 @@ def read_markers(text: str) -> dict[str, str]:
         if line.startswith("X-Dployr-") and "=" in line:
             key, _, value = line.partition("=")
             found[key[len("X-Dployr-") :].lower()] = value.replace("%%", "%")
+    return found
+
+
+# -- the files on disk (blocking: call these from a worker thread) ------------------------
+
+
+def write_private(path: Path, text: str) -> None:
+    """Blocking: a root-only file (0600 from its creation, then renamed into place)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.unlink(missing_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+    partial.replace(path)
+
+
+def install_unit(staged: Path, unit_dir: Path, name: str) -> None:
+    """Blocking: the checked unit into the unit dir (0644: systemd's own files are), enabled
+    the way `systemctl enable` does it (a link in multi-user.target.wants)."""
+    text = staged.read_text("utf-8")
+    target = unit_dir / name
+    partial = unit_dir / f".{name}.partial"
+    partial.write_text(text, "utf-8")
+    partial.chmod(0o644)
+    partial.replace(target)
+    wants = unit_dir / WANTS
+    wants.mkdir(exist_ok=True)
+    link = wants / name
+    link.unlink(missing_ok=True)
+    link.symlink_to(target)
+
+
+def uninstall_unit(unit_dir: Path, env_dir: Path, name: str) -> None:
+    (unit_dir / WANTS / name).unlink(missing_ok=True)
+    (unit_dir / name).unlink(missing_ok=True)
+    (env_dir / f"{name}.env").unlink(missing_ok=True)
+
+
+def our_units(unit_dir: Path, agent_id: str) -> list[tuple[str, dict[str, str]]]:
+    """Blocking: the unit files this agent wrote, with their markers."""
+    found = []
+    for path in sorted(unit_dir.glob("dployr-*.service")):
+        if not is_unit_name(path.name):
+            continue
+        try:
+            markers = read_markers(path.read_text("utf-8"))
+        except OSError:
+            continue
+        if markers.get("agent") == agent_id:
+            found.append((path.name, markers))
     return found

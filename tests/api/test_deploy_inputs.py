@@ -271,7 +271,7 @@ async def test_another_owners_release_image_cannot_be_deployed(dep: Client):
 # -- item 11: targets ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", ["process", "systemd"])
+@pytest.mark.parametrize("target", ["process"])
 async def test_an_unbuilt_default_target_is_named(aiohttp_client: Any, tmp_path: Path, target):
     client: Client = await aiohttp_client(create_app(_config(tmp_path, default_target=target)))
     admin = await _admin(client)
@@ -289,6 +289,23 @@ async def test_an_unbuilt_default_target_is_named(aiohttp_client: Any, tmp_path:
         client, admin, name="img2", source="image", image="alpine:3", target=target
     )
     assert status == 400 and body["error"]["details"]["field"] == "target"
+
+
+async def test_the_systemd_target_says_why_it_cannot_run_here(aiohttp_client: Any, tmp_path: Path):
+    # systemd is not PID 1 on the test host (in the box it is: tests/box/test_systemd_target.py).
+    client: Client = await aiohttp_client(create_app(_config(tmp_path, default_target="systemd")))
+    admin = await _admin(client)
+    status, body = await _post(client, admin, name="img", source="image", image="alpine:3")
+    assert status == 400 and body["error"]["details"]["field"] == "runtime", body
+    assert "the systemd target does not run image" in body["error"]["message"]
+    status, body = await _post(
+        client, admin, name="web", source="remote", remote="https://example.com/a/b.git",
+        runtime="python",
+    )  # fmt: skip
+    assert status == 400 and body["error"]["details"]["field"] == "target", body
+    assert "systemd is not PID 1" in body["error"]["message"]
+    resp = await client.get("/api/v1/info")
+    assert "systemd" not in (await resp.json())["targets"]
 
 
 async def test_a_service_keeps_its_target_when_a_deployment_names_none(

@@ -135,7 +135,8 @@ def test_install_runs_the_daemon_under_systemd(installed: Installed) -> None:
     assert f"port = {installed.api.rsplit(':', 1)[1]}" in config
     secret = next(line for line in config.splitlines() if line.startswith("jwt_secret"))
     assert len(secret.split('"')[1]) >= 48
-    assert box.exec("stat", "-c", "%a", "/var/lib/dployr").stdout.strip() == "700"
+    # o+x only, for the systemd target's apps (their own users) to reach their release dirs.
+    assert box.exec("stat", "-c", "%a", "/var/lib/dployr").stdout.strip() == "711"
     assert box.exec("test", "-f", "/var/lib/dployr/dployr.db", check=False).returncode == 0
     # `dployr` is on root's PATH for `dployr admin create-user`.
     assert box.exec("dployr", "--version").stdout.startswith("dployr ")

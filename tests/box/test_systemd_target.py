@@ -1,0 +1,333 @@
+"""The systemd target in a VPS in a box: the daemon from the built wheel (install.sh, no Docker),
+a Python app from a git repo in the box deployed with `target: "systemd"`, served through a
+private Caddy on the host (the box shares its loopback), logs from journald, a redeploy under
+load, a rollback, and a reboot.
+
+One box for the module; the tests run in order, each building on the one before."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.box.test_install import PASSWORD, call, login, wait_ready
+from tests.box.vps import Box, Files, free_port, run_install
+from tests.proxy.conftest import Caddy, get, need
+from tests.proxy.load import LoadResult, under_load
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+REPO = "/srv/web"
+HOST = "web.localhost"
+# Every character a unit or an env file could misread: it must reach the app as it is.
+HOSTILE = "line one\nEVIL=1\n[Service]\nExecStartPre=/bin/false \"q\" 's' \\ $HOME %n `x` #;"
+
+APP = """\
+import http.server, os, sys
+
+VERSION = open("VERSION").read().strip()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        if self.path == "/env":
+            body = os.environ.get("GREETING", "")
+        else:
+            body = VERSION
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        print(f"served {self.path} as {VERSION}", flush=True)
+
+    def log_message(self, *args):
+        pass
+
+
+print(f"starting {VERSION} as uid {os.getuid()} on port {os.environ['PORT']}", flush=True)
+print("a line on stderr", file=sys.stderr, flush=True)
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+@dataclass
+class Setup:
+    box: Box
+    api: str
+    caddy: Caddy
+    token: str = ""
+    service_id: str = ""
+    first: dict[str, Any] | None = None
+    first_unit: str = ""
+
+    def deploy(self, **extra: Any) -> dict[str, Any]:
+        body = {
+            "name": "web",
+            "source": "local",
+            "path": REPO,
+            "runtime": "python",
+            "target": "systemd",
+            "domain": HOST,
+            "env": {"GREETING": {"value": HOSTILE, "secret": True}},
+            **extra,
+        }
+        status, created = call(f"{self.api}/api/v1/deployments", body, self.token)
+        assert status == 202, created
+        return self.wait(created["id"])
+
+    def wait(self, deployment_id: str, timeout: float = 180) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status, found = call(f"{self.api}/api/v1/deployments/{deployment_id}", None, self.token)
+            assert status == 200, found
+            if found["status"] in ("live", "failed", "cancelled"):
+                if found["status"] != "live":
+                    _, log = call(
+                        f"{self.api}/api/v1/deployments/{deployment_id}/logs", None, self.token
+                    )
+                    said = self.box.journal("dployr", 60)
+                    pytest.fail(f"deployment {found['status']}: {found['error']}\n{log}\n{said}")
+                return dict(found)
+            time.sleep(0.3)
+        raise AssertionError(f"deployment {deployment_id} not done in {timeout} s")
+
+    def commit(self, version: str) -> None:
+        self.box.sh(
+            f"cd {REPO} && echo {version} > VERSION && git add -A && "
+            f"git -c user.email=t@example.com -c user.name=t commit -qm {version}"
+        )
+
+    def through(self, path: str = "/") -> tuple[int, str]:
+        return get(self.caddy.http_port, HOST, path)
+
+    def unit_of_live(self) -> str:
+        """The live instance's unit (the status's `container_id`: the instance's ref)."""
+        url = f"{self.api}/api/v1/services/{self.service_id}/status"
+        status, found = call(url, None, self.token)
+        assert status == 200, found
+        return str(found["container_id"])
+
+
+@pytest.fixture(scope="module")
+def setup(
+    box_session: str, install_files: Files, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Setup]:
+    need("caddy")
+    caddy = Caddy.create(tmp_path_factory.mktemp("caddy") / "caddy")
+    box = Box(session=box_session)
+    try:
+        caddy.start()
+        box.start()  # no Docker socket: a VPS where systemd is what runs apps
+        port = free_port()
+        run_install(box, install_files, "--no-docker", "--no-caddy", "--port", str(port))
+        # Caddy runs on the host; the daemon in the box drives it over the shared loopback.
+        proxy = caddy.proxy_config(caddyfile="/var/lib/dployr/Caddyfile")
+        lines = ["[proxy]", *(f"{k} = {json.dumps(v)}" for k, v in proxy.items())]
+        lines += ["[runtime]", "allow_local_sources = true", "drain_seconds = 1.0"]
+        lines += ["[metrics]", "interval = 1"]
+        box.sh("sed -i '/^\\[proxy\\]/,$d' /etc/dployr/config.toml")
+        box.exec("tee", "-a", "/etc/dployr/config.toml", input="\n".join(lines) + "\n")
+        box.exec("systemctl", "restart", "dployr")
+        api = f"http://127.0.0.1:{port}"
+        wait_ready(api)
+        box.sh(f"mkdir -p {REPO} && cd {REPO} && git init -q -b main")
+        box.exec("tee", f"{REPO}/app.py", input=APP)
+        setup = Setup(box, api, caddy)
+        setup.commit("v1")
+        status, body = call(
+            f"{api}/api/v1/auth/register",
+            {"name": "Ada", "email": "ada@example.com", "password": PASSWORD},
+        )
+        assert status == 201, body
+        setup.token = login(api)
+        yield setup
+    finally:
+        box.remove()
+        caddy.stop()
+
+
+def test_a_release_runs_as_a_hardened_unit_of_its_own_user(setup: Setup) -> None:
+    box = setup.box
+    status, info = call(f"{setup.api}/api/v1/info", None, setup.token)
+    assert status == 200, info
+    # No Docker here: systemd is available, and what an omitted target picks.
+    assert "systemd" in info["targets"] and "docker" not in info["targets"], info
+    assert info["default_target"] == "systemd", info
+    live = setup.deploy()
+    setup.first = live
+    setup.service_id = live["service_id"]
+    unit = setup.first_unit = setup.unit_of_live()
+    assert setup.through() == (200, "v1")
+    # The hostile value reached the app exactly: no variable, line or directive was added.
+    assert setup.through("/env") == (200, HOSTILE)
+    assert unit.startswith("dployr-web-1-") and unit.endswith(".service")
+    props = box.exec(
+        "systemctl", "show", "-p", "User,ActiveState,Restart,NoNewPrivileges,ProtectSystem,"
+        "ProtectHome,PrivateTmp,UnitFileState,ControlGroup,EnvironmentFiles", "--", unit,
+    ).stdout  # fmt: skip
+    user = "dployr-" + setup.service_id.split("_", 1)[1]
+    for line in (
+        f"User={user}", "ActiveState=active", "Restart=on-failure", "NoNewPrivileges=yes",
+        "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "UnitFileState=enabled",
+    ):  # fmt: skip
+        assert line in props.splitlines(), (line, props)
+    # A cgroup of its own, not the daemon's (the box's cgroups sit under its container's).
+    group = next(line for line in props.splitlines() if line.startswith("ControlGroup="))
+    assert group.endswith(f"/system.slice/{unit}"), group
+    env_file = f"/var/lib/dployr/units/{unit}.env"
+    assert box.exec("stat", "-c", "%a %U", env_file).stdout.split() == ["600", "root"]
+    # The secret is in no unit (anyone may read those) and on no command line.
+    assert "EVIL" not in box.exec("cat", f"/etc/systemd/system/{unit}").stdout
+    assert "EVIL" not in box.exec("systemctl", "show", "-p", "Environment", unit).stdout
+    # The build ran as the service's user (it owns the venv it made), the app runs as it too.
+    release = f"/var/lib/dployr/releases/{setup.service_id}/1"
+    assert box.exec("stat", "-c", "%U", f"{release}/venv/bin/python").stdout.strip() == user
+    pid = box.exec("systemctl", "show", "-p", "MainPID", "--value", unit).stdout.strip()
+    assert box.exec("stat", "-c", "%U", f"/proc/{pid}").stdout.strip() == user
+    # It cannot write outside its release dir.
+    denied = box.exec(
+        "systemd-run", "--wait", "--pipe", "--quiet", f"--uid={user}", "-p", "ProtectSystem=strict",
+        "touch", "/var/lib/dployr/x", check=False,
+    )  # fmt: skip
+    assert denied.returncode != 0
+
+
+def test_its_usage_is_sampled(setup: Setup) -> None:
+    url = f"{setup.api}/api/v1/services/{setup.service_id}/metrics"
+    deadline = time.monotonic() + 20
+    current = None
+    while time.monotonic() < deadline and current is None:
+        status, metrics = call(url, None, setup.token)
+        assert status == 200, metrics
+        current = metrics["current"]
+        time.sleep(0.5)
+    assert current is not None
+    # The app's process tree, as its main PID's (python's http.server: several MB resident).
+    assert current["memory_bytes"] > 4 * 1024 * 1024, current
+    assert current["restarts"] == 0
+
+
+def test_logs_come_from_journald_through_the_api(setup: Setup) -> None:
+    api, token = setup.api, setup.token
+    assert setup.through("/probe-tail") == (200, "v1")
+    url = f"{api}/api/v1/services/{setup.service_id}/logs?tail=50"
+    deadline = time.monotonic() + 20
+    messages: list[str] = []
+    while time.monotonic() < deadline:
+        status, logs = call(url, None, token)
+        assert status == 200, logs
+        messages = [line["message"] for line in logs["logs"]]
+        if "served /probe-tail as v1" in messages:
+            break
+        time.sleep(0.3)
+    assert "served /probe-tail as v1" in messages, messages
+    assert any(m.startswith("starting v1 as uid ") for m in messages), messages
+    assert "a line on stderr" in messages
+    # Followed: a line printed after the request started arrives on the open stream.
+    request = urllib.request.Request(
+        f"{api}/api/v1/services/{setup.service_id}/logs?follow=true&tail=0",
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/x-ndjson"},
+    )
+    with urllib.request.urlopen(request, timeout=20) as stream:
+        time.sleep(0.5)
+        assert setup.through("/probe-follow") == (200, "v1")
+        seen = []
+        for raw in stream:
+            entry = json.loads(raw)
+            seen.append(entry.get("message"))
+            if entry.get("message") == "served /probe-follow as v1":
+                break
+    assert "served /probe-follow as v1" in seen
+
+
+def test_a_redeploy_under_load_loses_no_request(setup: Setup) -> None:
+    setup.commit("v2")
+    result = run_load_during(setup, lambda: setup.deploy())
+    assert result.sent > 20
+    assert not result.failed, result.failed[:5]
+    assert set(result.bodies()) <= {"v1", "v2"}
+    assert setup.through() == (200, "v2")
+    # The old release's unit is gone, files and all.
+    old = setup.first_unit
+    assert setup.box.exec("test", "-e", f"/etc/systemd/system/{old}", check=False).returncode
+    units = setup.box.exec(
+        "systemctl", "list-units", "--all", "--plain", "--no-legend", "dployr-web-*"
+    ).stdout
+    assert old not in units
+
+
+def test_a_rollback_reuses_the_release_dir(setup: Setup) -> None:
+    first = setup.first
+    assert first is not None
+    release = f"/var/lib/dployr/releases/{setup.service_id}/1"
+    before = setup.box.exec("stat", "-c", "%Y %i", f"{release}/release.json").stdout
+    status, created = call(
+        f"{setup.api}/api/v1/deployments/{first['id']}/rollback", {}, setup.token
+    )
+    assert status == 202, created
+    rolled = setup.wait(created["id"])
+    building = next(s for s in rolled["stages"] if s["name"] == "building")
+    assert building["status"] == "skipped"
+    assert rolled["artifact"] == release
+    assert setup.through() == (200, "v1")
+    assert setup.box.exec("stat", "-c", "%Y %i", f"{release}/release.json").stdout == before
+    unit = setup.unit_of_live()
+    shown = setup.box.exec("systemctl", "show", "-p", "WorkingDirectory", "--", unit).stdout
+    assert shown.strip() == f"WorkingDirectory={release}/app"
+
+
+def test_a_reboot_brings_the_daemon_and_the_app_back(setup: Setup) -> None:
+    unit = setup.unit_of_live()
+    setup.box.restart()
+    wait_ready(setup.api)
+    assert setup.box.exec("systemctl", "is-active", "--", unit).stdout.strip() == "active"
+    deadline = time.monotonic() + 30
+    answer: tuple[int, str] = (0, "")
+    while time.monotonic() < deadline:
+        try:
+            answer = setup.through()
+        except OSError:
+            answer = (0, "")
+        if answer == (200, "v1"):
+            break
+        time.sleep(0.3)
+    assert answer == (200, "v1")
+    # The same instance: reconcile found it running and left it alone.
+    assert setup.unit_of_live() == unit
+    running = setup.box.exec(
+        "systemctl", "list-units", "--state=active", "--plain", "--no-legend", "dployr-web-*"
+    ).stdout
+    assert [line.split()[0] for line in running.splitlines()] == [unit]
+
+
+def run_load_during(setup: Setup, action: Any) -> LoadResult:
+    """Steady GETs through Caddy on a thread of their own while `action` runs."""
+    stop = threading.Event()
+    holder: dict[str, LoadResult] = {}
+
+    async def drive() -> None:
+        async with under_load(setup.caddy.http_port, HOST) as result:
+            holder["result"] = result
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+
+    thread = threading.Thread(target=asyncio.run, args=(drive(),))
+    thread.start()
+    try:
+        time.sleep(1.0)
+        action()
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    return holder["result"]
