@@ -187,7 +187,11 @@ def test_a_second_run_upgrades_in_place_and_keeps_config_and_data(
 ) -> None:
     box = installed.box
     config_before = box.exec("cat", "/etc/dployr/config.toml").stdout
+    # What went missing since is put back (from the distribution's archive).
+    box.exec("dpkg", "--purge", "git")
     said = installed.install("--no-docker", "--no-caddy", source=newer_wheel)
+    assert "installing git" in said
+    assert box.exec("git", "--version").stdout.startswith("git version")
     assert "keeping /etc/dployr/config.toml" in said
     assert box.exec("cat", "/etc/dployr/config.toml").stdout == config_before
     status, health = call(f"{installed.api}/health")
