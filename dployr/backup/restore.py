@@ -59,7 +59,9 @@ def restore(archive: Path, data_path: Path, *, force: bool = False) -> Restored:
     if not archive.is_file():
         raise BackupError(f"{archive} is not a file")
     data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    data_path.chmod(0o700)
+    # No one else may list or write it; o+x stays where the systemd target gave it (its apps'
+    # users traverse the data dir to reach their release dirs).
+    data_path.chmod(data_path.stat().st_mode & 0o711)
     lock = DataDirLock.acquire(data_path, "dployr restore")
     try:
         held = held_data(data_path / DB_NAME)

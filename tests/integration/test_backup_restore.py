@@ -353,11 +353,13 @@ def test_root_restores_for_a_daemon_that_runs_as_another_user(
 ) -> None:
     assert os.geteuid() == 0, "CI runs as root (ENVIRONMENT.md); this is what root does"
     data_dir = tmp_path / "data"
-    data_dir.mkdir(mode=0o755)
+    data_dir.mkdir()
+    data_dir.chmod(0o755)
     os.chown(data_dir, 65534, 65534)  # the daemon's user owns its data dir
     done = restore(empty_config, data_dir, backup)
     assert done.returncode == 0, done.stderr
-    assert mode(data_dir) == 0o700
+    # Readable by no one else now; still traversable, as the systemd target's apps need it.
+    assert mode(data_dir) == 0o711
     restored = [data_dir / "dployr.db", data_dir / "agent_id", data_dir / "secrets"]
     restored += list((data_dir / "secrets").iterdir())
     assert len(restored) == 5
