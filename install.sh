@@ -18,6 +18,8 @@ CONFIG=/etc/dployr/config.toml
 DATA_DIR=/var/lib/dployr
 UNIT=/etc/systemd/system/dployr.service
 DOCKER_DAEMON_JSON=/etc/docker/daemon.json
+OS_RELEASE=/etc/os-release
+SYSTEMD_RUNTIME=/run/systemd/system
 LINK=/usr/local/bin/dployr
 # Where a release publishes its wheel (set when the project publishes one). It is not the PyPI
 # name `dployr`: that name belongs to an unrelated project. Empty: --source is required.
@@ -45,6 +47,7 @@ USAGE
 }
 
 say() { printf '==> %s\n' "$*"; }
+have() { command -v "$1" >/dev/null 2>&1; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
 die() {
     printf 'install.sh: %s\n' "$*" >&2
@@ -95,14 +98,15 @@ parse_args() {
 
 check_host() {
     [ "$(id -u)" = 0 ] || die "run me as root (sudo sh install.sh ...)"
-    [ -r /etc/os-release ] || die "/etc/os-release is missing: Debian or Ubuntu is required"
-    os_id=$(sed -n 's/^ID=//p' /etc/os-release | tr -d '"')
-    os_like=$(sed -n 's/^ID_LIKE=//p' /etc/os-release | tr -d '"')
+    [ -r "$OS_RELEASE" ] || die "$OS_RELEASE is missing: Debian or Ubuntu is required"
+    os_id=$(sed -n 's/^ID=//p' "$OS_RELEASE" | tr -d '"')
+    os_like=$(sed -n 's/^ID_LIKE=//p' "$OS_RELEASE" | tr -d '"')
     case " $os_id $os_like " in
         *" debian "* | *" ubuntu "*) ;;
         *) die "this is '$os_id': install.sh supports Debian and Ubuntu (and their derivatives)" ;;
     esac
-    [ -d /run/systemd/system ] || die "systemd is not running here: dployr runs as a systemd service"
+    # sd_booted(3): systemd is PID 1 exactly when this directory exists.
+    [ -d "$SYSTEMD_RUNTIME" ] || die "systemd is not running here: dployr runs as a systemd service"
 }
 
 # Installs the Debian packages given that are not installed yet (one apt-get update, if any).
@@ -126,11 +130,11 @@ install_packages() {
     apt_install python3 python3-venv git curl ca-certificates
     if [ "$WITH_DOCKER" = 1 ]; then
         # The distribution's engine (docker.io), unless an engine is installed already.
-        command -v dockerd >/dev/null 2>&1 || apt_install docker.io
+        have dockerd || apt_install docker.io
         setup_live_restore
     fi
     if [ "$WITH_CADDY" = 1 ]; then
-        command -v caddy >/dev/null 2>&1 || apt_install caddy
+        have caddy || apt_install caddy
     fi
 }
 
@@ -206,9 +210,9 @@ install_package() {
 # The proxy the daemon drives: the one installed here now, written down so that it never
 # drives one it was not meant to.
 proxy_backend() {
-    if command -v caddy >/dev/null 2>&1; then
+    if have caddy; then
         echo caddy
-    elif command -v nginx >/dev/null 2>&1; then
+    elif have nginx; then
         echo nginx
     else
         echo none

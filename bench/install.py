@@ -6,8 +6,8 @@ python3-venv, git and curl, i.e. the Debian packages are cached), serves the che
 and install.sh from a loopback HTTP server, and times
 `curl -fsSL …/install.sh | sh -s -- --source …whl --no-docker --no-caddy --port P` until the
 host gets 200 from /health/ready. pip fetches every dependency from PyPI in every round (this
-network's answers are not kept by pip's HTTP cache). The box has the host's Docker socket (the
-runtime check needs an engine).
+network's answers are not kept by pip's HTTP cache). The box has the host's Docker socket, as a
+host with Docker would.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 One box for the module, in order: install (its dependencies from PyPI), then what a reboot, a
 second run and `--uninstall` do to it (later runs take the dependencies from a wheelhouse
 served on loopback: the same packages, fetched once). The box has the host's Docker socket
-(the daemon's runtime check needs an engine, and it proves the unit's sandbox still reaches
-/var/run/docker.sock); install.sh runs with --no-docker --no-caddy, so it installs neither.
+(so the daemon's readiness proves the unit's sandbox still reaches /var/run/docker.sock);
+install.sh runs with --no-docker --no-caddy, so it installs neither.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class Installed:
     files: Files  # the loopback server with install.sh and the wheels
     api: str  # the daemon's address (the box shares the host's loopback)
     seconds: float  # from `curl | sh` to the end of install.sh (it waits for /health/ready)
+    said: str = ""  # what the first install printed
 
     def install(self, *flags: str, source: str | None = None, pypi: bool = False) -> str:
         """`curl -fsSL …/install.sh | sh -s -- FLAGS` in the box; what it printed. The
@@ -111,7 +112,7 @@ def installed(box_session: str, install_files: Files) -> Iterator[Installed]:
         port = free_port()
         setup = Installed(box, install_files, f"http://127.0.0.1:{port}", 0.0)
         started = time.monotonic()
-        setup.install("--no-docker", "--no-caddy", "--port", str(port), pypi=True)
+        setup.said = setup.install("--no-docker", "--no-caddy", "--port", str(port), pypi=True)
         setup.seconds = time.monotonic() - started
         yield setup
     finally:
@@ -138,8 +139,12 @@ def test_install_runs_the_daemon_under_systemd(installed: Installed) -> None:
     # o+x only, for the systemd target's apps (their own users) to reach their release dirs.
     assert box.exec("stat", "-c", "%a", "/var/lib/dployr").stdout.strip() == "711"
     assert box.exec("test", "-f", "/var/lib/dployr/dployr.db", check=False).returncode == 0
-    # `dployr` is on root's PATH for `dployr admin create-user`.
+    # `dployr` is on root's PATH for `dployr admin create-user`, which install.sh names, and
+    # then how to reach the loopback-only API from a laptop.
     assert box.exec("dployr", "--version").stdout.startswith("dployr ")
+    assert "dployr admin create-user --email" in installed.said
+    port = installed.api.rsplit(":", 1)[1]
+    assert f"ssh -N -L {port}:127.0.0.1:{port} root@" in installed.said
     # It runs in its own unit's cgroup, and a stop signals it alone (KillMode=mixed).
     main_pid = box.exec("systemctl", "show", "-p", "MainPID", "--value", "dployr").stdout.strip()
     assert (

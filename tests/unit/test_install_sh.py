@@ -77,22 +77,97 @@ def test_flags() -> None:
     assert "--source is required" in _sh("--source=").stderr
 
 
-def _live_restore(tmp_path: Path, *, swarm: str = "0", engine_state: str = "inactive") -> str:
-    """setup_live_restore with the daemon.json in tmp_path and docker/systemctl stubbed."""
+def _harness(tmp_path: Path, lines: str) -> str:
+    """install.sh's functions (all but its last line), then `lines`: what it printed, and how
+    it exited. Stubs are shell functions defined in `lines`."""
     body = "".join(SCRIPT.read_text().splitlines(keepends=True)[:-1])
     harness = tmp_path / "harness.sh"
-    harness.write_text(
-        body
-        + f"""
+    harness.write_text(body + "\n" + lines + "\n")
+    done = _sh(script=harness)
+    return done.stdout + done.stderr + f" (exit {done.returncode})"
+
+
+def _live_restore(tmp_path: Path, *, swarm: str = "0", engine_state: str = "inactive") -> str:
+    """setup_live_restore with the daemon.json in tmp_path and docker/systemctl stubbed."""
+    return _harness(
+        tmp_path,
+        f"""
 DOCKER_DAEMON_JSON={tmp_path}/docker/daemon.json
 SWARM={swarm}
 docker() {{ echo {engine_state}; }}
 systemctl() {{ echo "systemctl $*" >>{tmp_path}/calls; }}
-setup_live_restore
-"""
+setup_live_restore""",
     )
-    done = _sh(script=harness)
-    return done.stdout + done.stderr + f" (exit {done.returncode})"
+
+
+@pytest.mark.parametrize(
+    ("os_release", "fits"),
+    [
+        ('ID=debian\nVERSION_ID="12"\n', True),
+        ("ID=ubuntu\nID_LIKE=debian\n", True),
+        ('ID=linuxmint\nID_LIKE="ubuntu debian"\n', True),
+        ('ID=fedora\nID_LIKE="rhel centos"\n', False),
+        ("ID=debianish\n", False),
+    ],
+)
+def test_only_debian_and_ubuntu_hosts_with_systemd(
+    tmp_path: Path, os_release: str, fits: bool
+) -> None:
+    (tmp_path / "os-release").write_text(os_release)
+    (tmp_path / "systemd").mkdir()
+    check = f"OS_RELEASE={tmp_path}/os-release\nSYSTEMD_RUNTIME={tmp_path}/systemd\n"
+    said = _harness(tmp_path, check + "id() { echo 0; }\ncheck_host && echo fits")
+    if fits:
+        assert said.endswith("fits\n (exit 0)"), said
+    else:
+        assert "supports Debian and Ubuntu" in said
+        assert "(exit 1)" in said
+    no_systemd = f"OS_RELEASE={tmp_path}/os-release\nSYSTEMD_RUNTIME={tmp_path}/none\n"
+    if fits:
+        said = _harness(tmp_path, no_systemd + "id() { echo 0; }\ncheck_host")
+        assert "systemd is not running here" in said
+    said = _harness(tmp_path, check + "id() { echo 1000; }\ncheck_host")
+    assert "run me as root" in said
+    assert "(exit 1)" in said
+
+
+@pytest.mark.parametrize(
+    ("flags", "installed", "expected"),
+    [
+        ("", "", ["python3 python3-venv git curl ca-certificates", "docker.io", "LR", "caddy"]),
+        ("", "dockerd caddy", ["python3 python3-venv git curl ca-certificates", "LR"]),
+        ("--no-docker --no-caddy", "", ["python3 python3-venv git curl ca-certificates"]),
+        ("--no-caddy", "", ["python3 python3-venv git curl ca-certificates", "docker.io", "LR"]),
+    ],
+)
+def test_what_is_installed_from_the_distribution(
+    tmp_path: Path, flags: str, installed: str, expected: list[str]
+) -> None:
+    """Docker (then live-restore) and Caddy unless a flag says no or they are already there."""
+    said = _harness(
+        tmp_path,
+        f"""
+parse_args --source x {flags}
+have() {{ case " {installed} " in *" $1 "*) return 0 ;; esac; return 1; }}
+apt_install() {{ echo "apt $*"; }}
+setup_live_restore() {{ echo "apt LR"; }}
+install_packages""",
+    )
+    assert [line[4:] for line in said.splitlines() if line.startswith("apt ")] == expected
+
+
+@pytest.mark.parametrize(
+    ("installed", "backend"), [("caddy nginx", "caddy"), ("nginx", "nginx"), ("", "none")]
+)
+def test_the_proxy_written_in_the_config_is_the_one_installed(
+    tmp_path: Path, installed: str, backend: str
+) -> None:
+    said = _harness(
+        tmp_path,
+        f"""have() {{ case " {installed} " in *" $1 "*) return 0 ;; esac; return 1; }}
+proxy_backend""",
+    )
+    assert said == f"{backend}\n (exit 0)"
 
 
 def test_live_restore_is_merged_into_daemon_json(tmp_path: Path) -> None:
