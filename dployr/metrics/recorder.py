@@ -62,9 +62,15 @@ class HostRecorder:
         self._pending.append(sample)
         if sample.ts - self._pending[0].ts >= FLUSH_SECONDS:
             await self.flush()
-        for alert in self._alerts.check(sample) if self._alerts else ():
-            _LOGGER.warning("host %s %s: %.1f (threshold %s)", alert.metric, alert.state,
-                            alert.value, alert.threshold)  # fmt: skip
+        alerts = self._alerts.check(sample) if self._alerts is not None else []
+        for alert in alerts:
+            _LOGGER.warning(
+                "host %s %s: %.1f (threshold %s)",
+                alert.metric,
+                alert.state,
+                alert.value,
+                alert.threshold,
+            )
             # Owned by no one: admins' sockets and webhooks get it (the persisted log).
             await events.append_event(
                 self._db, "instance.alert", None, alert.data(self.instance_id, now_iso())
