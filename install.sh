@@ -16,7 +16,8 @@ PREFIX=/opt/dployr
 CONFIG_DIR=/etc/dployr
 CONFIG=/etc/dployr/config.toml
 DATA_DIR=/var/lib/dployr
-UNIT=/etc/systemd/system/dployr.service
+UNIT_DIR=/etc/systemd/system
+UNIT=$UNIT_DIR/dployr.service
 DOCKER_DAEMON_JSON=/etc/docker/daemon.json
 OS_RELEASE=/etc/os-release
 SYSTEMD_RUNTIME=/run/systemd/system
@@ -38,8 +39,8 @@ Usage: install.sh [options]      (as root, on Debian or Ubuntu with systemd)
   --swarm         this host will be a Docker Swarm manager: do not turn on live-restore
                   (Docker refuses it in swarm mode)
   --uninstall     remove the service and /opt/dployr; keep /etc/dployr and /var/lib/dployr
-  --purge         remove everything: also the config and the data (apps' containers and
-                  units are left as they are)
+  --purge         remove everything: also the config, the data, and the apps (their units,
+                  users, containers and images)
   -h, --help      this text
 
 A second run upgrades dployr in place and keeps its config and data.
@@ -323,6 +324,50 @@ Config: $CONFIG   Data: $DATA_DIR   Logs: journalctl -u dployr
 EOF
 }
 
+# --purge: the apps go too, as they run from the data dir that goes. systemd target: its units
+# (dployr-<service>-<n>-<suffix>.service) and the services' users (home under releases/);
+# docker target: the containers and images labelled with this data dir's agent id.
+purge_apps() {
+    removed=0
+    for unit_file in "$UNIT_DIR"/dployr-*.service; do
+        app=${unit_file##*/}
+        case $app in
+            dployr-*-[0-9]*-[0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f].service) ;;
+            *) continue ;;
+        esac
+        [ -f "$unit_file" ] || continue
+        say "removing the app unit $app"
+        systemctl disable --now "$app" >/dev/null 2>&1 || true
+        rm -f "$unit_file"
+        removed=1
+    done
+    if [ "$removed" = 1 ]; then
+        systemctl daemon-reload
+        systemctl reset-failed >/dev/null 2>&1 || true
+    fi
+    awk -F: -v home="$DATA_DIR/releases/" \
+        'index($1, "dployr-") == 1 && index($6, home) == 1 { print $1 }' /etc/passwd \
+        | while read -r app_user; do
+            say "removing the user $app_user"
+            userdel "$app_user" >/dev/null 2>&1 || warn "userdel $app_user failed"
+        done
+    if [ -r "$DATA_DIR/agent_id" ] && have docker; then
+        agent=$(cat "$DATA_DIR/agent_id")
+        containers=$(docker ps -aq --filter "label=dployr.agent=$agent" 2>/dev/null || true)
+        if [ -n "$containers" ]; then
+            say "removing the app containers"
+            # shellcheck disable=SC2086 # one word per id
+            docker rm -f $containers >/dev/null || warn "some containers were not removed"
+        fi
+        images=$(docker images -q --filter "label=dployr.agent=$agent" 2>/dev/null | sort -u)
+        if [ -n "$images" ]; then
+            say "removing the app images"
+            # shellcheck disable=SC2086 # one word per id
+            docker rmi -f $images >/dev/null || warn "some images were not removed"
+        fi
+    fi
+}
+
 uninstall() {
     check_host
     if [ -e "$UNIT" ]; then
@@ -336,9 +381,10 @@ uninstall() {
     fi
     rm -rf "$PREFIX"
     if [ "$ACTION" = purge ]; then
+        purge_apps
         say "removing $CONFIG_DIR and $DATA_DIR"
         rm -rf "$CONFIG_DIR" "$DATA_DIR"
-        say "dployr is removed; apps it deployed are left as they are"
+        say "dployr and its apps are removed (the proxy keeps its last config)"
     else
         say "dployr is removed; kept $CONFIG_DIR and $DATA_DIR (--purge removes them)"
     fi

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,10 +237,63 @@ def test_uninstall_removes_the_service_and_keeps_config_and_data(installed: Inst
     assert status == 200, me
 
 
-def test_purge_removes_everything(installed: Installed) -> None:
+APP_UNIT = """[Service]
+ExecStart=/bin/sleep infinity
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def _docker(*args: str) -> str:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_purge_removes_everything_and_the_apps(installed: Installed) -> None:
     box = installed.box
-    installed.install("--purge")
-    assert box.exec("test", "-e", "/etc/systemd/system/dployr.service", check=False).returncode
-    assert box.exec("test", "-e", "/opt/dployr", check=False).returncode == 1
-    assert box.exec("test", "-e", "/var/lib/dployr", check=False).returncode == 1
-    assert box.exec("test", "-e", "/etc/dployr", check=False).returncode == 1
+    # What the targets leave running: a systemd-target unit and its service's user, and a
+    # container and an image labelled with this data dir's agent id (on the host's engine).
+    box.sh(
+        "cd /etc/systemd/system && cat > dployr-web-1-0a1b2c.service && "
+        "cp dployr-web-1-0a1b2c.service dployr-notes.service && systemctl daemon-reload && "
+        "systemctl enable --now dployr-web-1-0a1b2c.service",
+        input=APP_UNIT,
+    )
+    box.exec(
+        "useradd", "--system", "--user-group", "--no-create-home", "--home-dir",
+        "/var/lib/dployr/releases/svc_0123456789abcdef", "--shell", "/usr/sbin/nologin",
+        "dployr-0123456789abcdef",
+    )  # fmt: skip
+    box.exec("useradd", "--system", "--home-dir", "/srv/other", "dployr-other")
+    agent = box.exec("cat", "/var/lib/dployr/agent_id").stdout.strip()
+    marker = f"dployr.test.purge={uuid.uuid4().hex[:8]}"
+    ours = _docker("create", "--label", f"dployr.agent={agent}", "--label", marker,
+                   "busybox:stable", "sleep", "1")  # fmt: skip
+    theirs = _docker("create", "--label", "dployr.agent=agt_someone_else", "--label", marker,
+                     "busybox:stable", "sleep", "1")  # fmt: skip
+    image = subprocess.run(
+        ["docker", "build", "-q", "--label", f"dployr.agent={agent}", "--label", marker, "-"],
+        input="FROM busybox:stable\n", capture_output=True, text=True, timeout=120,
+    ).stdout.strip()  # fmt: skip
+    try:
+        said = installed.install("--purge")
+        assert "removing the app unit dployr-web-1-0a1b2c.service" in said
+        assert box.exec("systemctl", "is-active", "dployr-web-1-0a1b2c", check=False).returncode
+        assert box.exec("test", "-e", "/etc/systemd/system/dployr-web-1-0a1b2c.service",
+                        check=False).returncode == 1  # fmt: skip
+        assert box.exec("id", "dployr-0123456789abcdef", check=False).returncode != 0
+        left = _docker("ps", "-aq", "--no-trunc", "--filter", f"label={marker}")
+        assert left.split() == [theirs]
+        assert _docker("images", "-q", "--filter", f"label={marker}") == ""
+        # Not dployr's: a unit of another pattern and a user whose home is elsewhere.
+        box.exec("test", "-e", "/etc/systemd/system/dployr-notes.service")
+        box.exec("id", "dployr-other")
+        assert box.exec("test", "-e", "/etc/systemd/system/dployr.service", check=False).returncode
+        assert box.exec("test", "-e", "/opt/dployr", check=False).returncode == 1
+        assert box.exec("test", "-e", "/var/lib/dployr", check=False).returncode == 1
+        assert box.exec("test", "-e", "/etc/dployr", check=False).returncode == 1
+    finally:
+        subprocess.run(["docker", "rm", "-f", ours, theirs], capture_output=True, timeout=60)
+        if image:
+            subprocess.run(["docker", "rmi", "-f", image], capture_output=True, timeout=60)

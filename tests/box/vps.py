@@ -90,8 +90,8 @@ class Box:
     def start(self, *, docker_socket: bool = False, extra: Sequence[str] = ()) -> Box:
         """Boot the box and wait until systemd has started everything.
 
-        docker_socket: mount the host's /var/run/docker.sock, so the box "has Docker" (the
-        host's engine) without a second engine inside."""
+        docker_socket: mount the host's /var/run/docker.sock and copy in the host's `docker`
+        CLI, so the box "has Docker" (the host's engine) without a second engine inside."""
         labels = ["--label", LABEL]
         if self.session:
             labels += ["--label", f"dployr.test.session={self.session}"]
@@ -101,6 +101,9 @@ class Box:
             "/sbin/init",
         )  # fmt: skip
         self.wait_booted()
+        cli = shutil.which("docker")
+        if docker_socket and cli is not None:
+            self.copy_in(Path(cli).resolve(), "/usr/local/bin/docker")
         return self
 
     def exec(
