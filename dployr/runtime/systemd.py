@@ -141,6 +141,14 @@ class SystemdTarget:
         return await self._releases.has_artifact(artifact)
 
     async def remove_artifact(self, artifact: str) -> None:
+        """The release dir, and first any build of it still running: a build is a unit of its
+        own, so a daemon that stopped mid-build (reconcile then removes the release) or a
+        cancel that could not reach it leaves one behind."""
+        path = Path(artifact)
+        if self.owns(artifact, path.parent.name):
+            pattern = build_unit_prefix(path.parent.name, path.name) + "*.service"
+            await systemctl.systemctl("kill", "--signal=SIGKILL", "--", pattern, check=False)
+            await systemctl.systemctl("stop", "--", pattern, check=False)
         await self._releases.remove_artifact(artifact)
 
     # -- instances: units -------------------------------------------------------------------
@@ -300,16 +308,18 @@ class UserRunner:
         self._target = target
         self._user = user
         self._writable: list[Path] = []
+        self._prefix = ""
 
     async def prepare(self, paths: Sequence[Path]) -> None:
         release, cache = paths
+        self._prefix = build_unit_prefix(release.parent.name, release.name)
         await self._target.give(self._user, release, cache)
         self._writable = [release, *(cache / d for d in CACHE_DIRS)]
 
     async def run(
         self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], on_line: Callable[[str], None]
     ) -> int:
-        unit = f"dployr-build-{self._user.removeprefix('dployr-')}-{secrets.token_hex(3)}"
+        unit = f"{self._prefix}{secrets.token_hex(3)}"
         properties = [
             "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
             "ReadWritePaths=" + " ".join(f"-{p}" for p in self._writable),
@@ -342,6 +352,11 @@ class UserRunner:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
+
+
+def build_unit_prefix(service_id: str, number: str) -> str:
+    """`dployr-build-<the id's random part>-<n>-`: a build's units, found by release."""
+    return f"dployr-build-{service_id.split('_', 1)[-1]}-{number}-"
 
 
 def _user_exists(user: str) -> bool:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -71,6 +72,9 @@ class Setup:
     first_unit: str = ""
 
     def deploy(self, **extra: Any) -> dict[str, Any]:
+        return self.wait(self.post(**extra)["id"])
+
+    def post(self, **extra: Any) -> dict[str, Any]:
         body = {
             "name": "web",
             "source": "local",
@@ -83,7 +87,30 @@ class Setup:
         }
         status, created = call(f"{self.api}/api/v1/deployments", body, self.token)
         assert status == 202, created
-        return self.wait(created["id"])
+        return dict(created)
+
+    def status_of(self, deployment_id: str) -> dict[str, Any]:
+        status, found = call(f"{self.api}/api/v1/deployments/{deployment_id}", None, self.token)
+        assert status == 200, found
+        return dict(found)
+
+    def build_units(self) -> list[str]:
+        listed = self.box.exec(
+            "systemctl", "list-units", "--all", "--plain", "--no-legend", "dployr-build-*"
+        ).stdout
+        return [line.split()[0] for line in listed.splitlines() if line.strip()]
+
+    def building(self) -> dict[str, Any]:
+        """A deployment whose build_cmd sleeps, once its unit runs (not the venv's before)."""
+        created = self.post(build_cmd="sleep 300")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for unit in self.build_units():
+                shown = self.box.exec("systemctl", "show", "-p", "ExecStart", "--", unit).stdout
+                if "sleep 300" in shown:
+                    return created
+            time.sleep(0.2)
+        raise AssertionError(f"no build unit ran: {self.status_of(created['id'])}")
 
     def wait(self, deployment_id: str, timeout: float = 180) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -286,6 +313,54 @@ def test_a_rollback_reuses_the_release_dir(setup: Setup) -> None:
     assert shown.strip() == f"WorkingDirectory={release}/app"
 
 
+def test_a_restart_is_blue_green_with_a_second_unit_of_the_release(setup: Setup) -> None:
+    before = setup.unit_of_live()
+    status, body = call(f"{setup.api}/api/v1/services/{setup.service_id}/restart", {}, setup.token)
+    assert status == 200, body
+    after = setup.unit_of_live()
+    assert after != before
+    assert after.rsplit("-", 1)[0] == before.rsplit("-", 1)[0]  # the same release, a new suffix
+    assert setup.through() == (200, "v1")
+    assert setup.box.exec("test", "-e", f"/etc/systemd/system/{before}", check=False).returncode
+
+
+def test_a_daemon_restart_leaves_the_app_running(setup: Setup) -> None:
+    unit = setup.unit_of_live()
+    pid = setup.box.exec("systemctl", "show", "-p", "MainPID", "--value", unit).stdout
+    setup.box.exec("systemctl", "restart", "dployr")
+    wait_ready(setup.api)
+    assert setup.box.exec("systemctl", "show", "-p", "MainPID", "--value", unit).stdout == pid
+    assert setup.through() == (200, "v1")
+
+
+def test_a_cancelled_build_leaves_no_build_unit(setup: Setup) -> None:
+    created = setup.building()
+    response = call_delete(f"{setup.api}/api/v1/deployments/{created['id']}", setup.token)
+    assert response == 204
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and setup.status_of(created["id"])["status"] != "cancelled":
+        time.sleep(0.2)
+    assert setup.status_of(created["id"])["status"] == "cancelled"
+    assert setup.build_units() == []
+    assert setup.through() == (200, "v1")
+
+
+def test_a_build_a_killed_daemon_left_is_removed_at_its_start(setup: Setup) -> None:
+    created = setup.building()
+    release = f"/var/lib/dployr/releases/{setup.service_id}/{created['number']}"
+    # The build is a unit of its own: a daemon killed with -9 (Restart=on-failure brings it
+    # back) cannot stop it, so reconcile does.
+    setup.box.exec("systemctl", "kill", "--signal=SIGKILL", "dployr")
+    time.sleep(0.5)
+    assert setup.build_units() != []
+    wait_ready(setup.api)
+    ended = setup.status_of(created["id"])
+    assert ended["status"] == "failed" and "interrupted" in ended["error"], ended
+    assert setup.build_units() == []
+    assert setup.box.exec("test", "-e", release, check=False).returncode == 1
+    assert setup.through() == (200, "v1")
+
+
 def test_a_reboot_brings_the_daemon_and_the_app_back(setup: Setup) -> None:
     unit = setup.unit_of_live()
     setup.box.restart()
@@ -308,6 +383,16 @@ def test_a_reboot_brings_the_daemon_and_the_app_back(setup: Setup) -> None:
         "systemctl", "list-units", "--state=active", "--plain", "--no-legend", "dployr-web-*"
     ).stdout
     assert [line.split()[0] for line in running.splitlines()] == [unit]
+
+
+def call_delete(url: str, token: str) -> int:
+    request = urllib.request.Request(url, method="DELETE")
+    request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as err:
+        return err.code
 
 
 def run_load_during(setup: Setup, action: Any) -> LoadResult:
