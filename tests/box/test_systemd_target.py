@@ -416,3 +416,30 @@ def run_load_during(setup: Setup, action: Any) -> LoadResult:
         stop.set()
         thread.join(timeout=60)
     return holder["result"]
+
+
+def test_a_one_line_change_downloads_no_dependency_again(setup: Setup) -> None:
+    # The per-service wheel cache, written by the build as the service's user in its sandbox.
+    setup.box.exec("tee", f"{REPO}/requirements.txt", input="six==1.16.0\n")
+    setup.commit("v3")
+    first = setup.deploy()
+    assert "Downloading six-1.16.0" in deployment_log(setup, first["id"])
+    setup.commit("v4")  # the one-line change
+    second = setup.deploy()
+    said = deployment_log(setup, second["id"])
+    wheels = f"/var/lib/dployr/cache/{setup.service_id}/wheels"
+    assert f"Processing {wheels}/six-1.16.0-py2.py3-none-any.whl" in said, said
+    assert "Downloading" not in said, said
+    assert setup.through() == (200, "v4")
+    user = "dployr-" + setup.service_id.split("_", 1)[1]
+    assert setup.box.exec("stat", "-c", "%U %a", wheels).stdout.split() == [user, "700"]
+    # The git cache beside it stays root's: the daemon's git reads it.
+    repo = f"/var/lib/dployr/cache/{setup.service_id}/repo.git"
+    assert setup.box.exec("stat", "-c", "%U", repo).stdout.strip() == "root"
+
+
+def deployment_log(setup: Setup, deployment_id: str) -> str:
+    url = f"{setup.api}/api/v1/deployments/{deployment_id}/logs?limit=1000"
+    status, body = call(url, None, setup.token)
+    assert status == 200, body
+    return "\n".join(line["message"] for line in body["logs"])
