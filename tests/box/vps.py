@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import logging
+import re
 import shutil
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 # Built by scripts/provision (a debootstrapped bookworm minbase with systemd, systemd-sysv, dbus,
@@ -178,19 +180,42 @@ class Box:
 
 
 def remove_boxes(session: str | None = None) -> None:
-    """Remove this session's boxes; with no session, the stopped boxes of earlier runs (a box
-    that still runs may belong to another session on the same engine)."""
+    """Remove this session's boxes; with no session, the boxes of earlier runs: stopped for
+    more than STALE_MINUTES (a box that runs, or is stopped for a moment while it reboots, may
+    belong to another session on the same engine)."""
     filters = ["--filter", f"label={LABEL}"]
     if session:
         filters += ["--filter", f"label=dployr.test.session={session}"]
     else:
-        filters += ["--filter", "status=exited", "--filter", "status=created"]
+        filters += ["--filter", "status=exited"]
     listed = subprocess.run(
         ["docker", "ps", "-aq", *filters], capture_output=True, text=True, timeout=30, check=False
     )
     ids = listed.stdout.split()
+    if ids and not session:
+        ids = [box for box in ids if _stopped_minutes(box) > STALE_MINUTES]
     if ids:
         subprocess.run(["docker", "rm", "-f", "-v", *ids], capture_output=True, timeout=120)
+
+
+STALE_MINUTES = 10
+
+
+def _stopped_minutes(container: str) -> float:
+    """How long ago the container stopped (0 when it cannot be told)."""
+    done = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Running}} {{.State.FinishedAt}}", container],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    running, _, finished = done.stdout.strip().partition(" ")
+    if done.returncode != 0 or running != "false":
+        return 0.0
+    try:
+        # Docker writes nanoseconds; fromisoformat takes up to microseconds.
+        stamp = datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", finished))
+    except ValueError:
+        return 0.0
+    return (datetime.now(UTC) - stamp).total_seconds() / 60
 
 
 def _docker(*args: str, timeout: float = 120) -> str:
