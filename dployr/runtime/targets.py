@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dployr.config import Config
 from dployr.errors import Unavailable, ValidationError
 from dployr.runtime.docker import DockerTarget
+from dployr.runtime.process import ProcessTarget
 from dployr.runtime.protocol import TARGET_NAMES, Target
 from dployr.runtime.systemd import SystemdTarget
 
@@ -109,4 +110,11 @@ class Targets:
 
 def make_targets(config: Config, agent_id: str) -> Targets:
     """Every target this version has; whether each can run releases is asked when needed."""
-    return Targets(config, [DockerTarget(config, agent_id), SystemdTarget(config, agent_id)])
+    return Targets(
+        config,
+        [
+            DockerTarget(config, agent_id),
+            SystemdTarget(config, agent_id),
+            ProcessTarget(config, agent_id),
+        ],
+    )

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from dployr.app import create_app
 from tests.conftest import bearer, login, make_config, register, user_headers
+from tests.docker.conftest import make_repo
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -271,24 +272,21 @@ async def test_another_owners_release_image_cannot_be_deployed(dep: Client):
 # -- item 11: targets ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", ["process"])
-async def test_an_unbuilt_default_target_is_named(aiohttp_client: Any, tmp_path: Path, target):
-    client: Client = await aiohttp_client(create_app(_config(tmp_path, default_target=target)))
+async def test_a_process_default_runs_no_image_and_docker_is_the_way_round(
+    aiohttp_client: Any, tmp_path: Path
+):
+    """Every target is built now: a default that cannot run a runtime says so (a 400 naming
+    `runtime`), and naming the docker target in the request is the way round it."""
+    client: Client = await aiohttp_client(create_app(_config(tmp_path, default_target="process")))
     admin = await _admin(client)
     status, body = await _post(client, admin, name="img", source="image", image="alpine:3")
-    assert status == 503, body
-    message = body["error"]["message"]
-    assert "default_target" in message and target in message and "Docker engine" not in message
-    # Naming the docker target in the request is the way round it.
+    assert status == 400 and body["error"]["details"]["field"] == "runtime", body
+    assert "the process target does not run image" in body["error"]["message"]
     status, body = await _post(
         client, admin, name="img", source="image", image="alpine:3", target="docker"
     )
-    assert status == 202, body
+    assert status == 202 and body["target"] == "docker", body
     await _wait_finished(client, admin, body["id"])
-    status, body = await _post(
-        client, admin, name="img2", source="image", image="alpine:3", target=target
-    )
-    assert status == 400 and body["error"]["details"]["field"] == "target"
 
 
 async def test_the_systemd_target_says_why_it_cannot_run_here(aiohttp_client: Any, tmp_path: Path):
@@ -326,24 +324,47 @@ async def test_a_service_keeps_its_target_when_a_deployment_names_none(
     await _wait_finished(client, admin, again["id"])
 
 
-async def test_auto_without_an_engine_says_why(aiohttp_client: Any, tmp_path: Path):
+async def test_auto_without_an_engine_picks_the_process_target(aiohttp_client: Any, tmp_path: Path):
+    """No engine and no systemd: `auto` is the process target, which runs no image (a 400 that
+    names what it runs) and takes a git source."""
     client: Client = await aiohttp_client(create_app(_config(tmp_path, default_target="auto")))
     admin = await _admin(client)
     status, body = await _post(client, admin, name="img", source="image", image="alpine:3")
-    assert status == 503, body
-    assert "nothing-listens.sock" in body["error"]["message"]
+    assert status == 400, body
+    assert body["error"]["details"] == {
+        "field": "runtime",
+        "reason": "the process target does not run image "
+        "(it runs: nodejs, python, go, rust, static)",
+    }
     info = await (await client.get("/api/v1/info")).json()
-    assert info["targets"] == [] and info["default_target"] is None
+    assert info["targets"] == ["process"] and info["default_target"] == "process"
     ready = await client.get("/health/ready")
-    assert ready.status == 503
-    assert "no docker engine" in (await ready.json())["error"]["details"]["runtime"]
+    assert ready.status == 200, await ready.text()
+    repo = await asyncio.to_thread(make_repo, tmp_path / "app", {"app.py": "print(1)\n"})
+    status, body = await _post(
+        client, admin, name="py", source="local", path=str(repo), runtime="python"
+    )
+    assert status == 202 and body["target"] == "process", body
+    await _wait_finished(client, admin, body["id"])
 
 
-async def test_ready_names_an_unbuilt_target(aiohttp_client: Any, tmp_path: Path):
-    client: Client = await aiohttp_client(create_app(_config(tmp_path, default_target="process")))
+async def test_a_missing_interpreter_version_names_what_is_installed(dep: Client):
+    admin = await _admin(dep)
+    status, body = await _post(
+        dep, admin, name="py", source="local", path="/srv/app", runtime="python",
+        version="2.6", target="process",
+    )  # fmt: skip
+    assert status == 400, body
+    reason = body["error"]["details"]["reason"]
+    assert body["error"]["details"]["field"] == "version", body
+    assert reason.startswith("python 2.6 is not installed on this host (installed: 3."), reason
+
+
+async def test_ready_with_a_systemd_default_says_why(aiohttp_client: Any, tmp_path: Path):
+    client: Client = await aiohttp_client(create_app(_config(tmp_path, default_target="systemd")))
     resp = await client.get("/health/ready")
     assert resp.status == 503
-    assert "not available in this version" in (await resp.json())["error"]["details"]["runtime"]
+    assert "systemd is not PID 1" in (await resp.json())["error"]["details"]["runtime"]
 
 
 @pytest.mark.parametrize(

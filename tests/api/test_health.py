@@ -42,11 +42,21 @@ async def test_ready_names_what_failed(aiohttp_client, tmp_path):
 
 async def test_info(client):
     body = await (await client.get("/api/v1/info")).json()
-    # Only targets this version has: systemd and process are not built yet.
-    assert body["name"] == "dployr" and set(body["targets"]) <= {"docker"}
+    # The available targets: process runs wherever the daemon does; docker when an engine
+    # answers; systemd is not built yet.
+    assert body["name"] == "dployr" and "process" in body["targets"]
+    assert set(body["targets"]) <= {"docker", "process"}
     assert body["default_target"] in (*body["targets"], None)
     assert body["docs_url"] == "/api/v1/openapi.json"
     assert body["proxy"] in ("caddy", "nginx", "none")
+
+
+async def test_templates_name_the_targets_of_each_runtime(client, admin):
+    body = await (await client.get("/api/v1/templates", headers=admin)).json()
+    targets = {t["id"]: t["targets"] for t in body["items"]}
+    for runtime in ("nodejs", "python", "go", "rust", "static"):
+        assert "process" in targets[runtime] and "docker" in targets[runtime]
+    assert targets["image"] == targets["dockerfile"] == ["docker"]
 
 
 BODYLESS_ACTIONS = ("/logout", "/rollback", "/start", "/stop", "/restart", "/redeliver", "/ping")
