@@ -317,8 +317,9 @@ async def test_the_daemon_at_start_serves_its_api_domain_through_caddy(
     client = await aiohttp_client(create_app(config), server_kwargs={"port": port})
     status, body = await fetch(caddy, "/api/v1/info", host="api.localhost")
     assert status == 200 and isinstance(body, dict) and body["proxy"] == "caddy"
-    ready = await (await client.get("/health/ready")).json()
-    assert ready["error"]["details"]["proxy"] == "ok"  # only the engine is missing
+    # No engine, but the process target runs releases anywhere: ready, proxy included.
+    ready = await client.get("/health/ready")
+    assert ready.status == 200, await ready.text()
     assert "api.localhost" in await asyncio.to_thread(Path(caddy.caddyfile).read_text)
 
 
