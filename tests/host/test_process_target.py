@@ -233,3 +233,21 @@ async def test_static_and_node_releases_run_with_the_catalog_commands(
         else:
             raise AssertionError(await target.recent_output(instance.ref))
     await target.stop(instance.ref, grace=2)
+
+
+async def test_usage_reads_the_instance_process_tree(
+    target: ProcessTarget, source_tar: Callable[[dict[str, str]], Path]
+) -> None:
+    busy = "import time\ndata = bytearray(64 * 1024 * 1024)\nwhile True:\n    pass\n"
+    artifact = await _release(target, source_tar, {"app.py": busy})
+    instance = await target.start(_spec(artifact, port=None))
+    first = await target.usage([instance.ref, "proc-gone-1-000000"])
+    assert set(first) == {instance.ref} and first[instance.ref].cpu_percent == 0.0
+    async with asyncio.timeout(30):
+        while (now := (await target.usage([instance.ref]))[instance.ref]).memory_bytes < 64 << 20:
+            await asyncio.sleep(0.5)
+    await asyncio.sleep(1)
+    now = (await target.usage([instance.ref]))[instance.ref]
+    assert now.cpu_percent > 10 and now.restarts == 0, now
+    await target.stop(instance.ref, grace=1)
+    assert await target.usage([instance.ref]) == {}
