@@ -150,6 +150,9 @@ class SystemdTarget:
             await systemctl.systemctl("kill", "--signal=SIGKILL", "--", pattern, check=False)
             await systemctl.systemctl("stop", "--", pattern, check=False)
         await self._releases.remove_artifact(artifact)
+        if self.owns(artifact, path.parent.name):  # the service's last release: its dir goes
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(path.parent.rmdir)
 
     # -- instances: units -------------------------------------------------------------------
 

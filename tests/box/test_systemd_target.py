@@ -443,3 +443,25 @@ def deployment_log(setup: Setup, deployment_id: str) -> str:
     status, body = call(url, None, setup.token)
     assert status == 200, body
     return "\n".join(line["message"] for line in body["logs"])
+
+
+def test_stop_start_and_delete_leave_no_unit_behind(setup: Setup) -> None:
+    box, api, token = setup.box, setup.api, setup.token
+    unit = setup.unit_of_live()
+    status, body = call(f"{api}/api/v1/services/{setup.service_id}/stop", {}, token)
+    assert status == 200, body
+    assert box.exec("test", "-e", f"/etc/systemd/system/{unit}", check=False).returncode == 1
+    assert box.exec("systemctl", "is-active", "--", unit, check=False).stdout.strip() != "active"
+    status, body = call(f"{api}/api/v1/services/{setup.service_id}/start", {}, token)
+    assert status == 200, body
+    assert setup.through() == (200, "v4")
+    request = urllib.request.Request(f"{api}/api/v1/services/{setup.service_id}", method="DELETE")
+    request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.status in (200, 202, 204)
+    assert box.sh("ls /etc/systemd/system | grep '^dployr-web-' || true").stdout == ""
+    assert box.sh("ls /var/lib/dployr/units").stdout == ""
+    for gone in (f"releases/{setup.service_id}", f"cache/{setup.service_id}"):
+        assert box.exec("test", "-e", f"/var/lib/dployr/{gone}", check=False).returncode == 1
+    listed = box.exec("systemctl", "list-units", "--all", "--plain", "--no-legend", "dployr-*")
+    assert "dployr-web-" not in listed.stdout and "dployr-build-" not in listed.stdout
