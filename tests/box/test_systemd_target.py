@@ -274,7 +274,21 @@ def test_logs_come_from_journald_through_the_api(setup: Setup) -> None:
             seen.append(entry.get("message"))
             if entry.get("message") == "served /probe-follow as v1":
                 break
+        assert len(followers(setup.box)) == 1  # the stream's own journalctl -f
     assert "served /probe-follow as v1" in seen
+    # The reader went away: its journalctl goes too.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and followers(setup.box):
+        time.sleep(0.2)
+    assert followers(setup.box) == []
+
+
+def followers(box: Box) -> list[str]:
+    """The `journalctl … -f` processes running in the box."""
+    found = box.sh(
+        "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done"
+    ).stdout
+    return [line for line in found.splitlines() if line.startswith("journalctl") and " -f " in line]
 
 
 def test_a_redeploy_under_load_loses_no_request(setup: Setup) -> None:
