@@ -17,14 +17,18 @@ from dployr.runtime.protocol import RuntimeFailure
 from dployr.runtime.units import (
     Unit,
     UnsafeValue,
+    install_unit,
     is_unit_name,
     memory_bytes,
+    our_units,
     read_markers,
     render_env_file,
     render_unit,
+    uninstall_unit,
     unit_arg,
     unit_name,
     user_name,
+    write_private,
 )
 
 HOSTILE = [
@@ -273,3 +277,27 @@ async def test_the_targets_verify_call_refuses_a_bad_unit(tmp_path: Path) -> Non
     await asyncio.to_thread(bad.write_text, text)
     with pytest.raises(RuntimeFailure, match="sometimes"):
         await systemctl.verify(bad)
+
+
+def test_unit_files_on_disk(tmp_path: Path) -> None:
+    unit_dir, env_dir = tmp_path / "system", tmp_path / "units"
+    unit_dir.mkdir()
+    mine = a_unit(tmp_path)
+    theirs = replace(a_unit(tmp_path), name=unit_name("web", 3, "ffffff"), agent_id="agt_2")
+    for unit in (mine, theirs):
+        staged = tmp_path / unit.name
+        write_private(staged, render_unit(unit))
+        install_unit(staged, unit_dir, unit.name)
+        write_private(env_dir / f"{unit.name}.env", render_env_file({"K": "v"}))
+    (unit_dir / "dployr-notes.service").write_text("X-Dployr-Agent=agt_1\n")  # not our name
+    assert oct((env_dir / f"{mine.name}.env").stat().st_mode & 0o777) == "0o600"
+    assert oct((unit_dir / mine.name).stat().st_mode & 0o777) == "0o644"
+    link = unit_dir / "multi-user.target.wants" / mine.name
+    assert link.resolve() == unit_dir / mine.name  # enabled, as `systemctl enable` does
+    assert [name for name, _ in our_units(unit_dir, "agt_1")] == [mine.name]
+    assert our_units(unit_dir, "agt_1")[0][1]["deployment"] == "dep_1"
+    uninstall_unit(unit_dir, env_dir, mine.name)
+    assert not link.exists() and not (unit_dir / mine.name).exists()
+    assert not (env_dir / f"{mine.name}.env").exists()
+    assert [name for name, _ in our_units(unit_dir, "agt_2")] == [theirs.name]
+    uninstall_unit(unit_dir, env_dir, mine.name)  # a second time: nothing to do, no error
