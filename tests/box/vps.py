@@ -78,7 +78,8 @@ class BoxError(Exception):
 
 
 class Box:
-    """One container with systemd as PID 1: start it, run commands, copy files in, reboot it.
+    """One container with systemd as PID 1: start it, run commands, copy files in and out,
+    reboot it.
 
     Every box carries the label `dployr.test=box` (and `dployr.test.session=<session>`), so a
     test session removes what it made and never what another session runs at the same time.
@@ -159,6 +160,10 @@ class Box:
         """Copy a host file or directory to `dest` in the box (not under /tmp or /run: tmpfs
         there is emptied by a reboot)."""
         _docker("cp", str(source), f"{self.name}:{dest}")
+
+    def copy_out(self, source: str, dest: Path) -> None:
+        """Copy `source` in the box to a host path (what `docker cp` keeps: mode and times)."""
+        _docker("cp", f"{self.name}:{source}", str(dest))
 
     def restart(self, timeout: float = 120) -> str:
         """A reboot: systemd halts, the container starts again, systemd boots; /tmp and /run are
