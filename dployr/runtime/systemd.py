@@ -89,10 +89,8 @@ class SystemdTarget:
             return "systemd is not PID 1 on this host"
         if os.geteuid() != 0:
             return "the daemon does not run as root (it creates users and units)"
-        for tool in ("systemctl", "systemd-run", "systemd-analyze", "journalctl", "useradd"):
-            if shutil.which(tool) is None:
-                return f"{tool} is not installed"
-        return None
+        missing = await asyncio.to_thread(_missing_tool)
+        return f"{missing} is not installed" if missing else None
 
     def runtimes(self) -> tuple[str, ...]:
         return HOST_RUNTIMES
@@ -360,6 +358,14 @@ class UserRunner:
 def build_unit_prefix(service_id: str, number: str) -> str:
     """`dployr-build-<the id's random part>-<n>-`: a build's units, found by release."""
     return f"dployr-build-{service_id.split('_', 1)[-1]}-{number}-"
+
+
+def _missing_tool() -> str | None:
+    """Blocking (PATH lookups): the first tool the target needs that is not installed."""
+    for tool in ("systemctl", "systemd-run", "systemd-analyze", "journalctl", "useradd"):
+        if shutil.which(tool) is None:
+            return tool
+    return None
 
 
 def _user_exists(user: str) -> bool:

@@ -190,7 +190,7 @@ def test_a_release_runs_as_a_hardened_unit_of_its_own_user(setup: Setup) -> None
     # No Docker here: systemd is available, and what an omitted target picks.
     assert "systemd" in info["targets"] and "docker" not in info["targets"], info
     assert info["default_target"] == "systemd", info
-    live = setup.deploy()
+    live = setup.deploy(resources={"cpus": 0.5, "memory": "256m"})
     setup.first = live
     setup.service_id = live["service_id"]
     unit = setup.first_unit = setup.unit_of_live()
@@ -200,12 +200,14 @@ def test_a_release_runs_as_a_hardened_unit_of_its_own_user(setup: Setup) -> None
     assert unit.startswith("dployr-web-1-") and unit.endswith(".service")
     props = box.exec(
         "systemctl", "show", "-p", "User,ActiveState,Restart,NoNewPrivileges,ProtectSystem,"
-        "ProtectHome,PrivateTmp,UnitFileState,ControlGroup,EnvironmentFiles", "--", unit,
+        "ProtectHome,PrivateTmp,UnitFileState,ControlGroup,CPUQuotaPerSecUSec,MemoryMax",
+        "--", unit,
     ).stdout  # fmt: skip
     user = "dployr-" + setup.service_id.split("_", 1)[1]
     for line in (
         f"User={user}", "ActiveState=active", "Restart=on-failure", "NoNewPrivileges=yes",
         "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes", "UnitFileState=enabled",
+        "CPUQuotaPerSecUSec=500ms", f"MemoryMax={256 * 1024 * 1024}",
     ):  # fmt: skip
         assert line in props.splitlines(), (line, props)
     # A cgroup of its own, not the daemon's (the box's cgroups sit under its container's).
