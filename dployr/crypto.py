@@ -7,11 +7,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dployr.auth.jwt_tokens import load_or_create_key
+from dployr.errors import Unavailable
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet
 
 MASK = "********"
+
+
+class SecretUndecryptable(Unavailable):
+    """A stored secret this data dir's key does not open: a database restored without its
+    secrets/ (or a key file replaced). A 503 that says what to restore, never a 500."""
 
 
 class SecretBox:
@@ -45,7 +51,10 @@ class SecretBox:
         try:
             return self._fernet().decrypt(token.encode("ascii")).decode("utf-8")
         except InvalidToken:
-            raise ValueError("a stored secret does not decrypt with this data dir's key") from None
+            raise SecretUndecryptable(
+                "a stored secret does not decrypt with this data dir's key: restore secrets/ "
+                "from the backup the database came from (dployr restore)"
+            ) from None
 
 
 def mask_secrets(text: str, secrets: list[str]) -> str:

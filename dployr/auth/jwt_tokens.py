@@ -117,7 +117,7 @@ def load_or_create_key(path: Path) -> bytes:
             file.write(key)
             file.flush()
             os.fsync(file.fileno())
-        _LOGGER.info("generated a new JWT signing key in %s", path)
+        _LOGGER.info("generated a new key in %s", path)
         return key
     if len(key) < 32:
         raise ValueError(f"{path} holds fewer than 32 bytes; delete it to make a new key")

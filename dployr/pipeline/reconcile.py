@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Collection
 
+from dployr.crypto import SecretUndecryptable
 from dployr.errors import DployrError
 from dployr.ids import now_iso
 from dployr.pipeline.control import start_instance
@@ -118,7 +119,12 @@ async def _converge(deployer: Deployer, service_id: str, targets: Collection[str
         return
     if live.instance_ref and status.status != "unknown":
         await target.stop(live.instance_ref)
-    env, _ = services.open_snapshot(live.env_enc, deployer.box)
+    try:
+        env, _ = services.open_snapshot(live.env_enc, deployer.box)
+    except SecretUndecryptable as err:
+        # A database without its key: this service stays down and says why; the daemon starts.
+        _LOGGER.error("could not bring %s back: %s", service.name, err.message)
+        return
     try:
         ref, port = await start_instance(deployer, live, env, live.host_port)
     except RuntimeFailure as err:

@@ -85,3 +85,36 @@ def test_a_restored_host_decrypts_the_secret_and_the_app_gets_it(
     finally:
         new.kill()
         cleanup_agent(new_data)
+
+
+def test_a_data_dir_whose_key_is_lost_still_starts_and_says_why(
+    deploy_daemon: Daemon, tmp_path: Path
+) -> None:
+    """A database restored without its secrets/ (an archive from before the keys came along, a
+    key file lost): the daemon makes a new key and starts anyway; a live service whose env does
+    not decrypt is not brought back, and the log says why (it used to crash the start: a loop
+    under systemd, no API to fix anything with)."""
+    daemon = deploy_daemon
+    daemon.start()
+    token = daemon.admin_token()
+    repo = make_repo(tmp_path / "app", {"README": "served from the env\n"})
+    body = {"name": "web", "source": "local", "path": str(repo), "runtime": "static",
+            "run_cmd": SERVE, "env": {"API_KEY": {"value": "lost", "secret": True}},
+            "health_check": {"path": "/", "timeout": 20}}  # fmt: skip
+    live = deploy_live(daemon, token, body)
+    assert daemon.stop(signal.SIGTERM) == 0
+    cleanup_agent(daemon.data_dir)  # a new engine: the instance must be started again
+    (daemon.data_dir / "secrets" / "secrets.key").unlink()
+
+    daemon.start()
+    status, ready = daemon.request("GET", "/health/ready")
+    assert status == 200, ready
+    assert daemon.log is not None
+    said = daemon.log.read_text()
+    assert "could not bring web back" in said and "does not decrypt" in said, said
+    # The old token still works (jwt.key is there); what needs the lost key answers a 503 that
+    # says what to restore, not a 500.
+    status, service = daemon.request("GET", f"/api/v1/services/{live['service_id']}", token=token)
+    assert status == 503, service
+    assert service["error"]["code"] == "unavailable"
+    assert "restore secrets/" in service["error"]["message"], service
