@@ -190,6 +190,12 @@ def test_a_release_runs_as_a_hardened_unit_of_its_own_user(setup: Setup) -> None
     # No Docker here: systemd is available, and what an omitted target picks.
     assert "systemd" in info["targets"] and "docker" not in info["targets"], info
     assert info["default_target"] == "systemd", info
+    # A version the host has no interpreter for: a 400 that names what it has (Debian 12: 3.11).
+    body = {"name": "old", "source": "local", "path": REPO, "runtime": "python",
+            "version": "3.7", "target": "systemd"}  # fmt: skip
+    status, refused = call(f"{setup.api}/api/v1/deployments", body, setup.token)
+    assert status == 400 and refused["error"]["details"]["field"] == "version", refused
+    assert "installed: 3.11" in refused["error"]["message"], refused
     live = setup.deploy(resources={"cpus": 0.5, "memory": "256m"})
     setup.first = live
     setup.service_id = live["service_id"]
