@@ -138,3 +138,31 @@ async def test_artifacts_are_release_dirs_of_the_service(tmp_path: Path) -> None
     await asyncio.to_thread((Path(name) / MANIFEST).write_text, "{}")
     await builder.remove_artifact(name)
     assert not await asyncio.to_thread(Path(name).exists)
+
+
+async def test_a_node_app_installs_and_a_one_line_change_needs_no_registry(
+    tmp_path: Path,
+    source_tar: Callable[[dict[str, str]], Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second build of a node app whose manifest did not change is served by the service's
+    npm cache: with the registry unreachable it still installs."""
+    builder = _builder(tmp_path)
+    package = '{"name": "n", "version": "1.0.0", "dependencies": {"is-number": "7.0.0"}}'
+    files = {"package.json": package, "index.js": "console.log(require('is-number')(1))\n"}
+    node = {"runtime": "nodejs", "version": None}
+    first = await builder.build(
+        _request(await asyncio.to_thread(source_tar, files), 1, **node), Collected()
+    )
+    assert await asyncio.to_thread(
+        (Path(first) / "app" / "node_modules" / "is-number" / "package.json").is_file
+    )
+    for proxy in ("npm_config_proxy", "npm_config_https_proxy"):  # nothing listens there
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9/")
+    monkeypatch.setenv("npm_config_fetch_retries", "0")
+    changed = {**files, "index.js": "console.log(require('is-number')(2))\n"}
+    second = await builder.build(
+        _request(await asyncio.to_thread(source_tar, changed), 2, **node), Collected()
+    )
+    said = await asyncio.to_thread(_run, ["node", str(Path(second) / "app" / "index.js")])
+    assert said == "true\n"
