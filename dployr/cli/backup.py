@@ -87,8 +87,8 @@ def run_restore(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     print(
-        "next: start the daemon; a service whose image is not on this host's engine comes "
-        "back with its next deployment (POST /api/v1/deployments, the same body)"
+        "next: start the daemon; a service whose image or release dir is not on this host "
+        "comes back with its next deployment (POST /api/v1/deployments, the same body)"
     )
     return 0
 

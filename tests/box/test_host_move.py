@@ -123,6 +123,7 @@ def test_a_restored_host_decrypts_its_secrets_and_serves_them(
     new.copy_in(archive, ARCHIVE)
     said = new.exec("dployr", "restore", ARCHIVE).stdout
     assert "restored /var/lib/dployr" in said, said
+    assert "release dir is not on this host comes back with its next deployment" in said, said
     assert new.exec("stat", "-c", "%a", "/var/lib/dployr/secrets/secrets.key").stdout.strip() == (
         "600"
     )
@@ -138,8 +139,9 @@ def test_a_restored_host_decrypts_its_secrets_and_serves_them(
     assert greeting["key"] == "GREETING" and greeting["secret"] is True
     assert greeting["value"] != SECRET and SECRET not in str(env)
 
-    # The release dirs stayed on box A: the service comes back with its next deployment, the
-    # same POST, and the app answers with the value decrypted on box B.
+    # The release dirs stayed on box A: reconcile said so, and the service comes back with its
+    # next deployment, the same POST; the app answers with the value decrypted on box B.
+    assert "could not bring web back" in new.journal("dployr")
     redeployed = deploy(new, api, token)
     assert redeployed["service_id"] == service_id
     assert app_says(api, token, service_id) == SECRET
