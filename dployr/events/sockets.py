@@ -77,7 +77,8 @@ async def close(
     """Close with a reason; a peer that reads nothing (its buffers full) is cut off instead:
     a plain transport close would wait to flush what it never reads."""
     try:
-        await asyncio.wait_for(ws.close(code=code, message=reason.encode()[:120]), CLOSE_SECONDS)
+        async with asyncio.timeout(CLOSE_SECONDS):
+            await ws.close(code=code, message=reason.encode()[:120])
     except (TimeoutError, asyncio.CancelledError):
         task = asyncio.current_task()
         if task is not None and task.cancelling():

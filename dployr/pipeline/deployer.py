@@ -88,7 +88,8 @@ class Deployer:
         """Let an old instance finish what it serves (`drain_seconds`), cut short when the
         daemon stops: its shutdown grace is not spent waiting."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), self.config.runtime.drain_seconds)
+            async with asyncio.timeout(self.config.runtime.drain_seconds):
+                await self.stopping.wait()
 
     def cancel_reason(self, deployment_id: str) -> str | None:
         return self._cancel_reasons.get(deployment_id)

@@ -63,7 +63,8 @@ async def _tcp_probe(host_port: int) -> str | None:
     reader, writer = await asyncio.open_connection("127.0.0.1", host_port)
     try:
         try:
-            data = await asyncio.wait_for(reader.read(1), HOLD)
+            async with asyncio.timeout(HOLD):
+                data = await reader.read(1)
         except TimeoutError:
             return None  # still open: the app holds the connection
         if data:

@@ -93,7 +93,8 @@ class NginxProxy:
             binary, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
         )
         try:
-            output, _ = await asyncio.wait_for(process.communicate(), COMMAND_TIMEOUT)
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                output, _ = await process.communicate()
         except TimeoutError:
             process.kill()
             await process.wait()

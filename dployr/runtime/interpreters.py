@@ -73,7 +73,8 @@ async def _output(argv: list[str]) -> str:
     except OSError:
         return ""
     try:
-        out, _ = await asyncio.wait_for(process.communicate(), PROBE_TIMEOUT)
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            out, _ = await process.communicate()
     except TimeoutError:
         process.kill()
         await process.wait()

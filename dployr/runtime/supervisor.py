@@ -92,7 +92,8 @@ class Supervised:
             self.log.write("stderr", f"dployr: the app exited ({self.last_exit}); restarting")
             self._process = None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop_requested.wait(), backoff)
+                async with asyncio.timeout(backoff):
+                    await self._stop_requested.wait()
             backoff = min(backoff * 2, BACKOFF_MAX)
             started: asyncio.subprocess.Process | None = None
             while not self._stop_requested.is_set():
@@ -102,7 +103,8 @@ class Supervised:
                 except RuntimeFailure as err:
                     self.log.write("stderr", f"dployr: {err}")
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop_requested.wait(), backoff)
+                        async with asyncio.timeout(backoff):
+                            await self._stop_requested.wait()
             if self._stop_requested.is_set():  # asked while it slept or started: that run ends
                 if started is not None:
                     kill_group(started.pid, signal.SIGKILL)
@@ -151,7 +153,8 @@ class Supervised:
         if process is not None and process.returncode is None:
             kill_group(process.pid, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(process.wait()), grace)
+                async with asyncio.timeout(grace):
+                    await asyncio.shield(process.wait())
             kill_group(process.pid, signal.SIGKILL)
         if self._task is not None:
             await asyncio.shield(self._task)

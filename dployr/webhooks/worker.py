@@ -62,8 +62,11 @@ class DeliveryWorker:
                 except Exception:  # a store error must not end the deliveries for good
                     _LOGGER.exception("webhook delivery pass failed; retrying")
                     delay = IDLE_RECHECK
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result
+                # when a cancel comes as the wait ends, and the task then never stops.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
         finally:
             tasks = list(self._in_flight.values())
             for task in tasks:
