@@ -5,14 +5,12 @@ nested engine: "cannot find cgroup mount destination"), the container's process 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import psutil
-
 from dployr.runtime.protocol import RuntimeFailure, Usage
+from dployr.runtime.usage import TreeSampler
 
 GetJson = Callable[[str, dict[str, str] | None], Awaitable[Any]]
 
@@ -51,28 +49,6 @@ def memory_bytes(stats: dict[str, Any]) -> int:
     return max(0, int(memory.get("usage", 0)) - int(cache))
 
 
-def tree_usage(pids: Sequence[int]) -> dict[int, tuple[float, int]]:
-    """CPU seconds (user + system) and resident bytes of each pid's process tree; a pid that is
-    gone is left out. Blocking: run it in a thread."""
-    found = {}
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            tree = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            continue
-        cpu, rss = 0.0, 0
-        for process in tree:
-            try:
-                times, memory = process.cpu_times(), process.memory_info()
-            except psutil.Error:
-                continue  # exited meanwhile
-            cpu += times.user + times.system
-            rss += memory.rss
-        found[pid] = (cpu, rss)
-    return found
-
-
 class DockerStats:
     """One one-shot stats call and one inspect per container and round, all concurrent on the
     engine's HTTP API (no thread, no connection held between rounds). `local`: the engine runs
@@ -82,7 +58,7 @@ class DockerStats:
         self._get_json = get_json
         self._local = local
         self._last: dict[str, _Reading] = {}
-        self._last_tree: dict[str, tuple[float, float]] = {}  # ref → (cpu seconds, monotonic)
+        self._trees = TreeSampler()
 
     async def usage(self, refs: Sequence[str]) -> dict[str, Usage]:
         answers = await asyncio.gather(*(self._read(ref) for ref in refs), return_exceptions=True)
@@ -100,12 +76,10 @@ class DockerStats:
                 no_figures[ref] = answer
         if refs and len(failures) == len(refs):
             raise failures[0]  # the engine is down: not "every container is gone"
-        if no_figures:
-            found.update(await self._from_trees(no_figures))
+        found.update(await self._trees.sample(no_figures))
         # Readings of containers no longer asked about are dropped (bounded, and a ref that
         # comes back starts afresh).
         self._last = {ref: self._last[ref] for ref in found if ref in self._last}
-        self._last_tree = {ref: self._last_tree[ref] for ref in found if ref in self._last_tree}
         return found
 
     async def _read(self, ref: str) -> Usage | tuple[int, int] | None:
@@ -126,19 +100,3 @@ class DockerStats:
         percent = cpu_percent(self._last.get(ref), reading, online)
         self._last[ref] = reading
         return Usage(percent, memory_bytes(stats), restarts)
-
-    async def _from_trees(self, wanted: dict[str, tuple[int, int]]) -> dict[str, Usage]:
-        """Every container without figures in one worker thread (psutil blocks)."""
-        trees = await asyncio.to_thread(tree_usage, [pid for pid, _ in wanted.values()])
-        now, found = time.monotonic(), {}
-        for ref, (pid, restarts) in wanted.items():
-            if pid not in trees:
-                continue
-            cpu, rss = trees[pid]
-            before = self._last_tree.get(ref)
-            percent = 0.0
-            if before is not None and now > before[1] and cpu >= before[0]:
-                percent = round((cpu - before[0]) / (now - before[1]) * 100, 2)
-            self._last_tree[ref] = (cpu, now)
-            found[ref] = Usage(percent, rss, restarts)
-        return found

@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import signal
-import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +20,6 @@ from pathlib import Path
 import psutil
 
 from dployr.config import Config
-from dployr.runtime.docker_stats import tree_usage
 from dployr.runtime.host_build import (
     APP_DIR,
     ChildRunner,
@@ -43,6 +41,7 @@ from dployr.runtime.protocol import (
     Usage,
 )
 from dployr.runtime.supervisor import Launch, Supervised
+from dployr.runtime.usage import TreeSampler
 from dployr.tasks import run_to_end
 
 _LOGGER = logging.getLogger(__name__)
@@ -71,7 +70,7 @@ class ProcessTarget:
         self._builder = HostBuilder(self._data, self._interpreters, ChildRunner())
         del agent_id  # records live in this agent's own data dir: they need no label
         self._running: dict[str, Supervised] = {}
-        self._last_cpu: dict[tuple[str, int], tuple[float, float]] = {}  # (ref, pid) → reading
+        self._trees = TreeSampler()
 
     async def problem(self) -> str | None:
         return None  # wherever the daemon runs
@@ -180,23 +179,9 @@ class ProcessTarget:
             and supervised.status().status == "running"
             and supervised.pid is not None
         }
-        pids = [s.pid for s in wanted.values() if s.pid is not None]
-        trees = await asyncio.to_thread(tree_usage, pids)
-        now, found, readings = time.monotonic(), {}, {}
-        for ref, supervised in wanted.items():
-            assert supervised.pid is not None
-            if supervised.pid not in trees:
-                continue
-            cpu, rss = trees[supervised.pid]
-            key = (ref, supervised.pid)
-            before = self._last_cpu.get(key)
-            percent = 0.0
-            if before is not None and now > before[1]:
-                percent = max(0.0, (cpu - before[0]) / (now - before[1]) * 100)
-            readings[key] = (cpu, now)
-            found[ref] = Usage(percent, rss, supervised.restarts)
-        self._last_cpu = readings
-        return found
+        return await self._trees.sample(
+            {ref: (s.pid, s.restarts) for ref, s in wanted.items() if s.pid is not None}
+        )
 
     async def recent_output(self, ref: str, lines: int = 20) -> str:
         found = await self._log_of(ref).read(lines, None)

@@ -16,14 +16,12 @@ import os
 import pwd
 import secrets
 import shutil
-import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 
 from dployr.config import Config
 from dployr.runtime import systemctl
 from dployr.runtime.detect import systemd_booted
-from dployr.runtime.docker_stats import tree_usage
 from dployr.runtime.host_build import APP_DIR, HostBuilder, read_manifest, run_environment
 from dployr.runtime.interpreters import HOST_RUNTIMES, Interpreters
 from dployr.runtime.ports import free_loopback_port
@@ -50,6 +48,7 @@ from dployr.runtime.units import (
     user_name,
     write_private,
 )
+from dployr.runtime.usage import TreeSampler
 from dployr.tasks import run_to_end, undone_on_cancel
 
 _LOGGER = logging.getLogger(__name__)
@@ -82,7 +81,7 @@ class SystemdTarget:
         # with a runner that runs as the service's user.
         self._releases = HostBuilder(self._data, self._interpreters, UserRunner(self, ""))
         self._user_lock = asyncio.Lock()
-        self._last_cpu: dict[str, tuple[float, float]] = {}  # ref → (CPU seconds, monotonic)
+        self._trees = TreeSampler()
 
     async def problem(self) -> str | None:
         if not await systemd_booted():
@@ -267,21 +266,7 @@ class SystemdTarget:
             pid = int(shown.get("MainPID") or 0)
             if shown.get("Id") in units and shown.get("ActiveState") == "active" and pid:
                 running[shown["Id"]] = (pid, int(shown.get("NRestarts") or 0))
-        trees = await asyncio.to_thread(tree_usage, [pid for pid, _ in running.values()])
-        now, found = time.monotonic(), {}
-        for ref, (pid, restarts) in running.items():
-            if pid not in trees:
-                continue
-            cpu, rss = trees[pid]
-            before = self._last_cpu.get(ref)
-            percent = 0.0
-            if before is not None and now > before[1] and cpu >= before[0]:
-                percent = round((cpu - before[0]) / (now - before[1]) * 100, 2)
-            self._last_cpu[ref] = (cpu, now)
-            found[ref] = Usage(percent, rss, restarts)
-        for gone in set(self._last_cpu) - set(running):
-            del self._last_cpu[gone]
-        return found
+        return await self._trees.sample(running)
 
     async def logs(
         self, ref: str, *, tail: int | None, since: str | None, follow: bool
