@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -14,16 +14,44 @@ from dployr.api.openapi import PAGING, operation, query_param
 from dployr.api.validation import page_request, query_int
 from dployr.errors import NotFound
 from dployr.keys import CONFIG, DB, DEPLOYER, HOST_METRICS
-from dployr.metrics.query import iso, parse_time, plan_query
+from dployr.metrics.query import Plan, iso, parse_time, plan_query
 from dployr.metrics.recorder import HostRecorder
 from dployr.runtime.detect import docker_version
 from dployr.store import metrics as store
-from dployr.store.metrics import HostSample
 
 routes = web.RouteTableDef()
 
 
-def sample_json(sample: HostSample) -> dict[str, Any]:
+# The series window of /instances/{id}/metrics and /services/{id}/metrics.
+WINDOW_QUERY = (
+    query_param("from", {"type": "string"}, "ISO 8601 or unix seconds; default to - 1 h"),
+    query_param("to", {"type": "string"}, "ISO 8601 or unix seconds; default now"),
+    query_param("step", {"type": "integer", "minimum": 1}, "seconds a point"),
+)
+
+
+class Recorder(Protocol):
+    interval: int
+
+    def now(self) -> int: ...
+
+    async def flush(self) -> None: ...
+
+
+async def read_window(request: web.Request, recorder: Recorder) -> tuple[int, int, Plan]:
+    """The window asked for (from, to, step), with the buffered samples written first: they
+    are part of the answer."""
+    now = recorder.now()
+    end = parse_time("to", request.query.get("to"), now)
+    start = parse_time("from", request.query.get("from"), end - 3600)
+    step = query_int(request, "step", None, minimum=1)
+    plan = plan_query(now, start, end, step, recorder.interval)
+    await recorder.flush()
+    return start, end, plan
+
+
+def sample_json(sample: Any) -> dict[str, Any]:
+    """A host or service sample (a dataclass with `ts`) as JSON."""
     fields = asdict(sample)
     return {"timestamp": iso(fields.pop("ts")), **fields}
 
@@ -81,21 +109,12 @@ async def get_instance(request: web.Request) -> web.Response:
 @operation(
     "Host metrics: the newest sample and a series",
     tag="instances",
-    query=(
-        query_param("from", {"type": "string"}, "ISO 8601 or unix seconds; default to - 1 h"),
-        query_param("to", {"type": "string"}, "ISO 8601 or unix seconds; default now"),
-        query_param("step", {"type": "integer", "minimum": 1}, "seconds a point"),
-    ),
+    query=WINDOW_QUERY,
     responses={200: ref("InstanceMetrics"), 400: ref("Error"), 404: ref("Error")},
 )
 async def instance_metrics(request: web.Request) -> web.Response:
     recorder = _recorder(request)
-    now = recorder.now()
-    end = parse_time("to", request.query.get("to"), now)
-    start = parse_time("from", request.query.get("from"), end - 3600)
-    step = query_int(request, "step", None, minimum=1)
-    plan = plan_query(now, start, end, step, recorder.interval)
-    await recorder.flush()  # the buffered samples are part of the answer
+    start, end, plan = await read_window(request, recorder)
     series = await store.series(request.app[DB], plan.resolution, start, end, plan.step)
     current = await recorder.current()
     return web.json_response(
