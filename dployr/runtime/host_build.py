@@ -21,7 +21,10 @@ from dployr.runtime.keeper import kept
 from dployr.runtime.protocol import BuildOutput, BuildRequest, RuntimeFailure
 from dployr.runtime.safe_tar import extract_source
 
-MANIFEST = "release.json"
+# The manifest sits beside the release dir (releases/<service>/<n>.json), not in it: on the
+# systemd target the release dir is the service user's, and a root write or read there could
+# follow a link the build or the app planted. releases/<service> is root's (0750).
+MANIFEST_SUFFIX = ".json"
 APP_DIR = "app"  # the source, and the instances' working directory
 VENV_DIR = "venv"
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -100,10 +103,14 @@ class Manifest:
     env: dict[str, str] = field(default_factory=dict)
 
 
+def manifest_path(release: Path) -> Path:
+    return release.with_name(release.name + MANIFEST_SUFFIX)
+
+
 def read_manifest(release: Path) -> Manifest:
     """Blocking: the manifest of a built release."""
     try:
-        return Manifest(**json.loads((release / MANIFEST).read_text("utf-8")))
+        return Manifest(**json.loads(manifest_path(release).read_text("utf-8")))
     except (OSError, ValueError, TypeError) as err:
         raise RuntimeFailure(f"the release at {release} is not a finished build: {err}") from err
 
@@ -177,11 +184,13 @@ class HostBuilder:
         )
 
     async def has_artifact(self, artifact: str) -> bool:
-        return self._ours(artifact) and await asyncio.to_thread((Path(artifact) / MANIFEST).is_file)
+        return self._ours(artifact) and await asyncio.to_thread(
+            manifest_path(Path(artifact)).is_file
+        )
 
     async def remove_artifact(self, artifact: str) -> None:
         if self._ours(artifact):  # never a path that is not a release dir of ours
-            await asyncio.to_thread(shutil.rmtree, artifact, True)
+            await asyncio.to_thread(_remove_release, Path(artifact))
 
     async def build(self, request: BuildRequest, output: BuildOutput) -> str:
         try:
@@ -204,6 +213,11 @@ class HostBuilder:
         total = 2 + (request.runtime in ("python", "nodejs")) + (build_cmd is not None)
         output.step(1, total, f"unpacking the source into {release}")
         await asyncio.to_thread(_fresh_release, release, request.source)
+        # Everything the daemon writes into the release dir is written before it is the
+        # service user's (prepare): pyproject's requirements, read from the fresh source.
+        requirements = None
+        if request.runtime == "python":
+            requirements = await asyncio.to_thread(_python_requirements, release)
         await self.runner.prepare([release, cache])
         env = await asyncio.to_thread(build_environment, cache, release)
         manifest = Manifest(request.runtime, toolchain.version, toolchain.executable, run_cmd)
@@ -211,7 +225,9 @@ class HostBuilder:
         if request.runtime == "python":
             done += 1
             output.step(done, total, f"installing dependencies (python {toolchain.version})")
-            manifest = await self._python(toolchain, release, cache, env, manifest, output)
+            manifest = await self._python(
+                toolchain, release, requirements, cache, env, manifest, output
+            )
         elif request.runtime == "nodejs":
             done += 1
             output.step(done, total, f"installing dependencies (node {toolchain.version})")
@@ -228,17 +244,10 @@ class HostBuilder:
         return str(release)
 
     async def _python(
-        self, toolchain: Toolchain, release: Path, cache: Path, env: dict[str, str],
-        manifest: Manifest, output: BuildOutput,
+        self, toolchain: Toolchain, release: Path, requirements: Path | None, cache: Path,
+        env: dict[str, str], manifest: Manifest, output: BuildOutput,
     ) -> Manifest:  # fmt: skip
         app, venv = release / APP_DIR, release / VENV_DIR
-        requirements: Path | None = app / "requirements.txt"
-        if not await asyncio.to_thread(app.joinpath("requirements.txt").is_file):
-            deps = await asyncio.to_thread(pyproject_requirements, app)
-            requirements = None
-            if deps:
-                requirements = release / "requirements.pyproject.txt"
-                await asyncio.to_thread(requirements.write_text, "\n".join(deps) + "\n", "utf-8")
         venv_cmd = [toolchain.executable, "-m", "venv", str(venv)]
         if requirements is None:
             venv_cmd.insert(3, "--without-pip")  # nothing to install: a second faster
@@ -301,12 +310,38 @@ class HostBuilder:
 def _fresh_release(release: Path, source: Path) -> None:
     """Blocking: an empty release dir (a leftover of an interrupted build goes) with the
     source in app/."""
-    shutil.rmtree(release, ignore_errors=True)
+    _remove_release(release)
     (release / APP_DIR).mkdir(parents=True)
     extract_source(source, release / APP_DIR)
 
 
+def _python_requirements(release: Path) -> Path | None:
+    """Blocking: the requirements file pip installs, None when there is nothing to install;
+    pyproject's dependencies are written out to a file beside app/ (0644: pip runs as the
+    service's user)."""
+    app = release / APP_DIR
+    if app.joinpath("requirements.txt").is_file():
+        return app / "requirements.txt"
+    deps = pyproject_requirements(app)
+    if not deps:
+        return None
+    written = release / "requirements.pyproject.txt"
+    written.write_text("\n".join(deps) + "\n", "utf-8")
+    written.chmod(0o644)
+    return written
+
+
 def _write_manifest(release: Path, manifest: Manifest) -> None:
-    partial = release / (MANIFEST + ".partial")
+    """Blocking: written last (a release without it is not a finished build), then renamed."""
+    final = manifest_path(release)
+    partial = final.with_name(final.name + ".partial")
+    partial.unlink(missing_ok=True)
     partial.write_text(json.dumps(asdict(manifest), indent=2) + "\n", "utf-8")
-    partial.replace(release / MANIFEST)
+    partial.replace(final)
+
+
+def _remove_release(release: Path) -> None:
+    """Blocking: the manifest first (the release is then no longer a finished build), then
+    the dir."""
+    manifest_path(release).unlink(missing_ok=True)
+    shutil.rmtree(release, ignore_errors=True)

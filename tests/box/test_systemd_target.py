@@ -319,7 +319,7 @@ def test_a_rollback_reuses_the_release_dir(setup: Setup) -> None:
     first = setup.first
     assert first is not None
     release = f"/var/lib/dployr/releases/{setup.service_id}/1"
-    before = setup.box.exec("stat", "-c", "%Y %i", f"{release}/release.json").stdout
+    before = setup.box.exec("stat", "-c", "%Y %i", f"{release}.json").stdout
     status, created = call(
         f"{setup.api}/api/v1/deployments/{first['id']}/rollback", {}, setup.token
     )
@@ -329,7 +329,7 @@ def test_a_rollback_reuses_the_release_dir(setup: Setup) -> None:
     assert building["status"] == "skipped"
     assert rolled["artifact"] == release
     assert setup.through() == (200, "v1")
-    assert setup.box.exec("stat", "-c", "%Y %i", f"{release}/release.json").stdout == before
+    assert setup.box.exec("stat", "-c", "%Y %i", f"{release}.json").stdout == before
     unit = setup.unit_of_live()
     shown = setup.box.exec("systemctl", "show", "-p", "WorkingDirectory", "--", unit).stdout
     assert shown.strip() == f"WorkingDirectory={release}/app"

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import psutil
 import pytest
 
-from dployr.runtime.host_build import MANIFEST, ChildRunner, HostBuilder, read_manifest
+from dployr.runtime.host_build import ChildRunner, HostBuilder, manifest_path, read_manifest
 from dployr.runtime.interpreters import Interpreters
 from dployr.runtime.protocol import BuildRequest, RuntimeFailure
 from tests.host.conftest import Collected
@@ -135,9 +137,10 @@ async def test_artifacts_are_release_dirs_of_the_service(tmp_path: Path) -> None
     await builder.remove_artifact(str(outside))  # not a release dir: left alone
     assert await asyncio.to_thread(outside.is_dir)
     await asyncio.to_thread((Path(name) / "app").mkdir, parents=True)
-    await asyncio.to_thread((Path(name) / MANIFEST).write_text, "{}")
+    await asyncio.to_thread(manifest_path(Path(name)).write_text, "{}")
     await builder.remove_artifact(name)
     assert not await asyncio.to_thread(Path(name).exists)
+    assert not await asyncio.to_thread(manifest_path(Path(name)).exists)
 
 
 async def test_a_node_app_installs_and_a_one_line_change_needs_no_registry(
@@ -166,3 +169,65 @@ async def test_a_node_app_installs_and_a_one_line_change_needs_no_registry(
     )
     said = await asyncio.to_thread(_run, ["node", str(Path(second) / "app" / "index.js")])
     assert said == "true\n"
+
+
+class NobodyRunner(ChildRunner):
+    """The systemd target's arrangement without systemd: the release dir and the caches are
+    an unprivileged user's (nobody), releases/<service> is root's, commands run as that user."""
+
+    async def prepare(self, paths: Sequence[Path]) -> None:
+        release, cache = paths
+
+        def give() -> None:
+            os.chown(release.parent, 0, NOBODY)
+            release.parent.chmod(0o750)
+            cache.mkdir(parents=True, exist_ok=True)
+            for folder in (release.parent.parent.parent, release.parent.parent, cache.parent):
+                folder.chmod(0o711)
+            for path in (cache, release):
+                subprocess.run(["chown", "-hR", f"{NOBODY}:{NOBODY}", str(path)], check=True)
+
+        await asyncio.to_thread(give)
+
+    async def run(
+        self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], on_line: Callable[[str], None]
+    ) -> int:
+        drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        return await super().run([*drop, *argv], cwd, env, on_line)
+
+
+NOBODY = 65534
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the user's side needs root to set up")
+@pytest.mark.usefixtures("pypi")
+async def test_what_the_daemon_writes_is_out_of_the_build_users_reach(
+    source_tar: Callable[[dict[str, str]], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # Debian's python3, which nobody may run
+    # A data dir nobody can traverse to (pytest's tmp dirs are root's 0700).
+    top = Path(await asyncio.to_thread(tempfile.mkdtemp, dir="/var/tmp"))
+    try:
+        await asyncio.to_thread(top.chmod, 0o711)
+        victim = top / "victim"
+        await asyncio.to_thread(victim.write_text, "precious\n")
+        # The build (as the service's user) plants links where a root write would follow them.
+        plant = f"ln -s {victim} ../release.json.partial; ln -s {victim} ../../1.json.partial; true"
+        files = {
+            "pyproject.toml": (
+                '[project]\nname = "app"\nversion = "1"\ndependencies = ["six==1.16.0"]\n'
+            ),
+            "app.py": APP,
+        }
+        builder = HostBuilder(top / "data", Interpreters(), NobodyRunner())
+        source = await asyncio.to_thread(source_tar, files)
+        before = os.umask(0o077)  # as under the daemon's unit (UMask=0077)
+        try:
+            release = await builder.build(_request(source, 1, build_cmd=plant), Collected())
+        finally:
+            os.umask(before)
+        assert await asyncio.to_thread(victim.read_text) == "precious\n"
+        manifest = await asyncio.to_thread(read_manifest, Path(release))
+        assert manifest.run_cmd == "python3 app.py"
+    finally:
+        await asyncio.to_thread(shutil.rmtree, top, True)
