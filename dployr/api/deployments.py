@@ -27,6 +27,7 @@ from dployr.pipeline import releases, route_table
 from dployr.pipeline.deployer import EnvChange
 from dployr.pipeline.spec import DeploySpec, check_local_allowed, spec_from_body
 from dployr.runtime.reference import DEFAULT_DOMAIN, parse_image
+from dployr.runtime.targets import check_admin
 from dployr.store import credentials, deployments, projects, services
 from dployr.store.db import Database
 from dployr.store.deployments import FINISHED, STATUSES, Deployment, NewDeployment
@@ -278,8 +279,10 @@ async def delete_deployment(request: web.Request) -> web.Response:
 async def rollback_deployment(request: web.Request) -> web.Response:
     target = await deployment_of(request)
     deployer = request.app[DEPLOYER]
+    admin = identity_of(request).user.is_admin
     if target.spec["source"] == "local":
-        check_local_allowed(identity_of(request).user.is_admin)
+        check_local_allowed(admin)
+    check_admin(deployer.target_of(target), admin)
     if target.status not in ("live", "superseded", "rolled_back") or not target.artifact:
         raise InvalidState(
             f"Deployment {target.id} is {target.status}: it has no release to roll back to"

@@ -169,7 +169,8 @@ class Session:
             await self._stop()
 
     async def _guard(self) -> None:
-        """Close the socket once its token is revoked or its user deleted or disabled."""
+        """Close the socket once its token is revoked, its user deleted or disabled, or the
+        user's role changed (a reconnect then sees what the new role may see)."""
         db, auth, loop = self._app[DB], self._app[AUTH], asyncio.get_running_loop()
         seen, checked = db.generation, loop.time()
         while True:
@@ -184,7 +185,9 @@ class Session:
             if not valid:
                 break
         await self._stop()  # no event goes out after this
-        err = InvalidToken("The token was revoked or its user removed; authenticate again")
+        err = InvalidToken(
+            "The token was revoked, or its user removed or given another role; authenticate again"
+        )
         with contextlib.suppress(ConnectionError):
             await self._send(error_frame(err))
         transport = self._app[SOCKETS].transport_of(self._ws)

@@ -179,15 +179,18 @@ class AuthService:
         return Identity(user, claims), float(claims.exp)
 
     async def still_valid(self, header: str, identity: Identity) -> bool:
-        """Whether what authenticated an open stream (a WebSocket) still stands: its session
-        or API token not revoked, its user not deleted or disabled. An access token's expiry
-        does not end a stream; an API token's does."""
+        """Whether what authenticated an open stream (a WebSocket) still stands as it was: its
+        session or API token not revoked, its user not deleted or disabled, nor made an admin
+        or no longer one (what the stream may see was decided with the role). An access
+        token's expiry does not end a stream; an API token's does."""
         claims = identity.claims
         if claims is None:
             token = header.partition(" ")[2].strip()
-            return await tokens.token_identity(self._db, token_hash(token)) is not None
-        user = await sessions.access_identity(self._db, claims.sub, claims.sid, claims.jti)
-        return user is not None
+            found = await tokens.token_identity(self._db, token_hash(token))
+            user = None if found is None else found[0]
+        else:
+            user = await sessions.access_identity(self._db, claims.sub, claims.sid, claims.jti)
+        return user is not None and user.is_admin == identity.user.is_admin
 
     async def create_api_token(
         self, user: User, name: str, expires_in_days: int | None

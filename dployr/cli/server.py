@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,10 @@ def run_serve(args: argparse.Namespace) -> int:
     from dployr.logs import configure_logging
     from dployr.sd_notify import notify
 
+    # What the daemon writes (its database, logs, keys) is its own, however it was started
+    # (the unit says UMask=0077 too): apps' users reach the data dir (0711 for the systemd
+    # target), never its files. Files others must read are given their mode explicitly.
+    os.umask(0o077)
     config = load(args)
     overrides = {
         k: v

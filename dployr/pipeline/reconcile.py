@@ -111,7 +111,9 @@ async def _converge(deployer: Deployer, service_id: str, targets: Collection[str
         return
     status = await target.status(live.instance_ref)
     if service.desired_state == "stopped":
-        if live.instance_ref and status.status != "stopped":
+        # Whatever its status: a stop cut short after the instance stopped leaves the row (and
+        # a systemd unit enabled, which a reboot would start) naming it.
+        if live.instance_ref:
             await target.stop(live.instance_ref)
             await deployments.update_deployment(deployer.db, live.id, {"instance_ref": None}, None)
         return

@@ -122,7 +122,8 @@ async def spec_from_body(
     if changes.get("domain") is not None:
         changes["domain"] = normalize_domain(changes["domain"])
     spec = replace(base, **changes)
-    spec = replace(spec, version=await targets.check(spec.target, spec.runtime, spec.version))
+    version = await targets.check(spec.target, spec.runtime, spec.version, admin=admin)
+    spec = replace(spec, version=version)
     await check_spec(spec, config, admin=admin)
     return spec
 

@@ -84,6 +84,9 @@ class DockerTarget:
     def runtimes(self) -> tuple[str, ...]:
         return tuple(CATALOG)
 
+    def admins_only(self) -> str | None:
+        return None  # builds and apps run in containers
+
     async def check_version(self, runtime: str, version: str | None) -> str | None:
         """A templated runtime's version names a base image: the catalog's default when none."""
         catalog = CATALOG[runtime]

@@ -78,6 +78,11 @@ class ProcessTarget:
     def runtimes(self) -> tuple[str, ...]:
         return HOST_RUNTIMES
 
+    def admins_only(self) -> str | None:
+        if os.geteuid() != 0:
+            return None
+        return "the daemon runs as root, and the process target runs builds and apps as it"
+
     async def check_version(self, runtime: str, version: str | None) -> str | None:
         return await self._interpreters.check_version(runtime, version)
 

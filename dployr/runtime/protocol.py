@@ -116,6 +116,10 @@ class Target(Protocol):
     def runtimes(self) -> tuple[str, ...]:
         """The catalog runtimes this target builds."""
 
+    def admins_only(self) -> str | None:
+        """Why only admins may deploy here (its builds and apps would run as the daemon's own
+        user, root on a VPS), or None: anyone may."""
+
     async def check_version(self, runtime: str, version: str | None) -> str | None:
         """The version a release of `runtime` gets (None: the target's own default); raises
         ValidationError (field `version`) when this host cannot provide it."""

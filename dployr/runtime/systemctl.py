@@ -70,7 +70,14 @@ async def verify(unit_file: Path) -> None:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    out, _ = await done.communicate()
+    try:
+        async with asyncio.timeout(CALL_TIMEOUT):  # a hung verify never holds the service
+            out, _ = await done.communicate()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            done.kill()
+        await done.wait()
+        raise
     said = out.decode("utf-8", "replace").strip()
     if done.returncode != 0 or said:
         raise RuntimeFailure(f"systemd-analyze verify refused {unit_file.name}: {said}")

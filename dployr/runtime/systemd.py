@@ -94,6 +94,9 @@ class SystemdTarget:
     def runtimes(self) -> tuple[str, ...]:
         return HOST_RUNTIMES
 
+    def admins_only(self) -> str | None:
+        return None  # builds and apps run as the service's own user
+
     async def check_version(self, runtime: str, version: str | None) -> str | None:
         return await self._interpreters.check_version(runtime, version)
 
@@ -121,6 +124,10 @@ class SystemdTarget:
         await asyncio.to_thread(_open_path, self._data, release, cache, user)
         await systemctl.run("chown", "-hR", "--", f"{user}:{user}", str(release))
 
+    def build_env_path(self, unit: str) -> Path:
+        """Where a build command's environment file goes (root's 0600, removed after it)."""
+        return self._env_dir / f"{unit}.build.env"
+
     # -- artifacts: release dirs ---------------------------------------------------------------
 
     async def build(self, request: BuildRequest, output: BuildOutput) -> str:
@@ -143,9 +150,12 @@ class SystemdTarget:
         cancel that could not reach it leaves one behind."""
         path = Path(artifact)
         if self.owns(artifact, path.parent.name):
-            pattern = build_unit_prefix(path.parent.name, path.name) + "*.service"
+            prefix = build_unit_prefix(path.parent.name, path.name)
+            pattern = prefix + "*.service"
             await systemctl.systemctl("kill", "--signal=SIGKILL", "--", pattern, check=False)
             await systemctl.systemctl("stop", "--", pattern, check=False)
+            for left in await asyncio.to_thread(list, self._env_dir.glob(prefix + "*.build.env")):
+                await asyncio.to_thread(left.unlink, True)  # a killed daemon's build left it
         await self._releases.remove_artifact(artifact)
         if self.owns(artifact, path.parent.name):  # the service's last release: its dir goes
             with contextlib.suppress(OSError):
@@ -306,23 +316,31 @@ class UserRunner:
         self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], on_line: Callable[[str], None]
     ) -> int:
         unit = f"{self._prefix}{secrets.token_hex(3)}"
+        # The environment goes in a root-only file, never on a command line (a PIP_INDEX_URL
+        # may carry a password; command lines are every user's to read).
+        env_file = self._target.build_env_path(unit)
+        await asyncio.to_thread(write_private, env_file, render_env_file(env))
         properties = [
             "NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
             "ReadWritePaths=" + " ".join(f"-{p}" for p in self._writable),
+            f"EnvironmentFile={env_file}",
         ]  # fmt: skip
         command = [
             "systemd-run", "--wait", "--pipe", "--collect", "--quiet", f"--unit={unit}",
             f"--uid={self._user}", f"--gid={self._user}", f"--working-directory={cwd}",
             *(f"--property={p}" for p in properties),
-            *(f"--setenv={key}={value}" for key, value in env.items()),
             "--", *argv,
         ]  # fmt: skip
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+            )
+        except BaseException:
+            await asyncio.to_thread(env_file.unlink, True)
+            raise
         try:
             assert process.stdout is not None
             async for raw in process.stdout:
@@ -331,6 +349,7 @@ class UserRunner:
         finally:
             if process.returncode is None:  # a cancel or the time limit: the unit goes too
                 await run_to_end(self._kill(unit, process))
+            await run_to_end(asyncio.to_thread(env_file.unlink, True))
 
     async def _kill(self, unit: str, process: asyncio.subprocess.Process) -> None:
         await systemctl.systemctl("kill", "--signal=SIGKILL", "--", f"{unit}.service", check=False)

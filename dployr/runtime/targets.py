@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Iterator
 
 from dployr.config import Config
-from dployr.errors import Unavailable, ValidationError
+from dployr.errors import Forbidden, Unavailable, ValidationError
 from dployr.runtime.docker import DockerTarget
 from dployr.runtime.process import ProcessTarget
 from dployr.runtime.protocol import TARGET_NAMES, Target
@@ -81,7 +81,9 @@ class Targets:
             )
         return target
 
-    async def check(self, name: str, runtime: str, version: str | None) -> str | None:
+    async def check(
+        self, name: str, runtime: str, version: str | None, *, admin: bool
+    ) -> str | None:
         """A deployment's target and runtime, checked on this host: the version it gets.
         A target that can come up later (an engine that is still starting) takes it queued."""
         target = self._targets.get(name)
@@ -91,6 +93,7 @@ class Targets:
                 f"{name} is not available in this version of dployr "
                 f"(it has: {', '.join(self._targets)})",
             )
+        check_admin(target, admin)
         if runtime not in target.runtimes():
             raise ValidationError(
                 "runtime",
@@ -106,6 +109,17 @@ class Targets:
     async def close(self) -> None:
         for target in self:
             await target.close()
+
+
+def check_admin(target: Target, admin: bool) -> None:
+    """A target whose builds and apps run as the daemon's own user (root) is for admins."""
+    why = target.admins_only()
+    if why is not None and not admin:
+        raise Forbidden(
+            f"Only an admin may deploy to the {target.name} target here: {why}. "
+            'Use the docker or systemd target (send "target").',
+            details={"field": "target", "reason": why},
+        )
 
 
 def make_targets(config: Config, agent_id: str) -> Targets:

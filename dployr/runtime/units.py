@@ -146,7 +146,7 @@ def render_unit(unit: Unit) -> str:
         command=list(unit.command),
         stop_seconds=int(unit.stop_seconds),
         syslog_id=f"{UNIT_PREFIX}{unit.service_name}",
-        cpu_quota=round(unit.cpus * 100) if unit.cpus else None,
+        cpu_quota=max(1, round(unit.cpus * 100)) if unit.cpus else None,  # never 0: unlimited
         memory_max=memory_bytes(unit.memory),
         writable=[unit_path(p) for p in (unit.workdir, *unit.writable)],
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -400,3 +401,16 @@ async def test_env_keys_with_a_final_newline_are_refused_on_the_env_endpoint(dep
     )
     assert resp.status == 400, await resp.text()
     assert (await resp.json())["error"]["details"]["field"] == "key"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the process target is for admins when root")
+async def test_a_root_daemon_keeps_the_process_target_for_admins(dep: Client, tmp_path: Path):
+    # Its builds and apps would run as root: for an ordinary user that is root on the host.
+    admin = await _admin(dep)
+    bob = await user_headers(dep, admin, "bob@example.com")
+    body = {"name": "web", "source": "remote", "remote": "https://example.com/r.git",
+            "runtime": "python", "target": "process", "build_cmd": "id > /tmp/pwned"}  # fmt: skip
+    status, refused = await _post(dep, bob, **body)
+    assert status == 403, refused
+    assert refused["error"]["details"]["field"] == "target"
+    assert "docker or systemd" in refused["error"]["message"]

@@ -356,3 +356,21 @@ async def test_a_revoked_token_or_a_deleted_user_closes_the_open_socket(app: Cli
     await kept.send_json({"type": "ping"})
     assert await _control(kept) == {"type": "pong"}
     await kept.close()
+
+
+async def test_an_admin_made_a_user_loses_the_open_all_users_feed(app: Client):
+    admin, _ = await _admin(app)
+    other = await user_headers(app, admin, "other@example.com")
+    other_id = (await (await app.get("/api/v1/auth/me", headers=other)).json())["id"]
+    resp = await app.patch(f"/api/v1/users/{other_id}", json={"role": "admin"}, headers=admin)
+    assert resp.status == 200, await resp.text()
+    ws = await _connect(app, _token(other))
+    await ws.send_json({"type": "subscribe", "all": True})
+    assert (await _control(ws))["type"] == "subscribed"
+
+    resp = await app.patch(f"/api/v1/users/{other_id}", json={"role": "user"}, headers=admin)
+    assert resp.status == 200, await resp.text()
+    frame = await _control(ws)
+    assert frame["type"] == "error" and frame["error"]["code"] == "invalid_token", frame
+    closing = await _closed(ws)
+    assert closing.type != WSMsgType.CLOSE or closing.data == 1008

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -38,6 +39,19 @@ def test_serve_answers_and_sigterm_exits_zero(daemon: Daemon) -> None:
     wal = daemon.data_dir / "dployr.db-wal"
     assert not wal.exists() or wal.stat().st_size == 0
     assert (daemon.data_dir / "secrets" / "jwt.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_what_the_daemon_writes_is_its_own_whatever_the_umask(daemon: Daemon) -> None:
+    # Started by hand from a shell with the usual umask: the database is still not readable
+    # by the apps' users (the systemd target makes the data dir 0711 for them).
+    before = os.umask(0o022)
+    try:
+        daemon.start(timeout=10)
+    finally:
+        os.umask(before)
+    assert daemon.stop(signal.SIGTERM, timeout=10) == 0
+    for name in ("dployr.db", "agent_id", "secrets/secrets.key"):
+        assert (daemon.data_dir / name).stat().st_mode & 0o077 == 0, name
 
 
 @pytest.mark.parametrize(

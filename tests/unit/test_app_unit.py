@@ -131,6 +131,11 @@ def test_verify_is_not_blind(tmp_path: Path) -> None:
     assert "sometimes" in verify(path)
 
 
+def test_a_tiny_cpu_limit_is_still_a_limit(tmp_path: Path) -> None:
+    # 0.004 of a core rounds to 0 %: an absent CPUQuota would leave the app unlimited.
+    assert "CPUQuota=1%" in render_unit(a_unit(tmp_path, cpus=0.004))
+
+
 def test_no_limits_no_limit_lines(tmp_path: Path) -> None:
     text = render_unit(a_unit(tmp_path, cpus=None, memory=None, host_port=None))
     assert "CPUQuota" not in text

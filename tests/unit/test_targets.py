@@ -8,21 +8,26 @@ from typing import Any
 import pytest
 
 from dployr.config import Config, RuntimeConfig
-from dployr.errors import Unavailable, ValidationError
+from dployr.errors import Forbidden, Unavailable, ValidationError
 from dployr.runtime.targets import Targets
 
 
 class Fake:
     """A target's registry-facing side only (the registry asks nothing else)."""
 
-    def __init__(self, name: str, problem: str | None, *, late: bool = False) -> None:
-        self.name, self._problem, self.late = name, problem, late
+    def __init__(
+        self, name: str, problem: str | None, *, late: bool = False, as_root: bool = False
+    ) -> None:
+        self.name, self._problem, self.late, self._as_root = name, problem, late, as_root
 
     async def problem(self) -> str | None:
         return self._problem
 
     def runtimes(self) -> tuple[str, ...]:
         return ("python", "nodejs")
+
+    def admins_only(self) -> str | None:
+        return "it runs apps as root" if self._as_root else None
 
     async def check_version(self, runtime: str, version: str | None) -> str | None:
         return version or f"{self.name}-default"
@@ -65,14 +70,22 @@ async def test_a_deployment_names_a_target_that_runs_its_runtime_here():
         "auto", Fake("docker", "no engine", late=True), Fake("systemd", "systemd is not PID 1")
     )
     with pytest.raises(ValidationError) as unknown:
-        await targets.check("swarm", "python", None)
+        await targets.check("swarm", "python", None, admin=False)
     assert unknown.value.details["field"] == "target"
     with pytest.raises(ValidationError) as runtime:
-        await targets.check("docker", "go", None)
+        await targets.check("docker", "go", None, admin=False)
     assert runtime.value.details["field"] == "runtime"
     with pytest.raises(ValidationError, match="not PID 1") as down:
-        await targets.check("systemd", "python", None)
+        await targets.check("systemd", "python", None, admin=False)
     assert down.value.details["field"] == "target"
     # An engine that may start later takes the deployment (it waits queued for it).
-    assert await targets.check("docker", "python", None) == "docker-default"
-    assert await targets.check("docker", "python", "3.12") == "3.12"
+    assert await targets.check("docker", "python", None, admin=False) == "docker-default"
+    assert await targets.check("docker", "python", "3.12", admin=False) == "3.12"
+
+
+async def test_a_target_that_runs_apps_as_root_is_for_admins():
+    targets = registry("auto", Fake("process", None, as_root=True))
+    with pytest.raises(Forbidden, match="runs apps as root") as refused:
+        await targets.check("process", "python", None, admin=False)
+    assert refused.value.details["field"] == "target"
+    assert await targets.check("process", "python", None, admin=True) == "process-default"
