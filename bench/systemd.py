@@ -16,20 +16,17 @@ Prints each round and the medians; the goal is dployr ≤ 1.3x by hand.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.box.test_systemd_target import APP  # noqa: E402 (the checkout's tests, after sys.path)
+from tests.box.test_install import call  # noqa: E402 (the checkout's tests, after sys.path)
+from tests.box.test_systemd_target import APP  # noqa: E402
 from tests.box.vps import (  # noqa: E402
     Box,
     Files,
@@ -85,19 +82,6 @@ end=$(date +%s.%N)
 if [ -n "$previous" ]; then systemctl stop "hand-$previous.service"; fi
 echo "$start $end"
 """
-
-
-def call(url: str, body: Any = None, token: str = "") -> tuple[int, Any]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
 
 
 def wait_ready(api: str) -> None:
