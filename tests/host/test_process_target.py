@@ -175,7 +175,15 @@ async def test_a_leftover_is_found_on_disk_and_removed(
     first = ProcessTarget(config, "agt_test")
     artifact = await _release(first, source_tar, {"app.py": SERVER})
     instance = await first.start(_spec(artifact))
-    first._running.clear()  # as if this daemon had died without stopping anything
+    # As if this daemon had died without stopping anything: its supervision ends (else it
+    # would start the app again once the next daemon kills it) and the app runs on.
+    left = list(first._running.values())
+    for supervised in left:
+        assert supervised._task is not None
+        supervised._task.cancel()
+        await asyncio.gather(supervised._task, return_exceptions=True)
+        await supervised.log.close()
+    first._running.clear()
     second = ProcessTarget(config, "agt_test")
     assert [i.ref for i in await second.instances()] == [instance.ref]
     assert (await second.status(instance.ref)).status == "stopped"
@@ -186,6 +194,10 @@ async def test_a_leftover_is_found_on_disk_and_removed(
             await asyncio.sleep(0.1)
     assert await second.instances() == []
     assert await asyncio.to_thread(kill_marked, instance.ref) == 0
+    for supervised in left:  # the dead daemon's handles on the app, closed for this test's sake
+        assert supervised._process is not None
+        await supervised._process.wait()
+        supervised._process._transport.close()  # type: ignore[attr-defined]
 
 
 NODE_SERVER = """\
