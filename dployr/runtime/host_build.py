@@ -343,5 +343,7 @@ def _write_manifest(release: Path, manifest: Manifest) -> None:
 def _remove_release(release: Path) -> None:
     """Blocking: the manifest first (the release is then no longer a finished build), then
     the dir."""
-    manifest_path(release).unlink(missing_ok=True)
+    final = manifest_path(release)
+    final.unlink(missing_ok=True)
+    final.with_name(final.name + ".partial").unlink(missing_ok=True)  # a killed build's
     shutil.rmtree(release, ignore_errors=True)

@@ -138,7 +138,10 @@ async def test_artifacts_are_release_dirs_of_the_service(tmp_path: Path) -> None
     assert await asyncio.to_thread(outside.is_dir)
     await asyncio.to_thread((Path(name) / "app").mkdir, parents=True)
     await asyncio.to_thread(manifest_path(Path(name)).write_text, "{}")
+    partial = manifest_path(Path(name)).with_name(f"{Path(name).name}.json.partial")
+    await asyncio.to_thread(partial.write_text, "{")  # a build killed while writing it
     await builder.remove_artifact(name)
+    assert not await asyncio.to_thread(partial.exists)
     assert not await asyncio.to_thread(Path(name).exists)
     assert not await asyncio.to_thread(manifest_path(Path(name)).exists)
 
