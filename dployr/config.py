@@ -7,7 +7,7 @@ import ipaddress
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
@@ -151,6 +151,24 @@ class WebhooksConfig:
 
 
 @dataclass(frozen=True)
+class DatabasesConfig:
+    """SPEC §14 managed databases; `[databases.<engine>] image` tables are read apart
+    (Config.database_images)."""
+
+    backup_dir: str = ""  # empty: <data_dir>/backups
+    keep_backups: int = field(default=7, metadata=_range(1, 1000))
+    backup_schedule: str = "0 3 * * *"  # a cron expression (UTC): a new database's default
+
+
+DATABASE_ENGINES = ("postgres", "redis", "mariadb")
+DEFAULT_DATABASE_IMAGES: Mapping[str, str] = {
+    "postgres": "postgres:{version}",
+    "redis": "redis:{version}",
+    "mariadb": "mariadb:{version}",
+}
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -163,6 +181,10 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    databases: DatabasesConfig = field(default_factory=DatabasesConfig)
+    database_images: Mapping[str, RuntimeImage] = field(
+        default_factory=lambda: {k: RuntimeImage(v) for k, v in DEFAULT_DATABASE_IMAGES.items()}
+    )
     # The file this config was read from ("" when none was): its directory holds secrets too.
     config_file: str = ""
 
@@ -178,11 +200,16 @@ class Config:
     def db_path(self) -> Path:
         return self.data_path / "dployr.db"
 
+    @property
+    def backup_path(self) -> Path:
+        """Where database backups go (SPEC §14): <backup_dir>/<database id>/."""
+        return Path(self.databases.backup_dir or self.data_path / "backups")
+
 
 _SECTIONS: dict[str, type[Any]] = {
     name: hint
     for name, hint in get_type_hints(Config).items()
-    if name not in ("runtimes", "config_file")
+    if name not in ("runtimes", "config_file", "database_images")
 }
 
 
@@ -232,6 +259,10 @@ def _apply_environ(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
             if runtime_id in RUNTIME_IDS:
                 raw.setdefault("runtimes", {}).setdefault(runtime_id, {})[sub] = value
             continue
+        engine, _, sub = key.partition("_")
+        if section == "databases" and engine in DATABASE_ENGINES:  # DATABASES_POSTGRES_IMAGE
+            raw.setdefault("databases", {}).setdefault(engine, {})[sub] = value
+            continue
         hints = get_type_hints(_SECTIONS[section])
         if key in hints:
             raw.setdefault(section, {})[key] = _parse_env_value(name, value, hints[key])
@@ -271,12 +302,20 @@ def _build(raw: dict[str, Any]) -> Config:
     if unknown:
         raise ConfigError(f"unknown config section [{sorted(unknown)[0]}]")
     sections: dict[str, Any] = {}
+    engine_tables: dict[str, Any] = {}
     for name, cls in _SECTIONS.items():
         table = raw.get(name, {})
         if not isinstance(table, dict):
             raise ConfigError(f"[{name}] must be a table")
+        if name == "databases":  # [databases.<engine>] tables beside the section's own keys
+            engine_tables = {k: v for k, v in table.items() if isinstance(v, dict)}
+            table = {k: v for k, v in table.items() if not isinstance(v, dict)}
         sections[name] = _build_section(name, cls, table)
     sections["runtimes"] = _build_runtimes(raw.get("runtimes", {}))
+    sections["database_images"] = _build_images(
+        "databases", engine_tables, DATABASE_ENGINES, DEFAULT_DATABASE_IMAGES
+    )
+    _check_cron("databases.backup_schedule", sections["databases"].backup_schedule)
     _check_trusted_proxies(sections["server"].trusted_proxies)
     _check_caddy_admin(sections["proxy"].caddy_admin)
     sections["proxy"] = _check_api_domain(sections["proxy"])
@@ -373,18 +412,34 @@ def _check_value(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> An
 def _build_runtimes(table: Any) -> dict[str, RuntimeImage]:
     if not isinstance(table, dict):
         raise ConfigError("[runtimes] must be a table of [runtimes.<id>] tables")
-    images = dict(DEFAULT_RUNTIME_IMAGES)
-    for runtime_id, entry in table.items():
-        if runtime_id not in RUNTIME_IDS:
-            raise ConfigError(
-                f"unknown runtime [runtimes.{runtime_id}] (known: {', '.join(RUNTIME_IDS)})"
-            )
+    return _build_images("runtimes", table, RUNTIME_IDS, DEFAULT_RUNTIME_IMAGES)
+
+
+def _build_images(
+    section: str, table: dict[str, Any], known: Sequence[str], defaults: Mapping[str, str]
+) -> dict[str, RuntimeImage]:
+    """`[<section>.<id>] image = "name:{version}"` tables over the defaults."""
+    images = dict(defaults)
+    for entry_id, entry in table.items():
+        if entry_id not in known:
+            raise ConfigError(f"unknown [{section}.{entry_id}] (known: {', '.join(known)})")
         if not isinstance(entry, dict):
-            raise ConfigError(f"[runtimes.{runtime_id}] must be a table")
+            raise ConfigError(f"[{section}.{entry_id}] must be a table")
         for key, value in entry.items():
             if key != "image":
-                raise ConfigError(f"unknown config key runtimes.{runtime_id}.{key}")
+                raise ConfigError(f"unknown config key {section}.{entry_id}.{key}")
             if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"runtimes.{runtime_id}.image: expected an image name")
-            images[runtime_id] = value
+                raise ConfigError(f"{section}.{entry_id}.image: expected an image name")
+            images[entry_id] = value
     return {k: RuntimeImage(v) for k, v in images.items()}
+
+
+def _check_cron(key: str, expression: str) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(expression, timezone="UTC")
+    except ValueError as err:
+        raise ConfigError(
+            f'{key}: expected a cron expression like "0 3 * * *" ({err}), got {expression!r}'
+        ) from None

@@ -31,6 +31,22 @@ RESOURCES = obj(
         "memory": {"type": ["string", "null"], "pattern": "^[1-9][0-9]{0,9}[kmgKMG]?$"},
     },
 )
+# SPEC §14: a volume's name, and the absolute path it is mounted at (normalised and checked
+# against the system directories by pipeline.spec.check_volumes). Only plain characters: the
+# path goes into a container's mount and a systemd unit.
+VOLUME_NAME = "^[a-z0-9][a-z0-9-]{0,39}$"
+VOLUMES: Schema = {
+    "type": "array",
+    "maxItems": 16,
+    "items": obj(
+        ["name", "path"],
+        {
+            "name": {"type": "string", "pattern": VOLUME_NAME},
+            "path": {"type": "string", "maxLength": 255, "pattern": "^/[A-Za-z0-9._/-]*$"},
+        },
+    ),
+}
+STRATEGIES = ["start-first", "stop-first"]
 # A deployment's env: `"KEY": "value"` keeps the key's secret flag on the service (a new key
 # is plain); `"KEY": {"value": "…", "secret": true}` marks it secret (false: plain again).
 ENV_MAP: Schema = {
@@ -60,6 +76,8 @@ _CONFIG: dict[str, Schema] = {
     "resources": RESOURCES,
     "domain": {"type": ["string", "null"], "maxLength": 253},
     "auto_deploy": {"enum": ["off", "webhook", "poll"]},
+    "volumes": VOLUMES,
+    "strategy": {"enum": STRATEGIES},
 }
 CREATE_DEPLOYMENT = obj(
     ["name", "source"],
@@ -134,6 +152,8 @@ DEPLOYMENT_FIELDS = [
     "health_check",
     "resources",
     "domain",
+    "volumes",
+    "strategy",
     "commit_sha",
     "artifact",
     "triggered_by",
@@ -171,6 +191,11 @@ COMPONENTS: dict[str, Schema] = {
             "health_check": {"type": "object"},
             "resources": {"type": "object"},
             "domain": _OPT,
+            "volumes": {
+                "type": "array",
+                "items": obj(["name", "path"], {"name": _ID, "path": _ID}),
+            },
+            "strategy": {"enum": STRATEGIES},
             "commit_sha": _OPT,
             "artifact": _OPT,
             "triggered_by": {"enum": ["api", "webhook", "poll", "rollback"]},

@@ -58,6 +58,8 @@ def deployment_json(deployment: Deployment) -> dict[str, Any]:
         "health_check": spec["health_check"],
         "resources": spec["resources"],
         "domain": spec.get("domain"),
+        "volumes": spec.get("volumes", []),
+        "strategy": spec.get("strategy", "start-first"),
         "commit_sha": deployment.commit_sha,
         "artifact": deployment.artifact,
         "triggered_by": deployment.triggered_by,
@@ -120,6 +122,18 @@ async def _check_domain(
         )
 
 
+async def _keep_storage(db: Database, service_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A new release of a service keeps its volumes and strategy unless the body names them:
+    its data stays mounted (SPEC §14)."""
+    if "volumes" in body and "strategy" in body:
+        return body
+    latest = await deployments.latest_deployment(db, service_id)
+    if latest is None:
+        return body
+    kept: dict[str, Any] = {k: latest.spec[k] for k in ("volumes", "strategy") if k in latest.spec}
+    return {**kept, **body}
+
+
 def _env_changes(body: dict[str, Any]) -> list[EnvChange]:
     """`"KEY": "value"` keeps the key's secret flag; `{"value": …, "secret": true}` sets it."""
     return [
@@ -142,10 +156,12 @@ async def create_deployment(request: web.Request) -> web.Response:
     targets = request.app[DEPLOYER].targets
     # A target the body names is checked by spec_from_body, which names the field. With none,
     # a service keeps the one it runs on (`auto` never moves it because an engine is down).
+    existing = await services.service_by_name(request.app[DB], identity.user.id, body["name"])
     target = body.get("target")
     if target is None:
-        existing = await services.service_by_name(request.app[DB], identity.user.id, body["name"])
         target = existing.target if existing else await targets.default_for_request()
+    if existing is not None:
+        body = await _keep_storage(request.app[DB], existing.id, body)
     spec = await spec_from_body(
         body, request.app[CONFIG], targets, target, admin=identity.user.is_admin
     )

@@ -17,6 +17,10 @@ EVENT_TYPES = [
     "route.created",
     "route.deleted",
     "instance.alert",
+    "database.created",
+    "database.failed",
+    "backup.succeeded",
+    "backup.failed",
 ]
 URL: Schema = {"type": "string", "minLength": 1, "maxLength": 2048, "pattern": r"^[\x21-\x7e]+$"}
 EVENTS: Schema = {

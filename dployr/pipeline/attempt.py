@@ -231,7 +231,8 @@ class Attempt:
         artifact = self.deployment.artifact
         assert artifact is not None
         await self.enter("starting", f"starting {artifact}")
-        instance = await self.target.start(instance_spec(self.deployment, self.env, None))
+        mounts = await self.d.mounts(self.deployment)
+        instance = await self.target.start(instance_spec(self.deployment, self.env, None, mounts))
         self.instance_ref = instance.ref
         if self.spec.port is None:
             self.finish("starting", message="started (a worker: no port)")

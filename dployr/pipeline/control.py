@@ -163,7 +163,7 @@ async def start_instance(
     """Run a release's artifact again (restart, start, reconcile); a taken port → a fresh one.
     The port is None for a worker, which publishes none."""
     target = deployer.target_of(deployment)
-    wanted = instance_spec(deployment, env, host_port)
+    wanted = instance_spec(deployment, env, host_port, await deployer.mounts(deployment))
     try:
         instance = await target.start(wanted)
     except Exception:

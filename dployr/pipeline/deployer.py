@@ -19,10 +19,10 @@ from dployr.errors import Conflict, DployrError, InvalidState
 from dployr.ids import now_iso
 from dployr.pipeline.attempt import Attempt
 from dployr.pipeline.routing import Router
-from dployr.runtime.protocol import Target
+from dployr.runtime.protocol import Mount, Target
 from dployr.runtime.targets import Targets
 from dployr.sources.git import GitAuth
-from dployr.store import credentials, deployments, projects, services
+from dployr.store import credentials, deployments, projects, services, volumes
 from dployr.store.db import Database, Transaction
 from dployr.store.deployments import FINISHED, Deployment, NewDeployment
 from dployr.store.services import Service
@@ -150,6 +150,9 @@ class Deployer:
             await services.upsert_env(
                 conn, service.id, change.key, change.value, change.secret, self.box
             )
+        await volumes.attach(
+            conn, new.owner_id, service.id, new.name, new.target, new.spec.get("volumes", [])
+        )
         env = await services.read_env(conn, service.id, self.box)
         return await deployments.insert_deployment(
             conn, new, service, services.env_snapshot(env, self.box)
@@ -277,6 +280,12 @@ class Deployer:
         return GitAuth(token=secret) if kind == "token" else GitAuth(deploy_key=secret)
 
     # -- targets ----------------------------------------------------------------------------------
+
+    async def mounts(self, deployment: Deployment) -> tuple[Mount, ...]:
+        """The storage of the volumes a release names (SPEC §14)."""
+        return await volumes.mounts(
+            self.db, deployment.service_id, deployment.spec.get("volumes", [])
+        )
 
     def target_of(self, deployment: Deployment) -> Target:
         """The target a deployment runs on (its spec's: a service may move between targets,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -11,7 +12,7 @@ from dployr.config import Config
 from dployr.errors import Forbidden, ValidationError
 from dployr.proxy.domains import normalize_domain
 from dployr.runtime.catalog import CATALOG
-from dployr.runtime.protocol import InstanceSpec, Resources
+from dployr.runtime.protocol import InstanceSpec, Mount, Resources
 from dployr.runtime.reference import parse_image
 from dployr.sources.validate import (
     check_branch,
@@ -49,6 +50,8 @@ class DeploySpec:
     health_check: HealthCheck = field(default_factory=HealthCheck)
     resources: dict[str, Any] = field(default_factory=dict)
     domain: str | None = None
+    volumes: list[dict[str, str]] = field(default_factory=list)  # [{name, path}] (SPEC §14)
+    strategy: str = "start-first"  # or "stop-first": the old instance stops before the new
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,14 +63,21 @@ class DeploySpec:
 
 CONFIG_FIELDS = (
     "remote", "branch", "credential_id", "path", "image", "runtime", "version", "target",
-    "build_cmd", "run_cmd", "port", "health_check", "resources", "domain",
+    "build_cmd", "run_cmd", "port", "health_check", "resources", "domain", "volumes",
+    "strategy",
 )  # fmt: skip
+# Where a volume may not be mounted (SPEC §14): the system's own directories.
+SYSTEM_DIRS = ("/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/lib", "/sbin")
 
 
 def instance_spec(
-    deployment: Deployment, env: Mapping[str, str], host_port: int | None
+    deployment: Deployment,
+    env: Mapping[str, str],
+    host_port: int | None,
+    volumes: tuple[Mount, ...] = (),
 ) -> InstanceSpec:
-    """What a target needs to run an instance of a release (a new one, or the live one again)."""
+    """What a target needs to run an instance of a release (a new one, or the live one again);
+    `volumes`: the service's storage of each volume the release names (store.volumes.mounts)."""
     spec = DeploySpec.from_json(deployment.spec)
     assert deployment.artifact is not None
     return InstanceSpec(
@@ -82,6 +92,8 @@ def instance_spec(
         env,
         Resources(**spec.resources),
         spec.run_cmd,
+        deployment.owner_id,
+        volumes,
     )
 
 
@@ -119,6 +131,8 @@ async def spec_from_body(
         changes.pop("target", None)
     if ("runtime" in changes or "target" in changes) and "version" not in changes:
         changes["version"] = None  # the new runtime's (or target's) default, chosen below
+    if "volumes" in changes:
+        changes["volumes"] = check_volumes(changes["volumes"])
     if changes.get("domain") is not None:
         changes["domain"] = normalize_domain(changes["domain"])
     spec = replace(base, **changes)
@@ -172,7 +186,31 @@ async def check_spec(spec: DeploySpec, config: Config, *, admin: bool) -> None:
             check_branch(spec.branch)
     if spec.domain is not None:
         normalize_domain(spec.domain)
+    check_volumes(spec.volumes)
     if spec.domain is not None and spec.port is None:
         raise ValidationError(
             "domain", "a worker (port null) takes no traffic, so it has no domain"
         )
+
+
+def check_volumes(volumes: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Names unique, paths absolute and normalised, one per volume, outside the system's own
+    directories (SPEC §14); returns them normalised."""
+    checked: list[dict[str, str]] = []
+    for index, volume in enumerate(volumes):
+        field_name = f"volumes[{index}]"
+        path = posixpath.normpath(volume["path"])
+        if not path.startswith("/") or path.startswith("//"):
+            raise ValidationError(f"{field_name}.path", "must be an absolute path")
+        if path == "/" or any(path == d or path.startswith(d + "/") for d in SYSTEM_DIRS):
+            raise ValidationError(
+                f"{field_name}.path",
+                f"{path} is a system directory; mount a volume under /app, /data or /srv",
+            )
+        for seen in checked:
+            if seen["name"] == volume["name"]:
+                raise ValidationError(f"{field_name}.name", f"{volume['name']!r} is named twice")
+            if seen["path"] == path:
+                raise ValidationError(f"{field_name}.path", f"{path} is mounted twice")
+        checked.append({"name": volume["name"], "path": path})
+    return checked

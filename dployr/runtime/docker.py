@@ -56,6 +56,16 @@ API_VERSION = "1.41"  # Debian 12's engine (20.10); every call we make exists th
 LABEL_AGENT = "dployr.agent"
 LABEL_SERVICE = "dployr.service"
 LABEL_DEPLOYMENT = "dployr.deployment"
+LABEL_OWNER = "dployr.owner"
+LABEL_DATABASE = "dployr.database"  # a managed database's container (dployr.databases), no app
+
+
+def owner_network(owner_id: str) -> str:
+    """The owner's private bridge network (SPEC §14): their containers and databases reach each
+    other by name on it; other owners' containers are on networks of their own."""
+    return f"dployr-{owner_id}"
+
+
 PORT_ATTEMPTS = 5
 POOL_CONNECTIONS = 100  # engine connections of the logs and the calls pools (aiohttp default)
 
@@ -320,6 +330,8 @@ class DockerTarget:
             # A templated runtime's Dockerfile runs run_cmd already; an image or the repo's
             # own Dockerfile gets it as the container's command.
             kwargs["command"] = ["/bin/sh", "-c", spec.run_cmd]
+        if spec.owner_id:
+            kwargs["network"] = self._ensure_network(client, spec.owner_id)
         environment = dict(spec.env)
         if spec.port is not None:  # a worker (no port) gets no PORT and publishes nothing
             assert host_port is not None
@@ -346,6 +358,28 @@ class DockerTarget:
             container.remove(force=True)
             raise
         return container
+
+    async def ensure_network(self, owner_id: str) -> str:
+        return await self._call(self._ensure_network, owner_id)
+
+    def _ensure_network(self, client: docker.DockerClient, owner_id: str) -> str:
+        """The owner's network, made on first use (a bridge: the engine keeps traffic between
+        two bridge networks apart)."""
+        from docker.errors import APIError  # loaded already: this runs in _call, after _sdk()
+
+        name = owner_network(owner_id)
+        if not any(n.name == name for n in client.networks.list(names=[name])):
+            try:
+                client.networks.create(
+                    name,
+                    driver="bridge",
+                    check_duplicate=True,
+                    labels={LABEL_AGENT: self._agent_id, LABEL_OWNER: owner_id},
+                )
+            except APIError as err:
+                if err.status_code != 409:  # made meanwhile by another start
+                    raise
+        return name
 
     async def stop(self, ref: str, grace: float = 10) -> None:
         def stop_and_remove(client: docker.DockerClient) -> None:
@@ -393,6 +427,8 @@ class DockerTarget:
         found = []
         for container in containers or ():
             labels = container.get("Labels") or {}
+            if LABEL_DATABASE in labels:
+                continue  # a managed database (dployr.databases), never a service's instance
             found.append(
                 Instance(
                     container["Id"],

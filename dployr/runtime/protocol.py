@@ -54,6 +54,18 @@ class BuildOutput(Protocol):
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A service's volume (SPEC §14), mounted read-write at `path` in every instance. Its
+    storage is named after `origin`, the service that first made it (a kept volume attached
+    to a new service of the same name keeps its storage): docker volume
+    `dployr-<origin>-<name>`, host directory `<data_dir>/volumes/<origin>/<name>`."""
+
+    name: str
+    path: str
+    origin: str
+
+
+@dataclass(frozen=True)
 class InstanceSpec:
     service_id: str
     service_name: str
@@ -66,6 +78,8 @@ class InstanceSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     resources: Resources = field(default_factory=Resources)
     run_cmd: str | None = None  # the deployment's own, when it gave one
+    owner_id: str = ""  # docker: the instance joins the owner's private network
+    volumes: tuple[Mount, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -165,3 +179,11 @@ class Target(Protocol):
 
     async def recent_output(self, ref: str, lines: int = 20) -> str:
         """The last lines an instance printed (for a failed health check's error)."""
+
+    # -- volumes (SPEC §14) --------------------------------------------------------------------
+
+    async def volume_size(self, mount: Mount) -> int | None:
+        """Bytes the volume's data takes now; None when it does not exist (yet)."""
+
+    async def remove_volume(self, mount: Mount) -> None:
+        """Remove the volume and its data; a missing one is not an error."""

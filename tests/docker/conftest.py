@@ -64,7 +64,7 @@ def commit(repo: Path, files: dict[str, str], message: str) -> str:
 
 
 def cleanup_agent(data_dir: Path) -> None:
-    """Remove every container and image this test's agent made (by label)."""
+    """Remove every container, image, volume and network this test's agent made (by label)."""
     agent_file = data_dir / "agent_id"
     if not agent_file.exists():
         return
@@ -79,6 +79,12 @@ def cleanup_agent(data_dir: Path) -> None:
     ).stdout.split()
     if images:
         subprocess.run(["docker", "rmi", "-f", *set(images)], capture_output=True)
+    for kind in ("volume", "network"):  # volumes (SPEC §14) and the owners' networks
+        names = subprocess.run(
+            ["docker", kind, "ls", "-q", "--filter", label], capture_output=True, text=True
+        ).stdout.split()
+        if names:
+            subprocess.run(["docker", kind, "rm", *names], capture_output=True)
 
 
 def agent_containers(data_dir: Path, all_: bool = True) -> list[str]:

@@ -1,0 +1,1 @@
+"""Managed databases (SPEC §14): engines, their containers, backups and links."""
