@@ -45,7 +45,7 @@ from dployr.runtime.protocol import (
     RuntimeFailure,
     Usage,
 )
-from dployr.tasks import undone_on_cancel
+from dployr.tasks import run_to_end, undone_on_cancel
 
 if TYPE_CHECKING:
     import docker
@@ -71,6 +71,7 @@ POOL_CONNECTIONS = 100  # engine connections of the logs and the calls pools (ai
 
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : ")
+_LAYER = re.compile(r"^ ---> ([0-9a-f]{12,64})$")  # the image a finished build step made
 
 
 class DockerTarget:
@@ -217,17 +218,35 @@ class DockerTarget:
         if dockerfile is not None:
             params["dockerfile"] = DOCKERFILE_NAME
         session, base = self._http("build")
+        layers: list[str] = []
         try:
             async with asyncio.timeout(request.timeout):
-                await self._stream_build(session, base, params, context, output)
+                await self._stream_build(session, base, params, context, output, layers)
         except TimeoutError:
             # Leaving the `async with` closed the connection: the engine stops the build.
+            await run_to_end(self._drop_layers(layers))
             raise RuntimeFailure(f"the build ran past its limit of {request.timeout:g} s") from None
         except aiohttp.ClientError as err:
+            await run_to_end(self._drop_layers(layers))
             raise RuntimeFailure(f"the Docker engine is not reachable: {err}") from err
+        except BaseException:
+            await run_to_end(self._drop_layers(layers))
+            raise
         finally:
             await asyncio.to_thread(context.unlink, missing_ok=True)
         return tag
+
+    async def _drop_layers(self, layers: list[str]) -> None:
+        """A build that stops half-way (a failed step, its time limit, a cancel) leaves the
+        layers of its finished steps as untagged, unlabelled images nobody would remove: remove
+        the last one and, with it, its parents that nothing else uses. A layer that a tagged
+        image is built on (a cached step) stays."""
+        if not layers:
+            return
+        try:
+            await self._call(lambda client: client.images.remove(layers[-1], noprune=False))
+        except RuntimeFailure as err:
+            _LOGGER.debug("layer %s of a stopped build stays: %s", layers[-1], err)
 
     async def _stream_build(
         self,
@@ -236,6 +255,7 @@ class DockerTarget:
         params: dict[str, str],
         context: Path,
         output: BuildOutput,
+        layers: list[str],
     ) -> None:
         with context.open("rb") as body:
             async with session.post(
@@ -251,6 +271,8 @@ class DockerTarget:
                     if "error" in chunk:
                         raise RuntimeFailure(str(chunk["error"]).strip())
                     for text in str(chunk.get("stream", "")).splitlines():
+                        if layer := _LAYER.match(text):
+                            layers.append(layer.group(1))
                         if text.strip():
                             output.line(text)
                             if step := _STEP.match(text):

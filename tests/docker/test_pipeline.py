@@ -157,6 +157,39 @@ async def test_new_release_rollback_and_failures_keep_old_serving(
     assert resp.status == 204
 
 
+async def test_a_failed_build_leaves_no_layers_behind(
+    dclient: TestClient,  # type: ignore[type-arg]
+    auth: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """The layers of the steps a failed build finished are removed with it: untagged and
+    unlabelled, nothing else would ever remove them from a small VPS's disk."""
+    files = {**STATIC_APP, "unique.txt": f"{tmp_path}\n"}  # no cached layer to reuse
+    repo = await asyncio.to_thread(make_repo, tmp_path / "app", files)
+    broken = await deploy(dclient, auth, static_body(repo, build_cmd="echo building; exit 3"))
+    assert broken["status"] == "failed", broken
+    resp = await dclient.get(f"/api/v1/deployments/{broken['id']}/logs", headers=auth)
+    # The layers this build made: not the base image (step 1), not a cached step's.
+    layers, previous = [], ""
+    for line in (await resp.json())["logs"]:
+        message = line["message"]
+        made = message.startswith(" ---> ") and " " not in message[6:]
+        if made and not previous.startswith(("Step 1/", " ---> Using cache")):
+            layers.append(message[6:])
+        previous = message
+    assert layers, "the build log names the layers its steps made"
+
+    def existing(ids: list[str]) -> list[str]:
+        return [
+            i
+            for i in ids
+            if subprocess.run(["docker", "image", "inspect", i], capture_output=True).returncode
+            == 0
+        ]
+
+    assert await asyncio.to_thread(existing, layers) == []
+
+
 async def test_project_with_services_deletes_only_with_force(
     dclient: TestClient,  # type: ignore[type-arg]
     auth: dict[str, str],
