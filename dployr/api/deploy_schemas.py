@@ -233,6 +233,7 @@ COMPONENTS: dict[str, Schema] = {
             "host_port",
             "container_id",
             "routes",
+            "volumes",
             "hook_url",
             "hook_secret",
             "auto_deploy",
@@ -254,12 +255,28 @@ COMPONENTS: dict[str, Schema] = {
             "host_port": {"type": ["integer", "null"]},
             "container_id": _OPT,
             "routes": {"type": "array", "items": ref("ServiceRoute")},
+            "volumes": {
+                "type": "array",
+                "items": obj(["name", "path"], {"name": _ID, "path": _ID}),
+            },
             "hook_url": _ID,
             "hook_secret": _ID,
             "created_at": TIME,
             "updated_at": TIME,
         },
     ),
+    # A service's volume (SPEC §14): size_bytes is null while its storage does not exist yet
+    # (made at the first start) or cannot be measured.
+    "Volume": obj(
+        ["name", "path", "size_bytes", "created_at"],
+        {
+            "name": _ID,
+            "path": _ID,
+            "size_bytes": {"type": ["integer", "null"], "minimum": 0},
+            "created_at": TIME,
+        },
+    ),
+    "VolumeList": obj(["items"], {"items": {"type": "array", "items": ref("Volume")}}),
     "ServiceLogs": obj(
         ["service_id", "logs", "has_more", "truncated"],
         {

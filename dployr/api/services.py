@@ -29,7 +29,7 @@ from dployr.ids import parse_iso
 from dployr.keys import DB, DEPLOYER, FOLLOWS
 from dployr.pipeline import control
 from dployr.runtime.protocol import InstanceStatus, LogLine, RuntimeFailure, Target
-from dployr.store import services
+from dployr.store import services, volumes
 from dployr.store.routes import RouteRecord, routes_of_service, routes_of_services
 from dployr.store.services import Service
 
@@ -61,13 +61,18 @@ def status_json(status: InstanceStatus, host_port: int | None) -> dict[str, Any]
 
 
 async def service_json(
-    request: web.Request, service: Service, routed: list[RouteRecord] | None = None
+    request: web.Request,
+    service: Service,
+    routed: list[RouteRecord] | None = None,
+    stored: list[volumes.Volume] | None = None,
 ) -> dict[str, Any]:
-    """The service object; `routed`: its routes when the caller read them already (a list
-    reads every listed service's in one query), else they are read here."""
+    """The service object; `routed` and `stored`: its routes and volumes when the caller read
+    them already (a list reads every listed service's in one query), else they are read here."""
     deployer = request.app[DEPLOYER]
     if routed is None:
         routed = await routes_of_service(request.app[DB], service.id)
+    if stored is None:
+        stored = await volumes.of_service(request.app[DB], service.id)
     live = await control.live_deployment(deployer, service)
     status, host_port = await control.service_status(deployer, service)
     return {
@@ -92,6 +97,7 @@ async def service_json(
         "host_port": host_port if status.ref else None,
         "container_id": status.ref,
         "routes": [record.on_service() for record in routed],
+        "volumes": [{"name": v.name, "path": v.path} for v in stored],
         "hook_url": f"{public_scheme(request)}://{request.host}/api/v1/hooks/{service.id}/push",
         "hook_secret": deployer.box.decrypt(service.hook_secret_enc),
         "created_at": service.created_at,
@@ -118,8 +124,12 @@ async def list_services(request: web.Request) -> web.Response:
         project_id=query_text(request, "project_id"),
         search=query_text(request, "search"),
     )
-    routed = await routes_of_services(request.app[DB], [s.id for s in page.items])
-    items = await asyncio.gather(*(service_json(request, s, routed[s.id]) for s in page.items))
+    ids = [s.id for s in page.items]
+    routed = await routes_of_services(request.app[DB], ids)
+    stored = await volumes.of_services(request.app[DB], ids)
+    items = await asyncio.gather(
+        *(service_json(request, s, routed[s.id], stored[s.id]) for s in page.items)
+    )
     return web.json_response(page_json(page, list(items)))
 
 
@@ -178,14 +188,29 @@ async def restart_service(request: web.Request) -> web.Response:
 
 @routes.delete("/api/v1/services/{id}")
 @operation(
-    "Delete a service: its containers, images, routes, cache and history",
+    "Delete a service: its containers, images, routes, cache, history and volumes "
+    "(?keep_volumes=true keeps the volumes for a later service of the same name)",
     tag="services",
     responses={204: None},
+    query=(query_param("keep_volumes", {"type": "boolean"}),),
 )
 async def delete_service(request: web.Request) -> web.Response:
+    keep_volumes = query_bool(request, "keep_volumes")
     service = await service_of(request)
-    await control.delete_service(request.app[DEPLOYER], service)
+    await control.delete_service(request.app[DEPLOYER], service, keep_volumes=keep_volumes)
     return web.Response(status=204)
+
+
+@routes.get("/api/v1/services/{id}/volumes", allow_head=False)
+@operation(
+    "The service's volumes with the bytes each holds now",
+    tag="services",
+    responses={200: schemas.ref("VolumeList")},
+)
+async def list_volumes(request: web.Request) -> web.Response:
+    service = await service_of(request)
+    items = await control.volume_usage(request.app[DEPLOYER], service)
+    return web.json_response({"items": items})
 
 
 def _tail(request: web.Request) -> int:

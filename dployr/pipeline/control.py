@@ -12,8 +12,8 @@ from dployr.ids import now_iso
 from dployr.pipeline.deployer import Deployer
 from dployr.pipeline.health import instance_ready
 from dployr.pipeline.spec import DeploySpec, instance_spec
-from dployr.runtime.protocol import InstanceSpec, InstanceStatus
-from dployr.store import deployments, routes, services
+from dployr.runtime.protocol import InstanceSpec, InstanceStatus, RuntimeFailure, Target
+from dployr.store import deployments, routes, services, volumes
 from dployr.store.deployments import Deployment
 from dployr.store.services import Service
 from dployr.tasks import run_to_end, undone_on_cancel
@@ -174,8 +174,12 @@ async def start_instance(
     return instance.ref, instance.host_port
 
 
-async def delete_service(deployer: Deployer, service: Service) -> None:
-    """Stop everything of the service, remove its instances, artifacts, routes, cache and rows."""
+async def delete_service(
+    deployer: Deployer, service: Service, *, keep_volumes: bool = False
+) -> None:
+    """Stop everything of the service, remove its instances, artifacts, routes, cache, rows and
+    volumes; with `keep_volumes` the volumes stay (rows without a service, storage untouched)
+    for a later service of the same name (SPEC §14)."""
     await deployer.cancel_service(service.id)
     async with deployer.service_lock(service.id):
         # Its routes go first (the proxy stops sending traffic), then its instances.
@@ -188,7 +192,8 @@ async def delete_service(deployer: Deployer, service: Service) -> None:
         history = await deployments.deployments_of(deployer.db, service.id)
         # Every target the service ever ran on (a target that cannot answer is a 503 here:
         # nothing of the service is left running that no row names).
-        for target in {deployer.target_of(d).name: deployer.target_of(d) for d in history}.values():
+        used = {deployer.target_of(d).name: deployer.target_of(d) for d in history}
+        for target in used.values():
             for instance in await target.instances():
                 if instance.service_id == service.id:
                     await target.stop(instance.ref, grace=5)
@@ -198,6 +203,8 @@ async def delete_service(deployer: Deployer, service: Service) -> None:
                 assert deployment.artifact is not None
                 await target.remove_artifact(deployment.artifact)
         await deployer.remove_cache(service.id)
+        if not keep_volumes:
+            await _remove_volumes(deployer, service, used)
         # A route made meanwhile (the API does not wait for this lock) goes with the row.
         late = await routes.routes_of_service(deployer.db, service.id)
         async with (
@@ -205,7 +212,36 @@ async def delete_service(deployer: Deployer, service: Service) -> None:
             deployer.db.transaction() as conn,
         ):
             await routes.delete_routes(conn, late)
+            await volumes.keep(conn, service.id)  # only the kept ones are left
             await services.delete_service(conn, service.id)
+
+
+async def _remove_volumes(deployer: Deployer, service: Service, used: dict[str, Target]) -> None:
+    """Each volume's storage, then its row (its instances are gone: nothing mounts it), on
+    its own target and every other the service ran on (one that moved made storage there
+    too). A storage that cannot go (a 503) leaves its row, so the DELETE can be sent again."""
+    for volume in await volumes.of_service(deployer.db, service.id):
+        for target in {volume.target: deployer.targets.get(volume.target), **used}.values():
+            await target.remove_volume(volume.mount)
+        async with deployer.db.transaction() as conn:
+            await volumes.forget(conn, [volume.id])
+
+
+async def volume_usage(deployer: Deployer, service: Service) -> list[dict[str, Any]]:
+    """The service's volumes, each with the bytes its storage holds (None: not made yet, or
+    its target cannot say now: the list still answers while the engine is down)."""
+    found = await volumes.of_service(deployer.db, service.id)
+    sizes: list[int | None] = []
+    for volume in found:
+        try:
+            sizes.append(await deployer.targets.get(volume.target).volume_size(volume.mount))
+        except RuntimeFailure as err:
+            _LOGGER.info("size of volume %s unknown: %s", volume.name, err.message)
+            sizes.append(None)
+    return [
+        {"name": v.name, "path": v.path, "size_bytes": size, "created_at": v.created_at}
+        for v, size in zip(found, sizes, strict=True)
+    ]
 
 
 def _event(service: Service, type_: str, live: Deployment) -> tuple[str, dict[str, Any]]:

@@ -198,7 +198,7 @@ def check_volumes(volumes: list[dict[str, str]]) -> list[dict[str, str]]:
     directories (SPEC §14); returns them normalised."""
     checked: list[dict[str, str]] = []
     for index, volume in enumerate(volumes):
-        field_name = f"volumes[{index}]"
+        field_name = f"volumes.{index}"  # as the schema names it (api.validation)
         path = posixpath.normpath(volume["path"])
         if not path.startswith("/") or path.startswith("//"):
             raise ValidationError(f"{field_name}.path", "must be an absolute path")

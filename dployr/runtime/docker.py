@@ -14,6 +14,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,6 +24,7 @@ import aiohttp
 from dployr.config import Config
 from dployr.errors import ValidationError
 from dployr.ids import parse_iso
+from dployr.runtime import docker_volumes
 from dployr.runtime.catalog import CATALOG, base_image, render_dockerfile
 from dployr.runtime.detect import docker_problem, docker_url
 from dployr.runtime.docker_stats import DockerStats
@@ -42,6 +44,7 @@ from dployr.runtime.protocol import (
     InstanceSpec,
     InstanceStatus,
     LogLine,
+    Mount,
     RuntimeFailure,
     Usage,
 )
@@ -67,6 +70,7 @@ def owner_network(owner_id: str) -> str:
 
 
 PORT_ATTEMPTS = 5
+DF_TTL = 2.0  # seconds an answer of GET /system/df serves volume_size
 POOL_CONNECTIONS = 100  # engine connections of the logs and the calls pools (aiohttp default)
 
 
@@ -87,6 +91,7 @@ class DockerTarget:
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
         self._sessions: dict[str, aiohttp.ClientSession] = {}  # by purpose, see _http
+        self._df: tuple[float, asyncio.Future[Any]] | None = None  # volume_size's last answer
         self._stats = DockerStats(self._get_json, local=self._url.startswith("unix://"))
 
     async def problem(self) -> str | None:
@@ -354,6 +359,12 @@ class DockerTarget:
             kwargs["command"] = ["/bin/sh", "-c", spec.run_cmd]
         if spec.owner_id:
             kwargs["network"] = self._ensure_network(client, spec.owner_id)
+        if spec.volumes:
+            labels = {LABEL_AGENT: self._agent_id, LABEL_OWNER: spec.owner_id}
+            kwargs["volumes"] = {
+                docker_volumes.ensure_volume(client, labels, m): {"bind": m.path, "mode": "rw"}
+                for m in spec.volumes
+            }
         environment = dict(spec.env)
         if spec.port is not None:  # a worker (no port) gets no PORT and publishes nothing
             assert host_port is not None
@@ -402,6 +413,25 @@ class DockerTarget:
                 if err.status_code != 409:  # made meanwhile by another start
                     raise
         return name
+
+    # -- volumes (SPEC §14) -------------------------------------------------------------------
+
+    async def volume_size(self, mount: Mount) -> int | None:
+        """The engine's own count (GET /system/df walks every volume and container: it is
+        read only when a user asks for the sizes, once for all of a service's volumes);
+        None when the volume does not exist yet."""
+        now = time.monotonic()
+        if self._df is None or now - self._df[0] > DF_TTL:
+            self._df = (now, asyncio.ensure_future(self._get_json("/system/df")))
+        try:
+            usage = await asyncio.shield(self._df[1])
+        except Exception:
+            self._df = None
+            raise
+        return docker_volumes.size_in(usage, mount)
+
+    async def remove_volume(self, mount: Mount) -> None:
+        await self._call(docker_volumes.remove_volume, mount)
 
     async def stop(self, ref: str, grace: float = 10) -> None:
         def stop_and_remove(client: docker.DockerClient) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import psutil
 
 from dployr.config import Config
+from dployr.runtime import host_volumes
 from dployr.runtime.host_build import (
     APP_DIR,
     ChildRunner,
@@ -37,6 +38,7 @@ from dployr.runtime.protocol import (
     InstanceSpec,
     InstanceStatus,
     LogLine,
+    Mount,
     RuntimeFailure,
     Usage,
 )
@@ -187,6 +189,14 @@ class ProcessTarget:
         return await self._trees.sample(
             {ref: (s.pid, s.restarts) for ref, s in wanted.items() if s.pid is not None}
         )
+
+    # -- volumes (SPEC §14): directories under <data_dir>/volumes ---------------------------
+
+    async def volume_size(self, mount: Mount) -> int | None:
+        return await host_volumes.volume_size(self._data, mount)
+
+    async def remove_volume(self, mount: Mount) -> None:
+        await host_volumes.remove_volume(self._data, mount)
 
     async def recent_output(self, ref: str, lines: int = 20) -> str:
         found = await self._log_of(ref).read(lines, None)

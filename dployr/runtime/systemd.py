@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 
 from dployr.config import Config
-from dployr.runtime import systemctl
+from dployr.runtime import host_volumes, systemctl
 from dployr.runtime.detect import systemd_booted
 from dployr.runtime.host_build import APP_DIR, HostBuilder, read_manifest, run_environment
 from dployr.runtime.interpreters import HOST_RUNTIMES, Interpreters
@@ -32,6 +32,7 @@ from dployr.runtime.protocol import (
     InstanceSpec,
     InstanceStatus,
     LogLine,
+    Mount,
     RuntimeFailure,
     Usage,
 )
@@ -285,6 +286,14 @@ class SystemdTarget:
             raise RuntimeFailure(f"{ref} is not a unit of dployr")
         async for line in systemctl.journal(ref, tail=tail, since=since, follow=follow):
             yield line
+
+    # -- volumes (SPEC §14): directories under <data_dir>/volumes ---------------------------
+
+    async def volume_size(self, mount: Mount) -> int | None:
+        return await host_volumes.volume_size(self._data, mount)
+
+    async def remove_volume(self, mount: Mount) -> None:
+        await host_volumes.remove_volume(self._data, mount)
 
     async def recent_output(self, ref: str, lines: int = 20) -> str:
         if not is_unit_name(ref):

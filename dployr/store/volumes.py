@@ -72,6 +72,23 @@ async def of_service(db: Database, service_id: str) -> list[Volume]:
     return [Volume.from_row(r) for r in rows]
 
 
+async def of_services(db: Database, service_ids: Sequence[str]) -> dict[str, list[Volume]]:
+    """Each listed service's volumes, in one query (a page of services is at most 100)."""
+    found: dict[str, list[Volume]] = {service_id: [] for service_id in service_ids}
+    if not service_ids:
+        return found
+    marks = ", ".join("?" * len(service_ids))
+    rows = await db.fetchall(
+        f"SELECT {_COLUMNS} FROM volumes WHERE service_id IN ({marks}) ORDER BY name",
+        list(service_ids),
+    )
+    for row in rows:
+        volume = Volume.from_row(row)
+        assert volume.service_id is not None
+        found[volume.service_id].append(volume)
+    return found
+
+
 async def mounts(
     db: Database, service_id: str, named: Sequence[dict[str, str]]
 ) -> tuple[Mount, ...]:
