@@ -12,6 +12,7 @@ from dployr.errors import DployrError
 from dployr.ids import now_iso
 from dployr.pipeline import releases
 from dployr.pipeline.health import WORKER_SETTLE, still_fresh, wait_healthy, wait_settled
+from dployr.pipeline.instances import STOP_FIRST, bring_back, take_down
 from dployr.pipeline.logbook import Logbook
 from dployr.pipeline.progress import BuildProgress
 from dployr.pipeline.spec import DeploySpec, instance_spec, protected_dirs
@@ -46,6 +47,7 @@ class Attempt:
         self.target = deployer.target_of(deployment)
         self.instance_ref: str | None = None
         self.built: str | None = None  # an artifact this attempt made (removed if it fails)
+        self.stopped: Deployment | None = None  # stop-first: the live release it took down
         self.work = deployer.work_dir / deployment.id
         self.env, self.secrets = services.open_snapshot(deployment.env_enc, deployer.box)
         self.log: Logbook  # set in run(), once the secrets to mask are known
@@ -115,6 +117,7 @@ class Attempt:
         await asyncio.to_thread(self.work.mkdir, parents=True, exist_ok=True)
         checkout = await self.fetching()
         await self.building(checkout)
+        await self.stopping_previous()
         host_port = await self.starting()
         await self.health_checking(host_port)
         await self.switching(host_port)
@@ -226,6 +229,25 @@ class Attempt:
         self.finish("building", message=f"built {built}")
         await self._update({"artifact": built}, None)
 
+    async def stopping_previous(self) -> None:
+        """stop-first (SPEC §14): the live instance stops before this one starts, for an app
+        whose instances cannot share their data. Until this release is live the proxy answers
+        503; should it fail or be cancelled, the live release runs again (endings below)."""
+        if self.spec.strategy != STOP_FIRST:
+            return
+        service = await services.get_service(self.d.db, self.deployment.service_id, None)
+        if service is None or not service.current_deployment_id:
+            return
+        previous = await deployments.get_deployment(self.d.db, service.current_deployment_id, None)
+        if previous is None or not previous.instance_ref:
+            return
+        self.log.write(
+            f"stop-first: stopping release {previous.number} before release "
+            f"{self.deployment.number} starts (the proxy answers 503 until it is live)"
+        )
+        self.stopped = previous  # before the stop: a cancel during it still brings it back
+        await take_down(self.d, previous)
+
     async def starting(self) -> int | None:
         """Start the new instance; its loopback port, or None for a worker (no port)."""
         artifact = self.deployment.artifact
@@ -289,6 +311,7 @@ class Attempt:
 
     async def _go_live_and_retire(self, host_port: int | None) -> None:
         previous = await self._go_live(host_port)
+        self.stopped = None  # stop-first: it stays down, this release took over
         await self._retire(previous)
 
     async def _go_live(self, host_port: int | None) -> Deployment | None:
@@ -360,6 +383,9 @@ class Attempt:
                 await self.target.remove_artifact(self.built)
         except DployrError as err:
             self._left_behind("could not remove the instance", err)
+        if self.stopped is not None:  # stop-first: the live release runs again
+            previous, self.stopped = self.stopped, None
+            self.log.write(f"stop-first: {await bring_back(self.d, previous)}")
 
     async def _end_failed(self, message: str) -> None:
         if self.deployment.status == "live":  # interrupted while the old release drained

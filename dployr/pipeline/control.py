@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from typing import Any
 
 from dployr.errors import DployrError, InvalidState, Unavailable
 from dployr.ids import now_iso
 from dployr.pipeline.deployer import Deployer
 from dployr.pipeline.health import instance_ready
-from dployr.pipeline.spec import DeploySpec, instance_spec
-from dployr.runtime.protocol import InstanceSpec, InstanceStatus, RuntimeFailure, Target
+from dployr.pipeline.instances import bring_back, start_instance, stops_first, take_down
+from dployr.pipeline.spec import DeploySpec
+from dployr.runtime.protocol import InstanceStatus, RuntimeFailure, Target
 from dployr.store import deployments, routes, services, volumes
 from dployr.store.deployments import Deployment
 from dployr.store.services import Service
@@ -87,7 +89,34 @@ async def _replace_instance(
 ) -> None:
     """A new instance of `live` on a fresh port; the old one (when there is one) serves until
     the new one is healthy and the proxy points at it. A new instance that fails its check is
-    removed and the old one keeps serving, untouched."""
+    removed and the old one keeps serving, untouched. With `strategy: stop-first` the old one
+    stops first (the proxy answers 503 meanwhile), and is started again should the new one
+    fail or the restart be cancelled."""
+    stopped = None
+    if stops_first(live) and live.instance_ref:
+        await take_down(deployer, live)
+        stopped, live = live, replace(live, instance_ref=None)
+    try:
+        await _start_and_switch(deployer, service, live, drain=drain)
+    except Unavailable as err:
+        if stopped is None:
+            raise
+        said = await run_to_end(bring_back(deployer, stopped))
+        health = (err.details or {}).get("health")
+        raise Unavailable(
+            f"The new instance of {service.name} failed its health check ({health}); "
+            f"stop-first had stopped the old one: {said}",
+            details=err.details,
+        ) from err
+    except BaseException:
+        if stopped is not None:
+            await run_to_end(bring_back(deployer, stopped))
+        raise
+
+
+async def _start_and_switch(
+    deployer: Deployer, service: Service, live: Deployment, *, drain: bool
+) -> None:
     env = await services.read_env(deployer.db, service.id, deployer.box)
     env_enc, env_public = services.env_snapshot(env, deployer.box)
     spec = DeploySpec.from_json(live.spec)
@@ -155,23 +184,6 @@ async def _stop_started(
     with contextlib.suppress(Exception):
         ref, _ = await started
         await deployer.target_of(live).stop(ref, grace=5)
-
-
-async def start_instance(
-    deployer: Deployer, deployment: Deployment, env: dict[str, str], host_port: int | None
-) -> tuple[str, int | None]:
-    """Run a release's artifact again (restart, start, reconcile); a taken port → a fresh one.
-    The port is None for a worker, which publishes none."""
-    target = deployer.target_of(deployment)
-    wanted = instance_spec(deployment, env, host_port, await deployer.mounts(deployment))
-    try:
-        instance = await target.start(wanted)
-    except Exception:
-        if host_port is None:
-            raise
-        _LOGGER.warning("port %s is taken; %s gets a fresh one", host_port, deployment.id)
-        instance = await target.start(InstanceSpec(**{**wanted.__dict__, "host_port": None}))
-    return instance.ref, instance.host_port
 
 
 async def delete_service(

@@ -11,8 +11,8 @@ from collections.abc import Collection
 from dployr.crypto import SecretUndecryptable
 from dployr.errors import DployrError
 from dployr.ids import now_iso
-from dployr.pipeline.control import start_instance
 from dployr.pipeline.deployer import Deployer
+from dployr.pipeline.instances import start_instance
 from dployr.runtime.protocol import RuntimeFailure, Target
 from dployr.store import deployments, services
 from dployr.store.deployments import RUNNING

@@ -25,13 +25,26 @@ cat /www/release >> /data/hits
 printf 'Content-Type: text/plain\\r\\n\\r\\n'
 cat /data/hits
 """
+# BROKEN: the app exits at once (a failed health check); DELAY: it listens that late.
+START = """#!/bin/sh
+test -z "$BROKEN" || exit 3
+sleep "${DELAY:-0}"
+exec httpd -f -p "$PORT" -h /www
+"""
 DOCKERFILE = """FROM busybox:stable
 COPY index.html release /www/
 COPY hit /www/cgi-bin/hit
+COPY start /start
 RUN chmod +x /www/cgi-bin/hit
-CMD ["/bin/sh", "-c", "test -z \\"$BROKEN\\" || exit 3; exec httpd -f -p \\"$PORT\\" -h /www"]
+CMD ["/bin/sh", "/start"]
 """
-APP = {"Dockerfile": DOCKERFILE, "hit": HIT, "index.html": "ok\n", "release": "r1\n"}
+APP = {
+    "Dockerfile": DOCKERFILE,
+    "hit": HIT,
+    "start": START,
+    "index.html": "ok\n",
+    "release": "r1\n",
+}
 VOLUMES = [{"name": "data", "path": "/data"}]
 
 
@@ -76,7 +89,7 @@ async def rollback(client: Client, auth: dict[str, str], deployment_id: str) -> 
     return await wait_done(client, auth, (await resp.json())["id"])
 
 
-@pytest.mark.parametrize("strategy", ["start-first"])
+@pytest.mark.parametrize("strategy", ["start-first", "stop-first"])
 async def test_a_volume_keeps_its_data_across_a_redeploy_and_a_rollback(
     dclient: Client, auth: dict[str, str], tmp_path: Path, data_dir: Path, strategy: str
 ) -> None:
