@@ -33,6 +33,7 @@ class Exec:
 
     cmd: list[str]
     env: dict[str, str]
+    output: str | None = None  # a dump's file inside the container; None: its stdout
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,57 @@ class Engine:
                 ["mariadb-admin", "ping", "-h", "127.0.0.1", "-u", "root"],
                 {"MYSQL_PWD": spec.password},
             )
-        return Exec(["redis-cli", "-h", "127.0.0.1", "ping"], {"REDISCLI_AUTH": spec.password})
+        # -e: an error reply (NOAUTH, LOADING while the data loads) exits non-zero.
+        return Exec(
+            ["redis-cli", "-e", "-h", "127.0.0.1", "ping"], {"REDISCLI_AUTH": spec.password}
+        )
+
+    @staticmethod
+    def _psql_args(tool: str, spec: DatabaseSpec) -> list[str]:
+        return [tool, "-h", "127.0.0.1", "-U", spec.username, "-d", spec.database]
+
+    def backup(self, spec: DatabaseSpec, scratch: str) -> Exec:
+        """A logical dump with the engine's own tool. `scratch` is a free path inside the
+        container, for redis: `redis-cli --rdb -` appends the replication stream's end mark
+        to its output (Redis 7.0), a file it writes is a clean RDB."""
+        if self.name == "postgres":
+            return Exec(
+                [*self._psql_args("pg_dump", spec), "--format=custom", "--no-password"],
+                {"PGPASSWORD": spec.password},
+            )
+        if self.name == "mariadb":
+            return Exec(
+                [
+                    *("mariadb-dump", "-h", "127.0.0.1", "-u", "root", "--single-transaction"),
+                    *("--routines", "--databases", spec.database),
+                ],
+                {"MYSQL_PWD": spec.password},
+            )
+        return Exec(
+            ["redis-cli", "-h", "127.0.0.1", "--rdb", scratch],
+            {"REDISCLI_AUTH": spec.password},
+            output=scratch,
+        )
+
+    def restore(self, spec: DatabaseSpec) -> Exec | None:
+        """Reads a dump of `backup` on its stdin and puts the database back to it; None for
+        redis, whose RDB replaces the data files while the server is stopped
+        (dployr.databases.dumps)."""
+        if self.name == "postgres":
+            # One transaction: a restore that fails leaves the database as it was.
+            return Exec(
+                [
+                    *self._psql_args("pg_restore", spec),
+                    *("--clean", "--if-exists", "--single-transaction", "--no-password"),
+                ],
+                {"PGPASSWORD": spec.password},
+            )
+        if self.name == "mariadb":
+            return Exec(
+                ["mariadb", "-h", "127.0.0.1", "-u", "root", "--binary-mode"],
+                {"MYSQL_PWD": spec.password},
+            )
+        return None
 
     def url(self, spec: DatabaseSpec, host: str, port: int) -> str:
         """The connection URL (SPEC §14); the password is URL-safe (token_urlsafe)."""

@@ -90,6 +90,10 @@ class DockerTarget:
         self._agent_id = agent_id
         self._client: docker.DockerClient | None = None
         self._client_lock = threading.Lock()
+        # The engine does not refuse a second network of the same name made at the same time
+        # (check_duplicate is not atomic): two creates in flight made two, and then no
+        # container could join either ("network … is ambiguous").
+        self._network_lock = threading.Lock()
         self._sessions: dict[str, aiohttp.ClientSession] = {}  # by purpose, see _http
         self._df: tuple[float, asyncio.Future[Any]] | None = None  # volume_size's last answer
         self._stats = DockerStats(self._get_json, local=self._url.startswith("unix://"))
@@ -173,6 +177,10 @@ class DockerTarget:
                 raise RuntimeFailure(f"the Docker engine is not reachable: {err}") from err
 
         return await asyncio.to_thread(run)
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`_call` for dployr.databases: the managed databases share this SDK client."""
+        return await self._call(fn, *args, **kwargs)
 
     async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
         """GET a JSON document from the engine; None when it answers 404."""
@@ -398,9 +406,14 @@ class DockerTarget:
     def _ensure_network(self, client: docker.DockerClient, owner_id: str) -> str:
         """The owner's network, made on first use (a bridge: the engine keeps traffic between
         two bridge networks apart)."""
+        name = owner_network(owner_id)
+        with self._network_lock:
+            self._make_network(client, name, owner_id)
+        return name
+
+    def _make_network(self, client: docker.DockerClient, name: str, owner_id: str) -> None:
         from docker.errors import APIError  # loaded already: this runs in _call, after _sdk()
 
-        name = owner_network(owner_id)
         if not any(n.name == name for n in client.networks.list(names=[name])):
             try:
                 client.networks.create(
@@ -410,9 +423,8 @@ class DockerTarget:
                     labels={LABEL_AGENT: self._agent_id, LABEL_OWNER: owner_id},
                 )
             except APIError as err:
-                if err.status_code != 409:  # made meanwhile by another start
+                if err.status_code != 409:  # made meanwhile by another daemon
                     raise
-        return name
 
     # -- volumes (SPEC §14) -------------------------------------------------------------------
 
