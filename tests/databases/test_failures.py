@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 
 import pytest
@@ -56,9 +57,8 @@ async def test_a_failed_backup_leaves_no_file(harness: Harness) -> None:
     spec = await harness.spec("postgres")
     container = await harness.dbs.create(spec)
     assert await harness.dbs.wait_ready(container, spec, 300) is None
-    wrong = await harness.spec("postgres", password="not-the-password")
-    wrong = type(spec)(**{**spec.__dict__, "password": wrong.password})
+    wrong = dataclasses.replace(spec, password="not-the-password")
     dest = harness.data_dir / "backup.dump"
-    with pytest.raises(RuntimeFailure, match="pg_dump failed .*password authentication failed"):
+    with pytest.raises(RuntimeFailure, match=r"pg_dump failed .*password authentication failed"):
         await harness.dbs.backup(container, wrong, dest)
     assert sorted(await asyncio.to_thread(os.listdir, harness.data_dir)) == ["agent_id"]
