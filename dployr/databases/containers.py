@@ -235,7 +235,9 @@ class DatabaseContainers:
             if code != 0:
                 raise RuntimeFailure(f"{command.cmd[0]} failed (exit code {code}): {output}")
             if command.output is not None:
-                await self._docker.call(dumps.fetch_file, container, command.output, partial)
+                await self._docker.call(
+                    dumps.fetch_file, container, command.output, partial, channel
+                )
             return await asyncio.to_thread(_publish, partial, dest)
         finally:
             channel.close()

@@ -38,6 +38,7 @@ class Channel:
         with self._lock:
             self._socket = sock._sock  # the SDK's SocketIO wraps the engine's socket
             if self.closed:
+                _close(sock)
                 raise RuntimeFailure("cancelled")
 
     def close(self) -> None:
@@ -85,11 +86,16 @@ def _start(
 def _frames(sock: Any) -> Iterator[tuple[int, bytes]]:
     from docker.utils.socket import frames_iter
 
-    raw = sock._sock
     try:
         yield from frames_iter(sock, tty=False)
     finally:
-        sock.close()
+        _close(sock)
+
+
+def _close(sock: Any) -> None:
+    raw = sock._sock
+    sock.close()
+    if raw is not None:
         raw.close()  # the SocketIO's close leaves the engine's socket open
 
 
@@ -109,16 +115,24 @@ def dump(
     the tail of its stderr. A command that writes its own file (`output`) keeps stdout."""
     exec_id, sock = _start(client, container, command, channel, stdin=False)
     tail = Tail()
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        for stream, data in _frames(sock):
-            if stream == 1 and command.output is None:
-                out.write(data)
-            else:
-                tail.add(data)
+    try:
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            for stream, data in _frames(sock):
+                if stream == 1 and command.output is None:
+                    out.write(data)
+                else:
+                    tail.add(data)
+        _unless_cancelled(channel)
+    except BaseException:
+        dest.unlink(missing_ok=True)  # also when the caller's side removed it meanwhile
+        raise
+    return _exit_code(client, exec_id), str(tail)
+
+
+def _unless_cancelled(channel: Channel) -> None:
     if channel.closed:
         raise RuntimeFailure("cancelled")
-    return _exit_code(client, exec_id), str(tail)
 
 
 def feed(
@@ -172,19 +186,30 @@ class _ChunkReader(io.RawIOBase):
         return size
 
 
-def fetch_file(client: docker.DockerClient, container: str, inner: str, dest: Path) -> None:
+def fetch_file(
+    client: docker.DockerClient, container: str, inner: str, dest: Path, channel: Channel
+) -> None:
     """Copy the file `inner` out of the container into `dest` (made 0600 here)."""
     stream, _ = client.api.get_archive(container, inner)
-    with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(stream)), mode="r|") as archive:
-        for member in archive:
-            source = archive.extractfile(member)
-            if source is None:
-                continue
-            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                while chunk := source.read(CHUNK):
-                    out.write(chunk)
-            return
+    try:
+        with tarfile.open(fileobj=io.BufferedReader(_ChunkReader(stream)), mode="r|") as archive:
+            for member in archive:
+                source = archive.extractfile(member)
+                if source is None:
+                    continue
+                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    while chunk := source.read(CHUNK):
+                        _unless_cancelled(channel)
+                        out.write(chunk)
+                _unless_cancelled(channel)
+                return
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    finally:
+        for _ in stream:  # read to its end: the engine's connection goes back to the pool
+            pass
     raise RuntimeFailure(f"{inner} was not found in the database's container")
 
 

@@ -62,3 +62,29 @@ async def test_a_failed_backup_leaves_no_file(harness: Harness) -> None:
     with pytest.raises(RuntimeFailure, match=r"pg_dump failed .*password authentication failed"):
         await harness.dbs.backup(container, wrong, dest)
     assert sorted(await asyncio.to_thread(os.listdir, harness.data_dir)) == ["agent_id"]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("engine", ["postgres", "redis"])  # from stdout; from a file inside
+async def test_a_cancelled_backup_leaves_no_half_file(harness: Harness, engine: str) -> None:
+    spec = await harness.spec(engine)
+    container = await harness.dbs.create(spec)
+    assert await harness.dbs.wait_ready(container, spec, 300) is None
+    dest = harness.data_dir / "backup.bin"
+    # Cancel after 0, 20, 40 … ms: while the dump runs, while it is copied, after it ended.
+    for delay_ms in range(0, 400, 20):
+        task = asyncio.create_task(harness.dbs.backup(container, spec, dest))
+        await asyncio.sleep(delay_ms / 1000)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        # The dump's thread may still be ending: it removes what it wrote (bounded wait).
+        for _ in range(100):
+            names = set(await asyncio.to_thread(os.listdir, harness.data_dir))
+            if names <= {"agent_id", dest.name}:
+                break
+            await asyncio.sleep(0.1)
+        assert names <= {"agent_id", dest.name}, (delay_ms, names)
+        if dest.name in names:  # the backup won the race: it is whole
+            assert (await asyncio.to_thread(dest.stat)).st_size > 0
+            await asyncio.to_thread(dest.unlink)
