@@ -173,10 +173,30 @@ class DatabaseContainers:
         return text or "(no output)"
 
     async def start(self, container: str) -> None:
-        await self._docker.call(lambda client: client.api.start(container))
+        """Start the stopped container (a missing one is a RuntimeFailure saying so)."""
+
+        def start(client: docker.DockerClient) -> None:
+            from docker.errors import NotFound
+
+            try:
+                client.api.start(container)
+            except NotFound as err:
+                raise RuntimeFailure(
+                    f"the database's container {container[:12]} is gone: make it again"
+                ) from err
+
+        await self._docker.call(start)
 
     async def stop(self, container: str) -> None:
-        await self._docker.call(lambda client: client.api.stop(container, timeout=STOP_GRACE))
+        """Stop the server cleanly (a missing container is fine: nothing runs)."""
+
+        def stop(client: docker.DockerClient) -> None:
+            from docker.errors import NotFound
+
+            with contextlib.suppress(NotFound):
+                client.api.stop(container, timeout=STOP_GRACE)
+
+        await self._docker.call(stop)
 
     async def state(self, container: str | None) -> str:
         """running | stopped | missing (a container the engine is restarting: running)."""

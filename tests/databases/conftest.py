@@ -66,13 +66,14 @@ class Harness:
         out, _ = await proc.communicate()
         return proc.returncode or 0, out.decode().strip()
 
-    async def client(self, image: str, network: str, *cmd: str, env: dict[str, str] | None = None
-                     ) -> tuple[int, str]:  # fmt: skip
-        """Run `cmd` in a throwaway container of `image` on `network` (at most 20 s)."""
-        envs = [arg for key, value in (env or {}).items() for arg in ("-e", f"{key}={value}")]
+    async def client(
+        self, image: str, network: str, *cmd: str, env: dict[str, str], limit: int = 30
+    ) -> tuple[int, str]:
+        """Run `cmd` in a throwaway container of `image` on `network` (at most `limit` s)."""
+        envs = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
         return await self.docker(
             "run", "--rm", "--label", f"dployr.agent={self.agent_id}", "--network", network,
-            *envs, "--entrypoint", "timeout", image, "20", *cmd,
+            *envs, "--entrypoint", "timeout", image, str(limit), *cmd,
         )  # fmt: skip
 
 
