@@ -26,6 +26,30 @@ def volume_env(data: Path, mounts: Iterable[Mount]) -> dict[str, str]:
     }
 
 
+def prepare(data: Path, mounts: Iterable[Mount], owner: tuple[int, int] | None) -> list[Path]:
+    """Blocking: each volume's directory, made on first use, and with `owner` (uid, gid) the
+    service's user's (0700; the dirs above it o+x, as the release dirs' are). A kept volume
+    attached to a new service changes hands: its whole tree then, only then."""
+    made = []
+    for mount in mounts:
+        path = volume_dir(data, mount)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if owner is not None:
+            for folder in (data, data / "volumes", path.parent):
+                folder.chmod(folder.stat().st_mode & 0o777 | 0o711)
+            if (path.stat().st_uid, path.stat().st_gid) != owner:
+                _chown_tree(path, *owner)
+        made.append(path)
+    return made
+
+
+def _chown_tree(path: Path, uid: int, gid: int) -> None:
+    os.lchown(path, uid, gid)
+    for root, dirs, files in os.walk(path):
+        for name in (*dirs, *files):
+            os.lchown(Path(root) / name, uid, gid)  # lchown: a link the app made is not followed
+
+
 def _bytes_under(path: Path) -> int | None:
     """Bytes of the files under `path` (links not followed), or None when it is not there."""
     if not path.is_dir():

@@ -125,6 +125,10 @@ class ProcessTarget:
             host_port = spec.host_port or await asyncio.to_thread(free_loopback_port)
         env = run_environment(manifest, release, os.environ.get("PATH", os.defpath))
         env.update(spec.env)
+        # A child process cannot have a directory mounted at the volume's `path`: it gets the
+        # directory's own path in DPLOYR_VOLUME_<NAME> (SPEC §14).
+        await asyncio.to_thread(host_volumes.prepare, self._data, spec.volumes, None)
+        env.update(host_volumes.volume_env(self._data, spec.volumes))
         env[MARKER] = ref
         if host_port is not None:
             env["PORT"] = str(host_port)

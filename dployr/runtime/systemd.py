@@ -175,6 +175,11 @@ class SystemdTarget:
         user = await self.ensure_user(spec.service_id)
         host_port = None
         env = {**run_environment(manifest, release, BASE_PATH), **spec.env}
+        # Each volume: its directory the user's, writable, and bound at `path` in the unit's
+        # namespace; its directory also in DPLOYR_VOLUME_<NAME>, as on the process target.
+        owner = await asyncio.to_thread(_ids_of, user)
+        dirs = await asyncio.to_thread(host_volumes.prepare, self._data, spec.volumes, owner)
+        env.update(host_volumes.volume_env(self._data, spec.volumes))
         if spec.port is not None:
             host_port = spec.host_port or await asyncio.to_thread(free_loopback_port)
             env["PORT"] = str(host_port)
@@ -193,7 +198,8 @@ class SystemdTarget:
             command=["/bin/sh", "-c", run_cmd],
             cpus=spec.resources.cpus,
             memory=spec.resources.memory,
-            writable=[str(release)],
+            writable=[str(release), *map(str, dirs)],
+            binds=[(str(d), m.path) for d, m in zip(dirs, spec.volumes, strict=True)],
         )
         await undone_on_cancel(self._install_and_start(unit, env), lambda _: self._discard(name))
         return Instance(name, spec.service_id, spec.deployment_id, host_port, True)
@@ -379,6 +385,11 @@ def _missing_tool() -> str | None:
         if shutil.which(tool) is None:
             return tool
     return None
+
+
+def _ids_of(user: str) -> tuple[int, int]:
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid
 
 
 def _user_exists(user: str) -> bool:

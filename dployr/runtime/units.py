@@ -55,6 +55,14 @@ def unit_path(value: object) -> str:
     return text
 
 
+def bind_path(value: object) -> str:
+    """A BindPaths= side: a plain path without `:` (which separates the two sides)."""
+    text = unit_path(value)
+    if ":" in text:
+        raise UnsafeValue(f"a bound path cannot hold ':': {text!r}")
+    return text
+
+
 def env_value(value: str) -> str:
     """A value for an EnvironmentFile= line: double-quoted, `\\ " $` and backtick escaped (as
     systemd's parser unescapes them). A newline stays inside the quotes: systemd has no escape
@@ -124,6 +132,7 @@ class Unit:
     cpus: float | None = None
     memory: str | None = None
     writable: Sequence[str] = field(default_factory=tuple)
+    binds: Sequence[tuple[str, str]] = field(default_factory=tuple)  # (dir, where it appears)
     stop_seconds: int = DEFAULT_STOP_SECONDS
 
 
@@ -149,6 +158,7 @@ def render_unit(unit: Unit) -> str:
         cpu_quota=max(1, round(unit.cpus * 100)) if unit.cpus else None,  # never 0: unlimited
         memory_max=memory_bytes(unit.memory),
         writable=[unit_path(p) for p in (unit.workdir, *unit.writable)],
+        binds=[(bind_path(source), bind_path(where)) for source, where in unit.binds],
     )
 
 

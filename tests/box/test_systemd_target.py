@@ -42,6 +42,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/env":
             body = os.environ.get("GREETING", "")
+        elif self.path == "/note":  # a volume (SPEC §14), at the path the release gave it
+            with open("/srv/notes/hits", "a+") as notes:
+                notes.write(VERSION + "\\n")
+                notes.seek(0)
+                body = notes.read()
         else:
             body = VERSION
         data = body.encode()
@@ -487,3 +492,28 @@ def test_stop_start_and_delete_leave_no_unit_behind(setup: Setup) -> None:
         assert box.exec("test", "-e", f"/var/lib/dployr/{gone}", check=False).returncode == 1
     listed = box.exec("systemctl", "list-units", "--all", "--plain", "--no-legend", "dployr-*")
     assert "dployr-web-" not in listed.stdout and "dployr-build-" not in listed.stdout
+
+
+def test_a_volume_is_bound_at_its_path_and_outlives_a_redeploy(setup: Setup) -> None:
+    """SPEC §14: the volume's directory is the service user's, writable under
+    ProtectSystem=strict, and the app sees it at its path; its data survives a redeploy."""
+    box = setup.box
+    volumes = [{"name": "notes", "path": "/srv/notes"}]
+    setup.commit("v5")
+    first = setup.deploy(volumes=volumes)
+    setup.service_id = first["service_id"]
+    assert setup.through("/note") == (200, "v5\n")
+    setup.commit("v6")
+    second = setup.deploy()  # no `volumes`: the service keeps its own
+    assert second["volumes"] == volumes
+    assert setup.through("/note") == (200, "v5\nv6\n")
+    user = "dployr-" + setup.service_id.split("_", 1)[1]
+    folder = f"/var/lib/dployr/volumes/{setup.service_id}/notes"
+    assert box.exec("stat", "-c", "%U %a", folder).stdout.split() == [user, "700"]
+    assert box.exec("cat", f"{folder}/hits").stdout == "v5\nv6\n"
+    unit = setup.unit_of_live()
+    shown = box.exec("systemctl", "show", "-p", "BindPaths,ReadWritePaths", "--", unit).stdout
+    assert f"BindPaths={folder}:/srv/notes" in shown, shown
+    assert folder in shown.split("ReadWritePaths=", 1)[1], shown
+    env_file = box.exec("cat", f"/var/lib/dployr/units/{unit}.env").stdout
+    assert f'DPLOYR_VOLUME_NOTES="{folder}"' in env_file.splitlines()

@@ -124,6 +124,23 @@ def test_a_rendered_unit_verifies_clean_and_says_what_the_issue_asks(tmp_path: P
     }
 
 
+def test_a_volume_is_writable_and_bound_at_its_path(tmp_path: Path) -> None:
+    """SPEC §14: the volume's directory in ReadWritePaths=, bound where the app expects it."""
+    volume = tmp_path / "volumes" / "svc_abc" / "data"
+    workdir = Path(a_unit(tmp_path).workdir)
+    unit = a_unit(
+        tmp_path, writable=[str(workdir.parent), str(volume)], binds=[(str(volume), "/app/data")]
+    )
+    text = render_unit(unit)
+    path = tmp_path / unit.name
+    path.write_text(text)
+    assert verify(path) == ""
+    lines = set(text.splitlines())
+    assert f"ReadWritePaths={workdir} {workdir.parent} {volume}" in lines
+    assert f"BindPaths={volume}:/app/data" in lines
+    assert "BindPaths=" not in render_unit(a_unit(tmp_path))  # no volume, no bind
+
+
 def test_verify_is_not_blind(tmp_path: Path) -> None:
     text = render_unit(a_unit(tmp_path)).replace("Restart=on-failure", "Restart=sometimes")
     path = tmp_path / "dployr-web-3-0a1b2c.service"
@@ -180,6 +197,9 @@ def test_exec_words_are_quoted_for_systemd(word: str, written: str) -> None:
         {"workdir": "/srv/../etc"},
         {"env_file": "/srv/x\nUser=root"},
         {"writable": ["/srv/a /etc"]},
+        {"binds": [("/srv/vol:/etc", "/data")]},  # `:` separates BindPaths=' two sides
+        {"binds": [("/srv/vol", "/data /etc")]},
+        {"binds": [("/srv/vol", "relative")]},
         {"command": ["sh", "-c", "true"]},  # not absolute
         {"command": ["-/bin/sh", "-c", "true"]},  # a prefix that changes systemd's reading
         {"command": []},
