@@ -12,7 +12,7 @@ from dployr.errors import DployrError
 from dployr.ids import now_iso
 from dployr.pipeline import releases
 from dployr.pipeline.health import WORKER_SETTLE, still_fresh, wait_healthy, wait_settled
-from dployr.pipeline.instances import STOP_FIRST, bring_back, take_down
+from dployr.pipeline.instances import STOP_FIRST, bring_back, is_down, take_down
 from dployr.pipeline.logbook import Logbook
 from dployr.pipeline.progress import BuildProgress
 from dployr.pipeline.spec import DeploySpec, instance_spec, protected_dirs
@@ -245,8 +245,11 @@ class Attempt:
             f"stop-first: stopping release {previous.number} before release "
             f"{self.deployment.number} starts (the proxy answers 503 until it is live)"
         )
-        self.stopped = previous  # before the stop: a cancel during it still brings it back
-        await take_down(self.d, previous)
+        try:
+            await take_down(self.d, previous)
+        finally:  # a cancel that landed meanwhile too: what is down comes back at the end
+            if await run_to_end(is_down(self.d, previous)):
+                self.stopped = previous
 
     async def starting(self) -> int | None:
         """Start the new instance; its loopback port, or None for a worker (no port)."""

@@ -12,7 +12,13 @@ from dployr.errors import DployrError, InvalidState, Unavailable
 from dployr.ids import now_iso
 from dployr.pipeline.deployer import Deployer
 from dployr.pipeline.health import instance_ready
-from dployr.pipeline.instances import bring_back, start_instance, stops_first, take_down
+from dployr.pipeline.instances import (
+    bring_back,
+    is_down,
+    start_instance,
+    stops_first,
+    take_down,
+)
 from dployr.pipeline.spec import DeploySpec
 from dployr.runtime.protocol import InstanceStatus, RuntimeFailure, Target
 from dployr.store import deployments, routes, services, volumes
@@ -94,7 +100,12 @@ async def _replace_instance(
     fail or the restart be cancelled."""
     stopped = None
     if stops_first(live) and live.instance_ref:
-        await take_down(deployer, live)
+        try:
+            await take_down(deployer, live)
+        except BaseException:  # refused (it still runs), or a cancel after it stopped
+            if await run_to_end(is_down(deployer, live)):
+                await run_to_end(bring_back(deployer, live))
+            raise
         stopped, live = live, replace(live, instance_ref=None)
     try:
         await _start_and_switch(deployer, service, live, drain=drain)

@@ -60,6 +60,13 @@ async def take_down(deployer: Deployer, live: Deployment) -> None:
     await run_to_end(stop())
 
 
+async def is_down(deployer: Deployer, live: Deployment) -> bool:
+    """Whether take_down stopped it (its row names no instance): after a failure or a cancel
+    that landed during take_down, what to bring back."""
+    row = await deployments.get_deployment(deployer.db, live.id, None)
+    return row is not None and row.instance_ref is None
+
+
 async def bring_back(deployer: Deployer, live: Deployment) -> str:
     """stop-first, after the new instance failed or was cancelled: the live release runs again
     with the env it ran with, the proxy sends its traffic back once it answers. Returns what

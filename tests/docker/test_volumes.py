@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from dployr.keys import DEPLOYER
+from dployr.runtime.protocol import Mount, RuntimeFailure
 from tests.docker.conftest import commit, fetch_text, make_repo, wait_done
 from tests.docker.test_pipeline import deploy
 
@@ -142,6 +144,14 @@ async def test_delete_removes_volumes_unless_kept_and_a_kept_one_comes_back(
     first = await deploy(dclient, auth, app_body(repo, volumes=VOLUMES))
     assert first["status"] == "live", first["error"]
     assert await hit(dclient, auth, first["service_id"]) == "r1\n"
+
+    # The target refuses to remove a volume a container still uses, and says so; a missing
+    # one is no error.
+    docker_target = dclient.app[DEPLOYER].targets.get("docker")
+    with pytest.raises(RuntimeFailure, match="still in use by a container"):
+        await docker_target.remove_volume(Mount("data", "/data", first["service_id"]))
+    await docker_target.remove_volume(Mount("never-made", "/x", first["service_id"]))
+    assert len(await asyncio.to_thread(agent_volumes, data_dir)) == 1
 
     # A bad value is a 400 naming the parameter, and deletes nothing.
     url = f"/api/v1/services/{first['service_id']}"
