@@ -20,6 +20,9 @@ from dployr.auth.ratelimit import RateLimits
 from dployr.auth.service import AuthService
 from dployr.config import Config
 from dployr.crypto import SecretBox
+from dployr.databases.containers import DatabaseContainers
+from dployr.databases.manager import Databases
+from dployr.databases.reconcile import reconcile_at_start
 from dployr.datadir import DataDirLock
 from dployr.events.bus import EventBus
 from dployr.events.sockets import Sockets
@@ -30,6 +33,7 @@ from dployr.keys import (
     BOX,
     BUS,
     CONFIG,
+    DATABASES,
     DB,
     DEPLOYER,
     FOLLOWS,
@@ -49,6 +53,7 @@ from dployr.pipeline.deployer import Deployer
 from dployr.pipeline.reconcile import reconcile, reconcile_when_ready
 from dployr.pipeline.routing import Router
 from dployr.proxy import make_proxy
+from dployr.runtime.docker import DockerTarget
 from dployr.runtime.targets import make_targets
 from dployr.store.db import Database
 from dployr.store.events import Event
@@ -75,7 +80,15 @@ def create_app(config: Config) -> web.Application:
     app[SOCKETS] = Sockets(config.server.ws_per_user)
     app.on_shutdown.append(close_sockets)  # before aiohttp waits for handlers to end
     app.cleanup_ctx.extend(
-        [database_ctx, auth_ctx, deployer_ctx, metrics_ctx, webhooks_ctx, scheduler.scheduler_ctx]
+        [
+            database_ctx,
+            auth_ctx,
+            deployer_ctx,
+            databases_ctx,
+            metrics_ctx,
+            webhooks_ctx,
+            scheduler.scheduler_ctx,
+        ]
     )
     setup_routes(app)
     return app
@@ -187,6 +200,29 @@ async def deployer_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(*late, return_exceptions=True)
     await deployer.shutdown(config.server.shutdown_timeout)
     await targets.close()
+
+
+async def databases_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Managed databases on the docker target's engine: reconciled in the background as soon
+    as the engine answers (the API answers meanwhile); their work stops at shutdown."""
+    config, deployer = app[CONFIG], app.get(DEPLOYER)
+    if deployer is None:  # deployer_ctx made none (tests that start without it)
+        yield
+        return
+    docker = deployer.targets.get("docker")
+    assert isinstance(docker, DockerTarget)
+    agent_id = await asyncio.to_thread(load_agent_id, config.data_path / "agent_id")
+    databases = Databases(
+        app[DB], config, deployer.box, docker, DatabaseContainers(docker, agent_id)
+    )
+    app[DATABASES] = databases
+    start = asyncio.create_task(
+        databases.logged(reconcile_at_start(databases), "reconcile databases")
+    )
+    yield
+    start.cancel()
+    await asyncio.gather(start, return_exceptions=True)
+    await databases.shutdown(config.server.shutdown_timeout)
 
 
 async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:

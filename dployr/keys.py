@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from dployr.auth.clients import Client, TrustedProxies
 from dployr.auth.follows import FollowSlots
@@ -10,6 +11,7 @@ from dployr.auth.ratelimit import Quota, RateLimits
 from dployr.auth.service import AuthService, Identity
 from dployr.config import Config
 from dployr.crypto import SecretBox
+from dployr.databases.manager import Databases
 from dployr.events.bus import EventBus
 from dployr.events.sockets import Sockets
 from dployr.metrics.agent import AgentCounters
@@ -34,6 +36,8 @@ SERVICE_METRICS = web.AppKey("service_metrics", ServiceRecorder)  # each running
 WEBHOOKS = web.AppKey("webhooks", DeliveryWorker)  # sends the deliveries; kick() wakes it
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)  # whose X-Forwarded-For counts
 SOCKETS = web.AppKey("sockets", Sockets)  # open WebSockets (/api/v1/ws)
+DATABASES = web.AppKey("databases", Databases)  # managed databases (SPEC §14)
+SCHEDULER = web.AppKey("scheduler", AsyncIOScheduler)  # every periodic job (dployr.scheduler)
 
 CLIENT = web.RequestKey("client", Client)  # who is calling (middleware.client_of)
 IDENTITY = web.RequestKey("identity", Identity)  # absent on anonymous requests

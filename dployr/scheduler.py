@@ -8,10 +8,15 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 
-from dployr.keys import CONFIG, DB, DEPLOYER, HOST_METRICS, SERVICE_METRICS
+from dployr.databases import backups as database_backups
+from dployr.databases import reconcile as database_reconcile
+from dployr.databases.manager import Databases
+from dployr.keys import CONFIG, DATABASES, DB, DEPLOYER, HOST_METRICS, SCHEDULER, SERVICE_METRICS
 from dployr.metrics.watch import CrashWatch
 from dployr.pipeline import poll
+from dployr.store import databases as database_store
 from dployr.store import sessions
 
 _LOGGER = logging.getLogger(__name__)
@@ -87,9 +92,58 @@ async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         coalesce=True,
         max_instances=1,
     )
+    # Managed databases (SPEC §14): each one's backup_schedule, and a watch that brings back a
+    # database whose container stopped or went (reconcile).
+    databases = app.get(DATABASES)
+    if databases is not None:
+        databases.jobs = BackupJobs(scheduler, databases)
+        for record in await database_store.all_databases(db):
+            databases.jobs.set(record.id, record.backup_schedule)
+        scheduler.add_job(
+            database_reconcile.reconcile,
+            "interval",
+            seconds=app[CONFIG].metrics.interval,
+            args=[databases],
+            id=WATCH_DATABASES,
+            coalesce=True,
+            max_instances=1,
+        )
+    app[SCHEDULER] = scheduler
     scheduler.start()
     yield
+    if databases is not None:
+        databases.jobs = None
     scheduler.shutdown(wait=False)
+
+
+WATCH_DATABASES = "watch_databases"
+
+
+def backup_job_id(database_id: str) -> str:
+    return f"backup_{database_id}"
+
+
+class BackupJobs:
+    """Each managed database's backup_schedule (a cron expression, UTC) as a job."""
+
+    def __init__(self, scheduler: AsyncIOScheduler, databases: Databases) -> None:
+        self._scheduler = scheduler
+        self._databases = databases
+
+    def set(self, database_id: str, cron: str) -> None:
+        self._scheduler.add_job(
+            database_backups.scheduled_backup,
+            CronTrigger.from_crontab(cron, timezone="UTC"),
+            args=[self._databases, database_id],
+            id=backup_job_id(database_id),
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
+
+    def remove(self, database_id: str) -> None:
+        if self._scheduler.get_job(backup_job_id(database_id)) is not None:
+            self._scheduler.remove_job(backup_job_id(database_id))
 
 
 async def _roll_up(app: web.Application) -> None:

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from dployr.api import (
     credentials,
+    databases,
     deliveries,
     deployments,
     health,
@@ -42,5 +43,6 @@ def setup_routes(app: web.Application) -> None:
         metrics,
         ws,
         deliveries,
+        databases,
     ):
         app.router.add_routes(module.routes)

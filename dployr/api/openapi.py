@@ -10,7 +10,13 @@ from typing import Any
 from aiohttp import web
 
 from dployr import __version__
-from dployr.api import deploy_schemas, metrics_schemas, schemas, webhook_schemas
+from dployr.api import (
+    database_schemas,
+    deploy_schemas,
+    metrics_schemas,
+    schemas,
+    webhook_schemas,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _ATTR = "__dployr_operation__"
@@ -103,6 +109,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
                 **deploy_schemas.COMPONENTS,
                 **webhook_schemas.COMPONENTS,
                 **metrics_schemas.COMPONENTS,
+                **database_schemas.COMPONENTS,
             },
             "securitySchemes": {
                 "bearer": {

@@ -22,7 +22,7 @@ from dployr.auth.service import Identity
 from dployr.errors import Conflict, NotFound, ValidationError
 from dployr.keys import DB, DEPLOYER
 from dployr.pipeline import control
-from dployr.store import projects, services
+from dployr.store import databases, projects, services
 from dployr.store.projects import Project
 
 routes = web.RouteTableDef()
@@ -129,7 +129,7 @@ async def update_project(request: web.Request) -> web.Response:
 
 @routes.delete("/api/v1/projects/{id}")
 @operation(
-    "Delete a project (?force=true also tears down its services)",
+    "Delete a project (?force=true also tears down its services; 409 while it has databases)",
     tag="projects",
     responses={204: None},
     query=(query_param("force", {"type": "boolean"}),),
@@ -137,6 +137,13 @@ async def update_project(request: web.Request) -> web.Response:
 async def delete_project(request: web.Request) -> web.Response:
     project = await project_of(request)
     force = query_bool(request, "force")
+    kept = await databases.databases_of_project(request.app[DB], project.id)
+    if kept:
+        # Even with ?force: a database's data is not torn down with a project by accident.
+        raise Conflict(
+            f"Project {project.name!r} has {len(kept)} database(s); delete them first",
+            details={"databases": kept},
+        )
     found = await services.services_of_project(request.app[DB], project.id)
     if found and not force:
         raise Conflict(

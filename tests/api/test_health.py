@@ -59,7 +59,9 @@ async def test_templates_name_the_targets_of_each_runtime(client, admin):
     assert targets["image"] == targets["dockerfile"] == ["docker"]
 
 
-BODYLESS_ACTIONS = ("/logout", "/rollback", "/start", "/stop", "/restart", "/redeliver", "/ping")
+BODYLESS_ACTIONS = (
+    "/logout", "/rollback", "/start", "/stop", "/restart", "/redeliver", "/ping", "/backups"
+)  # fmt: skip
 
 
 async def test_openapi_documents_exactly_the_routes(client):

@@ -4,28 +4,38 @@ builds (stand-ins tagged like the official ones)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import secrets
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient
 
+from dployr.app import create_app
 from dployr.config import Config
 from dployr.databases.containers import DatabaseContainers
 from dployr.databases.engines import ENGINE, DatabaseSpec
 from dployr.ids import new_id
 from dployr.runtime.docker import DockerTarget
 from dployr.runtime.ports import free_loopback_port
-from tests.docker.conftest import cleanup_agent, docker_engine  # noqa: F401 (a fixture)
+from tests.conftest import login, register
+from tests.docker.conftest import cleanup_agent, data_dir, deploy_config, docker_engine
+
+__all__ = ["data_dir", "docker_engine"]  # fixtures of tests/docker, used here too
+
+Client = TestClient  # type: ignore[type-arg]
 
 IMAGES = {"postgres": "postgres:15", "redis": "redis:7", "mariadb": "mariadb:10.11"}
 
 
 @pytest.fixture(scope="session")
-def engine_images(docker_engine: None) -> None:  # noqa: F811
+def engine_images(docker_engine: None) -> None:
     for image in IMAGES.values():
         if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
             if os.environ.get("CI"):
@@ -89,3 +99,134 @@ async def harness(engine_images: None, tmp_path: Path) -> AsyncIterator[Harness]
     finally:
         await target.close()
         await asyncio.to_thread(cleanup_agent, data_dir)
+
+
+# -- through the API (dployr.databases.manager, api/databases.py) -----------------------------
+
+
+def db_config(data_dir: Path, **sections: Any) -> Config:
+    """The watch that brings databases back (every metrics.interval) runs only when a test
+    makes it (its job's next_run_time): a test that stops a container is not raced by it."""
+    config = deploy_config(data_dir)
+    config = dataclasses.replace(
+        config,
+        webhooks=dataclasses.replace(config.webhooks, allow_private=True, retry_schedule=[1, 1]),
+        metrics=dataclasses.replace(config.metrics, interval=3600),
+    )
+    for name, values in sections.items():
+        config = dataclasses.replace(
+            config, **{name: dataclasses.replace(getattr(config, name), **values)}
+        )
+    return config
+
+
+@pytest.fixture
+async def dbclient(aiohttp_client: Any, engine_images: None, data_dir: Path) -> Client:
+    return await aiohttp_client(create_app(db_config(data_dir)))
+
+
+@pytest.fixture
+async def auth(dbclient: Client) -> dict[str, str]:
+    await register(dbclient)
+    return {"Authorization": f"Bearer {(await login(dbclient))['access_token']}"}
+
+
+async def create_database(client: Client, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    resp = await client.post("/api/v1/databases", json=body, headers=headers)
+    assert resp.status == 202, await resp.text()
+    return dict(await resp.json())
+
+
+async def wait_status(
+    client: Client,
+    headers: dict[str, str],
+    database_id: str,
+    wanted: tuple[str, ...] = ("running", "failed"),
+    limit: float = 300,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + limit
+    while True:
+        resp = await client.get(f"/api/v1/databases/{database_id}", headers=headers)
+        body = dict(await resp.json())
+        if body.get("status") in wanted:
+            return body
+        assert time.monotonic() < deadline, f"database {database_id} stayed {body}"
+        await asyncio.sleep(0.3)
+
+
+async def running_database(
+    client: Client, headers: dict[str, str], **body: Any
+) -> tuple[dict[str, Any], str]:
+    """A database made through the API, running: (its object, its password)."""
+    created = await create_database(client, headers, **body)
+    found = await wait_status(client, headers, created["id"])
+    assert found["status"] == "running", found
+    return found, created["password"]
+
+
+async def wait_backup(
+    client: Client, headers: dict[str, str], database_id: str, backup_id: str, limit: float = 300
+) -> dict[str, Any]:
+    deadline = time.monotonic() + limit
+    while True:
+        resp = await client.get(f"/api/v1/databases/{database_id}/backups", headers=headers)
+        found = [b for b in (await resp.json())["items"] if b["id"] == backup_id]
+        if found and found[0]["status"] != "running":
+            return dict(found[0])
+        assert time.monotonic() < deadline, f"backup {backup_id} did not end: {found}"
+        await asyncio.sleep(0.3)
+
+
+async def database_container(data_dir: Path, database_id: str) -> str | None:
+    """The database's container, found by its labels (None: there is none)."""
+    return await asyncio.to_thread(_database_container, data_dir, database_id)
+
+
+def _database_container(data_dir: Path, database_id: str) -> str | None:
+    agent = (data_dir / "agent_id").read_text().strip()
+    found = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=dployr.agent={agent}",
+         "--filter", f"label=dployr.database={database_id}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    return found[0] if found else None
+
+
+async def volume_exists(name: str) -> bool:
+    return await docker("volume", "inspect", name) == 0
+
+
+async def docker(*args: str) -> int:
+    """A docker CLI command (its output dropped): its exit code."""
+    proc = await asyncio.create_subprocess_exec(
+        "docker", *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await proc.wait()
+
+
+async def run_in(container: str, env: dict[str, str], *cmd: str) -> str:
+    """A command in the database's container (its own client), its output; fails on exit != 0."""
+    args = ["docker", "exec"]
+    for key, value in env.items():
+        args += ["-e", f"{key}={value}"]
+    proc = await asyncio.create_subprocess_exec(
+        *args, container, *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await proc.communicate()
+    text = out.decode("utf-8", "replace")
+    assert proc.returncode == 0, f"{cmd}: {text}"
+    return text
+
+
+def sql_client(record: dict[str, Any], password: str) -> tuple[dict[str, str], list[str]]:
+    """(env, argv) of the engine's own client, over TCP inside its container."""
+    if record["engine"] == "postgres":
+        return {"PGPASSWORD": password}, [
+            "psql", "-h", "127.0.0.1", "-U", record["username"], "-d", record["database"],
+            "-tA", "-v", "ON_ERROR_STOP=1", "-c",
+        ]  # fmt: skip
+    if record["engine"] == "mariadb":
+        return {"MYSQL_PWD": password}, [
+            "mariadb", "-h", "127.0.0.1", "-u", record["username"], record["database"], "-N", "-e",
+        ]  # fmt: skip
+    return {"REDISCLI_AUTH": password}, ["redis-cli", "-h", "127.0.0.1"]

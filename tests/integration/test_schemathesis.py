@@ -19,10 +19,12 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.docker.conftest import cleanup_agent
 from tests.integration.conftest import Daemon
 
 pytestmark = pytest.mark.integration
@@ -40,6 +42,15 @@ SELF_DESTRUCTIVE = [
     "DELETE /api/v1/users/me",
     "PATCH /api/v1/users/{id}",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _remove_what_it_made(daemon: Daemon) -> Iterator[None]:
+    """A fuzzed POST /databases that is valid makes a real database: its container, volume and
+    network go with the run's agent."""
+    yield
+    daemon.kill()
+    cleanup_agent(daemon.data_dir)
 
 
 def api_token(daemon: Daemon) -> str:

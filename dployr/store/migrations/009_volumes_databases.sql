@@ -28,7 +28,9 @@ CREATE TABLE databases (
     engine          TEXT NOT NULL CHECK (engine IN ('postgres', 'redis', 'mariadb')),
     version         TEXT NOT NULL,
     image           TEXT NOT NULL,            -- the image it was made from
-    status          TEXT NOT NULL CHECK (status IN ('creating', 'running', 'stopped', 'failed')),
+    -- restoring: a restore from one of its backups runs (dployr.databases.backups)
+    status          TEXT NOT NULL
+                    CHECK (status IN ('creating', 'running', 'stopped', 'failed', 'restoring')),
     error           TEXT,
     host_port       INTEGER NOT NULL,         -- published on 127.0.0.1 only
     username        TEXT NOT NULL,
