@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import shutil
@@ -22,7 +23,7 @@ from dployr.runtime.docker import DockerTarget
 from dployr.runtime.ports import free_loopback_port
 from dployr.store import databases as store
 from dployr.store import projects
-from dployr.store.databases import ManagedDatabase, NewDatabase
+from dployr.store.databases import KeptVolume, ManagedDatabase, NewDatabase
 from dployr.store.db import Database
 from dployr.tasks import run_to_end
 
@@ -179,7 +180,6 @@ class Databases:
         background: `running` + database.created, or `failed` + database.failed."""
         await self.require_engine()
         engine = ENGINE[request.engine]
-        password = secrets.token_urlsafe(PASSWORD_BYTES)
         username, database = engine.names(request.name)
         new = NewDatabase(
             owner_id=request.owner_id,
@@ -191,7 +191,7 @@ class Databases:
             host_port=await self.free_port(),
             username=username,
             database=database,
-            password=password,
+            password=secrets.token_urlsafe(PASSWORD_BYTES),
             backup_schedule=request.backup_schedule,
             keep_backups=request.keep_backups,
         )
@@ -199,11 +199,31 @@ class Databases:
             project_id = request.project_id or await projects.default_project_id(
                 conn, request.owner_id
             )
+            kept = await store.take_kept_volume(conn, request.owner_id, request.name)
+            if kept is not None:
+                new = self._on_kept_volume(new, kept)
             record = await store.insert_database(conn, new, project_id, self.box)
         if self.jobs is not None:
             self.jobs.set(record.id, record.backup_schedule)
         self.spawn(record.id, self.bring_up(record.id, fresh=True), "create")
-        return record, password
+        return record, new.password
+
+    def _on_kept_volume(self, new: NewDatabase, kept: KeptVolume) -> NewDatabase:
+        """A database made on the kept volume of one of the same name: its data knows the old
+        credentials (the engines read their environment only when the data dir is empty)."""
+        if kept.engine != new.engine:
+            raise Conflict(
+                f"The kept data of a {kept.engine} database is named {new.name!r}: use that "
+                "engine to attach it again, or another name",
+                details={"field": "name", "reason": f"kept {kept.engine} data has this name"},
+            )
+        return dataclasses.replace(
+            new,
+            volume=kept.volume,
+            username=kept.username,
+            database=kept.database,
+            password=self.box.decrypt(kept.password_enc),
+        )
 
     async def bring_up(self, database_id: str, *, fresh: bool) -> None:
         """Make (or start) the database's container and wait until its engine answers. `fresh`:
@@ -251,8 +271,10 @@ class Databases:
                 else ("database.failed", {**self.event_data(record), "error": problem}),
             )
             return
-        with contextlib.suppress(DployrError):  # nothing of a new database is worth keeping
-            await self.containers.remove(container, spec, keep_data=False)
+        # Nothing of a new database is worth keeping; a kept volume it took stays.
+        kept = record.volume != store.new_volume_name(record.id)
+        with contextlib.suppress(DployrError):
+            await self.containers.remove(container, spec, keep_data=kept)
         await store.update_database(
             self.db,
             record.id,
@@ -296,6 +318,8 @@ class Databases:
                 for link in await store.links_of(conn, record.id):
                     await store.remove_link(conn, record.id, link.service_id)
                 await store.delete_database(conn, record.id)
+                if keep_data:  # the same name attaches it again
+                    await store.keep_volume(conn, fresh)
             if self.jobs is not None:
                 self.jobs.remove(record.id)
             if not keep_data:

@@ -65,6 +65,18 @@ class NewDatabase:
     password: str
     backup_schedule: str
     keep_backups: int
+    volume: str | None = None  # None: a new one, named after the database
+
+
+@dataclass(frozen=True)
+class KeptVolume:
+    """The volume of a database deleted with keep_data, and the credentials its data knows."""
+
+    engine: str
+    volume: str
+    username: str
+    database: str
+    password_enc: str
 
 
 @dataclass(frozen=True)
@@ -116,7 +128,7 @@ async def insert_database(
                 new.username,
                 new.database,
                 box.encrypt(new.password),
-                f"dployr-{database_id}",
+                new.volume or new_volume_name(database_id),
                 new.backup_schedule,
                 new.keep_backups,
                 now,
@@ -134,6 +146,44 @@ async def insert_database(
         )
     )
     return ManagedDatabase.from_row(rows[0])
+
+
+def new_volume_name(database_id: str) -> str:
+    return f"dployr-{database_id}"
+
+
+async def take_kept_volume(conn: Transaction, owner_id: str, name: str) -> KeptVolume | None:
+    """The owner's kept volume of a database called `name`, taken (its row goes)."""
+    rows = list(
+        await conn.execute_fetchall(
+            "SELECT engine, volume, username, database, password_enc FROM kept_database_volumes"
+            " WHERE owner_id = ? AND name = ?",
+            (owner_id, name),
+        )
+    )
+    if not rows:
+        return None
+    await conn.execute(
+        "DELETE FROM kept_database_volumes WHERE owner_id = ? AND name = ?", (owner_id, name)
+    )
+    return KeptVolume(*rows[0])
+
+
+async def keep_volume(conn: Transaction, record: ManagedDatabase) -> None:
+    await conn.execute(
+        "INSERT OR REPLACE INTO kept_database_volumes (owner_id, name, engine, volume, username,"
+        " database, password_enc, kept_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            record.owner_id,
+            record.name,
+            record.engine,
+            record.volume,
+            record.username,
+            record.database,
+            record.password_enc,
+            now_iso(),
+        ),
+    )
 
 
 async def get_database(

@@ -170,3 +170,35 @@ async def test_a_project_with_a_database_is_not_deleted(
     assert resp.status == 204
     resp = await dbclient.delete(f"/api/v1/projects/{project['id']}", headers=auth)
     assert resp.status == 204, await resp.text()
+
+
+async def test_kept_data_is_attached_again_by_the_same_name(
+    dbclient: Client, auth: dict[str, str], data_dir: Path
+) -> None:
+    first, password = await running_database(dbclient, auth, name="notes", engine="postgres")
+    container = await database_container(data_dir, first["id"])
+    assert container is not None
+    env, argv = sql_client(first, password)
+    await run_in(container, env, *argv, "CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('mine')")
+    resp = await dbclient.delete(f"/api/v1/databases/{first['id']}?keep_data=true", headers=auth)
+    assert resp.status == 204, await resp.text()
+    # Another engine under that name would not read the data: refused, nothing made.
+    resp = await dbclient.post(
+        "/api/v1/databases", json={"name": "notes", "engine": "mariadb"}, headers=auth
+    )
+    assert resp.status == 409, await resp.text()
+    assert (await resp.json())["error"]["details"]["field"] == "name"
+    created = await create_database(dbclient, auth, name="notes", engine="postgres")
+    assert created["volume"] == first["volume"] and created["password"] == password
+    second = await wait_status(dbclient, auth, created["id"])
+    assert second["status"] == "running", second
+    container = await database_container(data_dir, created["id"])
+    assert container is not None
+    assert (await run_in(container, env, *argv, "SELECT v FROM t")).strip() == "mine"
+    # Deleted without keep_data, the data goes for good: the next one starts empty.
+    resp = await dbclient.delete(f"/api/v1/databases/{created['id']}", headers=auth)
+    assert resp.status == 204
+    assert not await volume_exists(first["volume"])
+    third = await create_database(dbclient, auth, name="notes", engine="mariadb")
+    assert third["volume"] != first["volume"] and third["password"] != password
+    assert (await wait_status(dbclient, auth, third["id"]))["status"] == "running"

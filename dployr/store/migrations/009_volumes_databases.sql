@@ -69,3 +69,17 @@ CREATE TABLE database_backups (
     finished_at  TEXT
 );
 CREATE INDEX database_backups_database ON database_backups (database_id, created_at);
+
+-- A database deleted with ?keep_data=true leaves its volume; this row lets the same owner's next
+-- database of that name (and engine) take it back, with the credentials its data knows.
+CREATE TABLE kept_database_volumes (
+    owner_id     TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    engine       TEXT NOT NULL,
+    volume       TEXT NOT NULL,
+    username     TEXT NOT NULL,
+    database     TEXT NOT NULL,
+    password_enc TEXT NOT NULL,
+    kept_at      TEXT NOT NULL,
+    PRIMARY KEY (owner_id, name)
+);
