@@ -4,6 +4,7 @@ with their data after the next start."""
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -96,5 +97,16 @@ def test_databases_survive_a_kill_9_of_the_daemon(db_daemon: Daemon) -> None:
     finished = wait_database(db_daemon, token, half["id"])
     assert finished["status"] == "running", finished
     assert len(containers_of(db_daemon, half["id"])) == 1
-    status, events = db_daemon.request("GET", "/api/v1/databases", token=token)
-    assert status == 200 and events["total"] == 2
+    status, listed = db_daemon.request("GET", "/api/v1/databases", token=token)
+    assert status == 200 and listed["total"] == 2
+    # The passwords appear in no list, no event and no line the daemon logged.
+    logs = "".join(p.read_text() for p in db_daemon.data_dir.parent.glob("daemon-*.log"))
+    conn = sqlite3.connect(f"file:{db_daemon.data_dir / 'dployr.db'}?mode=ro", uri=True)
+    try:
+        events = [str(row) for row in conn.execute("SELECT type, data FROM events")]
+    finally:
+        conn.close()
+    assert any("database.created" in event for event in events)
+    for password in (made["password"], half["password"]):
+        assert password not in str(listed) and password not in logs
+        assert not any(password in event for event in events)
