@@ -14,6 +14,7 @@ import pytest
 
 from tests.docker.conftest import cleanup_agent
 from tests.integration.conftest import Daemon, daemon_env, empty_config
+from tests.integration.test_late_engine import EngineRelay
 
 __all__ = ["empty_config"]  # a fixture of tests/integration
 
@@ -110,3 +111,63 @@ def test_databases_survive_a_kill_9_of_the_daemon(db_daemon: Daemon) -> None:
     for password in (made["password"], half["password"]):
         assert password not in str(listed) and password not in logs
         assert not any(password in event for event in events)
+
+
+def test_a_late_engine_brings_the_databases_back_when_it_answers(
+    tmp_path: Path, empty_config: Path, engine_images: None
+) -> None:
+    relay = EngineRelay(tmp_path / "engine.sock")
+    relay.open()
+    data_dir = tmp_path / "data"
+    env = daemon_env(
+        data_dir,
+        DPLOYR_METRICS_INTERVAL="3600",
+        DPLOYR_RUNTIME_DOCKER_HOST=f"unix://{relay.path}",
+    )
+    daemon = Daemon(data_dir, empty_config, env)
+    try:
+        daemon.start()
+        token = daemon.admin_token()
+        body = {"name": "cache", "engine": "redis"}
+        status, made = daemon.request("POST", "/api/v1/databases", body, token=token)
+        assert status == 202, made
+        assert wait_database(daemon, token, made["id"])["status"] == "running"
+        [container] = containers_of(daemon, made["id"])
+        redis = ["docker", "exec", "-e", f"REDISCLI_AUTH={made['password']}", container,
+                 "redis-cli", "-h", "127.0.0.1"]  # fmt: skip
+        subprocess.run([*redis, "SET", "k", "v"], capture_output=True, check=True)
+        subprocess.run([*redis, "SAVE"], capture_output=True, check=True)
+        daemon.stop(signal.SIGKILL)
+        subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=True)
+
+        relay.close()  # the engine is down when the daemon starts again
+        daemon.start()
+        token = daemon.admin_token()
+        status, refused = daemon.request(
+            "POST", "/api/v1/databases", {"name": "other", "engine": "redis"}, token=token
+        )
+        assert status == 503 and refused["error"]["code"] == "unavailable", refused
+        time.sleep(3)  # more than one engine poll: nothing is made meanwhile
+        assert containers_of(daemon, made["id"]) == []
+
+        relay.open()  # the engine comes up: the database comes back, with no restart
+        deadline = time.monotonic() + 120
+        while True:
+            found = containers_of(daemon, made["id"])
+            get = ["docker", "exec", "-e", f"REDISCLI_AUTH={made['password']}"]
+            answer = (
+                subprocess.run(
+                    [*get, found[0], "redis-cli", "-h", "127.0.0.1", "GET", "k"],
+                    capture_output=True, text=True,
+                ).stdout.strip()
+                if found
+                else ""
+            )  # fmt: skip
+            if answer == "v":
+                break
+            assert time.monotonic() < deadline, (found, answer)
+            time.sleep(0.5)
+    finally:
+        daemon.kill()
+        relay.close()
+        cleanup_agent(data_dir)
