@@ -202,6 +202,11 @@ async def deployer_ctx(app: web.Application) -> AsyncIterator[None]:
     await targets.close()
 
 
+async def _reconcile_databases(databases: Databases) -> None:
+    await reconcile_at_start(databases)
+    _LOGGER.info("managed databases reconciled")
+
+
 async def databases_ctx(app: web.Application) -> AsyncIterator[None]:
     """Managed databases on the docker target's engine: reconciled in the background as soon
     as the engine answers (the API answers meanwhile); their work stops at shutdown."""
@@ -217,7 +222,7 @@ async def databases_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[DATABASES] = databases
     start = asyncio.create_task(
-        databases.logged(reconcile_at_start(databases), "reconcile databases")
+        databases.logged(_reconcile_databases(databases), "reconcile databases")
     )
     yield
     start.cancel()

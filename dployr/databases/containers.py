@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from dployr.databases import dumps
 from dployr.databases.engines import ENGINE, DatabaseSpec, Exec
@@ -158,15 +160,8 @@ class DatabaseContainers:
             return 1, str(err)
 
     async def _inspect(self, container: str) -> dict[str, Any] | None:
-        def inspect(client: docker.DockerClient) -> dict[str, Any] | None:
-            from docker.errors import NotFound
-
-            try:
-                return dict(client.api.inspect_container(container))
-            except NotFound:
-                return None
-
-        return await self._docker.call(inspect)
+        attrs = await self._docker.get_json(f"/containers/{quote(container, safe='')}/json")
+        return None if attrs is None else dict(attrs)
 
     async def _tail(self, container: str) -> str:
         text = await self._docker.recent_output(container, LOG_LINES)
@@ -229,11 +224,11 @@ class DatabaseContainers:
 
     async def containers(self) -> dict[str, str]:
         """Database id → container id, for this agent's databases (a running one first)."""
-        listed = await self._docker.call(
-            lambda client: client.api.containers(all=True, filters=self._of())
+        listed = await self._docker.get_json(
+            "/containers/json", {"all": "1", "filters": json.dumps(self._of())}
         )
         found: dict[str, str] = {}
-        for item in sorted(listed, key=lambda c: c.get("State") == "running"):
+        for item in sorted(listed or [], key=lambda c: c.get("State") == "running"):
             labels = item.get("Labels") or {}
             if LABEL_TASK not in labels:
                 found[labels[LABEL_DATABASE]] = item["Id"]

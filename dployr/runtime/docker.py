@@ -182,6 +182,11 @@ class DockerTarget:
         """`_call` for dployr.databases: the managed databases share this SDK client."""
         return await self._call(fn, *args, **kwargs)
 
+    async def get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
+        """`_get_json` for dployr.databases: their reads (a watch lists and inspects them every
+        minute) go through the HTTP API, never loading the SDK into an idle daemon."""
+        return await self._get_json(path, params)
+
     async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
         """GET a JSON document from the engine; None when it answers 404."""
         session, base = self._http("calls")
