@@ -94,7 +94,9 @@ async def _converge(databases: Databases, record: ManagedDatabase) -> None:
             moved = await store.update_database(databases.db, record.id, {"container_id": None})
             assert moved is not None
             record = moved
-    if state != "running":
+    if state != "running" or record.status == "stopped":
+        # A `stopped` one running again (started by hand, or by the engine) is checked and
+        # shown `running` once it answers.
         await databases.bring_up_locked(record, fresh=False)
     after = await store.get_database(databases.db, record.id, None)
     if after is not None and after.status == "restoring":

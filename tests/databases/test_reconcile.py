@@ -7,8 +7,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dployr.keys import DATABASES, SCHEDULER
+from dployr.keys import DATABASES, DB, SCHEDULER
 from dployr.scheduler import WATCH_DATABASES
+from dployr.store import databases as store
 from tests.databases.conftest import (
     Client,
     database_container,
@@ -68,3 +69,16 @@ async def test_a_removed_or_stopped_container_comes_back_with_its_data(
     await eventually(settled, seconds=240)
     assert (await wait_status(dbclient, auth, record["id"]))["status"] == "running"
     assert await database_container(data_dir, record["id"]) == second
+
+
+async def test_a_stopped_database_that_answers_again_is_running(
+    dbclient: Client, auth: dict[str, str]
+) -> None:
+    record, _ = await running_database(dbclient, auth, name="back", engine="redis")
+    # As reconcile leaves one it could not bring back (its container started again since).
+    db = dbclient.app[DB]  # type: ignore[index]
+    await store.update_database(db, record["id"], {"status": "stopped", "error": "was down"})
+    assert (await wait_status(dbclient, auth, record["id"], ("stopped",)))["error"] == "was down"
+    dbclient.app[SCHEDULER].get_job(WATCH_DATABASES).modify(next_run_time=datetime.now(UTC))  # type: ignore[index]
+    again = await wait_status(dbclient, auth, record["id"], ("running",), limit=120)
+    assert again["error"] is None
