@@ -434,12 +434,23 @@ def _build_images(
     return {k: RuntimeImage(v) for k, v in images.items()}
 
 
-def _check_cron(key: str, expression: str) -> None:
+def cron_problem(expression: str) -> str | None:
+    """Why `expression` is not a cron schedule that fires (UTC), or None when it is one."""
+    from datetime import UTC, datetime
+
     from apscheduler.triggers.cron import CronTrigger
 
     try:
-        CronTrigger.from_crontab(expression, timezone="UTC")
+        trigger = CronTrigger.from_crontab(expression, timezone="UTC")
     except ValueError as err:
+        return str(err)
+    if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+        return "it never fires"
+    return None
+
+
+def _check_cron(key: str, expression: str) -> None:
+    if (problem := cron_problem(expression)) is not None:
         raise ConfigError(
-            f'{key}: expected a cron expression like "0 3 * * *" ({err}), got {expression!r}'
-        ) from None
+            f'{key}: expected a cron expression like "0 3 * * *" ({problem}), got {expression!r}'
+        )

@@ -19,6 +19,7 @@ from dployr.api.validation import (
     query_text,
     read_json,
 )
+from dployr.config import cron_problem
 from dployr.databases import backups, links
 from dployr.databases.engines import ENGINE, ENGINES
 from dployr.databases.manager import CreateRequest
@@ -86,14 +87,10 @@ async def database_of(request: web.Request) -> ManagedDatabase:
 
 
 def check_cron(expression: str) -> str:
-    from apscheduler.triggers.cron import CronTrigger
-
-    try:
-        CronTrigger.from_crontab(expression, timezone="UTC")
-    except ValueError as err:
+    if (problem := cron_problem(expression)) is not None:
         raise ValidationError(
-            "backup_schedule", f'must be a cron expression like "0 3 * * *" ({err})'
-        ) from None
+            "backup_schedule", f'must be a cron expression like "0 3 * * *" ({problem})'
+        )
     return expression
 
 

@@ -28,7 +28,7 @@ from dployr.pipeline.deployer import EnvChange
 from dployr.pipeline.spec import DeploySpec, check_local_allowed, spec_from_body
 from dployr.runtime.reference import DEFAULT_DOMAIN, parse_image
 from dployr.runtime.targets import check_admin
-from dployr.store import credentials, deployments, projects, services
+from dployr.store import credentials, deployments, projects, services, volumes
 from dployr.store.db import Database
 from dployr.store.deployments import FINISHED, STATUSES, Deployment, NewDeployment
 
@@ -122,6 +122,22 @@ async def _check_domain(
         )
 
 
+async def _check_volume_targets(
+    request: web.Request, spec: DeploySpec, owner_id: str, service_name: str
+) -> None:
+    """A volume's data stays on the target it was made on: a release on another target would
+    mount it empty (SPEC §14 names no move)."""
+    wanted = {v["name"] for v in spec.volumes}
+    for volume in await volumes.named(request.app[DB], owner_id, service_name):
+        if volume.name in wanted and volume.target != spec.target:
+            raise ValidationError(
+                "target",
+                f"volume {volume.name!r} keeps its data on the {volume.target} target; "
+                "volumes do not move between targets (deploy there, or copy the data to a "
+                "new service)",
+            )
+
+
 async def _keep_storage(db: Database, service_id: str, body: dict[str, Any]) -> dict[str, Any]:
     """A new release of a service keeps its volumes and strategy unless the body names them:
     its data stays mounted (SPEC §14)."""
@@ -165,6 +181,7 @@ async def create_deployment(request: web.Request) -> web.Response:
     spec = await spec_from_body(
         body, request.app[CONFIG], targets, target, admin=identity.user.is_admin
     )
+    await _check_volume_targets(request, spec, identity.user.id, body["name"])
     await _check_domain(request, spec, identity.user.id, body["name"])
     new = NewDeployment(
         owner_id=identity.user.id,
@@ -253,6 +270,7 @@ async def update_deployment(request: web.Request) -> web.Response:
         base=base,
         admin=identity_of(request).user.is_admin,
     )
+    await _check_volume_targets(request, spec, original.owner_id, original.service_name)
     await _check_domain(request, spec, original.owner_id, original.service_name)
     new = NewDeployment(
         owner_id=original.owner_id,

@@ -24,7 +24,7 @@ from dployr.api.validation import (
     read_json,
 )
 from dployr.crypto import mask_secrets
-from dployr.errors import NotFound, ValidationError
+from dployr.errors import Conflict, NotFound, ValidationError
 from dployr.ids import parse_iso
 from dployr.keys import DB, DEPLOYER, FOLLOWS
 from dployr.pipeline import control
@@ -334,6 +334,12 @@ async def set_env(request: web.Request) -> web.Response:
     apply = query_bool(request, "apply")
     deployer = request.app[DEPLOYER]
     async with request.app[DB].transaction() as conn:
+        if (database_id := await services.linked_env(conn, service.id, body["key"])) is not None:
+            raise Conflict(
+                f"{body['key']} is set by the link of database {database_id}; unlink it "
+                "(DELETE /api/v1/databases/{id}/links/{service_id}) or choose another key",
+                details={"field": "key", "reason": "set by a database link"},
+            )
         var = await services.upsert_env(
             conn, service.id, body["key"], body["value"], body.get("secret"), deployer.box
         )

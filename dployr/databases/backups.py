@@ -124,9 +124,25 @@ async def prune(databases: Databases, record: ManagedDatabase) -> None:
         if backup.file:
             path = backup_dir(databases, record.id) / backup.file
             await asyncio.to_thread(path.unlink, missing_ok=True)
-    await store.delete_backups(databases.db, [b.id for b in doomed])
+    # Failed ones have no file: only their newest keep_backups rows stay, so a schedule that
+    # keeps failing does not grow the list for ever.
+    failed = await store.succeeded_backups(databases.db, record.id, "failed")
+    await store.delete_backups(
+        databases.db, [b.id for b in doomed] + [b.id for b in failed[record.keep_backups :]]
+    )
     if doomed:
         _LOGGER.info("%s: %d old backup(s) removed", record.name, len(doomed))
+
+
+def sweep_partials(root: Path) -> list[Path]:
+    """Remove the half-written dumps a killed daemon left (`.<file>.<hex>.partial`, see
+    DatabaseContainers.backup) under the backup dir; the paths removed. Blocking: run it in a
+    thread."""
+    removed = []
+    for path in root.glob("db_*/.*.partial"):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
 
 
 # -- restore ------------------------------------------------------------------------------------

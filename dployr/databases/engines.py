@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ENGINES = ("postgres", "redis", "mariadb")
+# Users and databases the engines keep for themselves: a database of that name would fail at
+# its first start, so it is refused up front.
+POSTGRES_OWN = frozenset({"template0", "template1"})
+MARIADB_OWN = frozenset({"root", "mysql", "sys", "information_schema", "performance_schema"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,16 @@ class Engine:
     data_path: str  # where the image keeps its data: the volume is mounted here
     scheme: str  # of the connection URL
     backup_suffix: str
+
+    def refuses(self, database_name: str) -> str | None:
+        """Why the engine's image cannot make a database of this name (its user or database
+        would be one the engine keeps for itself), or None."""
+        ident = database_name.replace("-", "_")
+        if self.name == "postgres" and (ident.startswith("pg_") or ident in POSTGRES_OWN):
+            return f"PostgreSQL keeps {ident!r} (and every pg_ name) for itself"
+        if self.name == "mariadb" and ident in MARIADB_OWN:
+            return f"MariaDB keeps {ident!r} for itself"
+        return None
 
     def names(self, database_name: str) -> tuple[str, str]:
         """(username, database) of a new database called `database_name`."""

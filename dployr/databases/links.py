@@ -40,11 +40,13 @@ async def link(
     apply: bool,
 ) -> tuple[Link, bool]:
     """Set the service's `env` to the database's URL (secret); (the link, whether it is new).
-    `apply`: restart the service now so that it runs with it."""
+    `apply`: restart the running service now so that it runs with it (a failed restart is the
+    call's error; the link stays made, as `env ?apply=true` keeps the variable it set)."""
     url = url_for(databases, record, service.target)
     async with databases.db.transaction() as conn:
         made = await store.set_link(conn, record.id, service.id, env, url, databases.box)
-    if apply and service.current_deployment_id:
+    # A stopped service stays stopped: it gets the URL when it is started.
+    if apply and service.current_deployment_id and service.desired_state == "running":
         await control.restart_service(deployer, service)
     return made
 

@@ -13,14 +13,16 @@ import shutil
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from dployr.config import Config
 from dployr.crypto import MASK, SecretBox
 from dployr.databases.containers import DatabaseContainers
 from dployr.databases.engines import ENGINE, DatabaseSpec
-from dployr.errors import Conflict, DployrError, Unavailable
+from dployr.errors import Conflict, DployrError, Unavailable, ValidationError
 from dployr.runtime.docker import DockerTarget
 from dployr.runtime.ports import free_loopback_port
+from dployr.runtime.protocol import RuntimeFailure
 from dployr.store import databases as store
 from dployr.store import projects
 from dployr.store.databases import KeptVolume, ManagedDatabase, NewDatabase
@@ -28,6 +30,7 @@ from dployr.store.db import Database
 from dployr.tasks import run_to_end
 
 _LOGGER = logging.getLogger(__name__)
+REGISTRY_TIMEOUT = 20.0  # asking the registry whether it has an image (not pulling it)
 READY_TIMEOUT = 180.0  # a first start initialises the data directory: slow on a busy host
 PASSWORD_BYTES = 32  # secrets.token_urlsafe(32): 32 random bytes, 43 URL-safe characters
 
@@ -158,6 +161,23 @@ class Databases:
                 details={"runtime": problem},
             )
 
+    async def check_image(self, image: str, engine: str) -> None:
+        """The engine's image is on this host, or its registry knows it (it is pulled at the
+        create): an unknown version is a 400 now, not a failed database later."""
+        if await self.docker.get_json(f"/images/{quote(image, safe='/:@')}/json") is not None:
+            return
+        try:
+            async with asyncio.timeout(REGISTRY_TIMEOUT):
+                await self.docker.get_json(f"/distribution/{quote(image, safe='/:@')}/json")
+        except (RuntimeFailure, TimeoutError) as err:
+            reason = str(err) or "the registry did not answer"
+            raise ValidationError(
+                "version",
+                f"image {image} is not on this host and its registry does not give it "
+                f"({reason}); choose another version, or pull it, or set "
+                f"[databases.{engine}] image",
+            ) from None
+
     async def free_port(self) -> int:
         """A loopback port nothing listens on and no other database has."""
         taken = await store.used_host_ports(self.db)
@@ -180,6 +200,10 @@ class Databases:
         background: `running` + database.created, or `failed` + database.failed."""
         await self.require_engine()
         engine = ENGINE[request.engine]
+        if (refused := engine.refuses(request.name)) is not None:
+            raise ValidationError("name", refused)
+        image = self.image_of(request.engine, request.version)
+        await self.check_image(image, request.engine)
         username, database = engine.names(request.name)
         new = NewDatabase(
             owner_id=request.owner_id,
@@ -187,7 +211,7 @@ class Databases:
             name=request.name,
             engine=request.engine,
             version=request.version,
-            image=self.image_of(request.engine, request.version),
+            image=image,
             host_port=await self.free_port(),
             username=username,
             database=database,

@@ -9,6 +9,7 @@ import errno
 import logging
 import socket
 
+from dployr.databases import backups
 from dployr.databases.links import refresh_links
 from dployr.databases.manager import Databases
 from dployr.errors import DployrError
@@ -38,6 +39,8 @@ async def reconcile_at_start(databases: Databases) -> None:
                  "backup_id": backup.id, "trigger": backup.trigger, "error": reason},
             ),
         )  # fmt: skip
+    for path in await asyncio.to_thread(backups.sweep_partials, databases.config.backup_path):
+        _LOGGER.info("removed %s: a dump the last run did not finish", path)
     while (problem := await databases.docker.problem()) is not None:
         _LOGGER.debug("databases wait for the Docker engine: %s", problem)
         await asyncio.sleep(ENGINE_POLL_SECONDS)  # polling: the engine sends no signal

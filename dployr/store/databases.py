@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dployr.crypto import SecretBox
-from dployr.errors import Conflict
+from dployr.errors import Conflict, NotFound, ValidationError
 from dployr.ids import new_id, now_iso
 from dployr.store import events, services
 from dployr.store.db import Database, Row, Transaction
@@ -135,7 +135,9 @@ async def insert_database(
                 now,
             ),
         )
-    except sqlite3.IntegrityError:
+    except sqlite3.IntegrityError as err:
+        if "UNIQUE" not in str(err):  # its project was deleted since it was checked
+            raise ValidationError("project_id", "no such project") from None
         raise Conflict(
             f"You already have a database named {new.name!r}",
             details={"field": "name", "reason": "already exists"},
@@ -329,17 +331,26 @@ async def set_link(
             details={"field": "env", "reason": "set by another database's link"},
         )
     old = next((str(row[1]) for row in rows if row[0] == database_id), None)
+    if old != env and await services.has_env(conn, service_id, env):
+        # The user's own variable: a link never overwrites it (nor would unlinking delete it).
+        raise Conflict(
+            f"The service already has an env var {env}; remove it or link with another env",
+            details={"field": "env", "reason": "the service sets it itself"},
+        )
     if old is not None and old != env:
         await conn.execute(
             "DELETE FROM service_env WHERE service_id = ? AND key = ?", (service_id, old)
         )
     now = now_iso()
-    await conn.execute(
-        "INSERT INTO database_links (database_id, service_id, env, created_at)"
-        " VALUES (?, ?, ?, ?) ON CONFLICT (database_id, service_id) DO UPDATE SET"
-        " env = excluded.env",
-        (database_id, service_id, env, now),
-    )
+    try:
+        await conn.execute(
+            "INSERT INTO database_links (database_id, service_id, env, created_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (database_id, service_id) DO UPDATE SET"
+            " env = excluded.env",
+            (database_id, service_id, env, now),
+        )
+    except sqlite3.IntegrityError:  # the database or the service was deleted meanwhile
+        raise NotFound("The database or the service no longer exists") from None
     await services.upsert_env(conn, service_id, env, url, True, box)
     link = [link for link in await links_of(conn, database_id) if link.service_id == service_id]
     return link[0], old is None
@@ -370,12 +381,15 @@ async def remove_link(conn: Transaction, database_id: str, service_id: str) -> b
 
 async def insert_backup(db: Database, database_id: str, trigger: str) -> Backup:
     backup_id, now = new_id("bak"), now_iso()
-    async with db.transaction() as conn:
-        await conn.execute(
-            f"INSERT INTO database_backups ({_BACKUP_COLUMNS}) VALUES"
-            " (?, ?, 'running', ?, NULL, NULL, NULL, ?, NULL)",
-            (backup_id, database_id, trigger, now),
-        )
+    try:
+        async with db.transaction() as conn:
+            await conn.execute(
+                f"INSERT INTO database_backups ({_BACKUP_COLUMNS}) VALUES"
+                " (?, ?, 'running', ?, NULL, NULL, NULL, ?, NULL)",
+                (backup_id, database_id, trigger, now),
+            )
+    except sqlite3.IntegrityError:  # the database was deleted meanwhile
+        raise NotFound("No such database") from None
     return Backup(backup_id, database_id, "running", trigger, None, None, None, now, None)
 
 
@@ -420,12 +434,15 @@ async def list_backups(db: Database, database_id: str, paging: PageRequest) -> P
     return Page([Backup.from_row(r) for r in rows], int(total), paging)
 
 
-async def succeeded_backups(db: Database, database_id: str) -> list[Backup]:
-    """The database's good backups, newest first (retention keeps the first keep_backups)."""
+async def succeeded_backups(
+    db: Database, database_id: str, status: str = "succeeded"
+) -> list[Backup]:
+    """The database's good (or `status`) backups, newest first (retention keeps the first
+    keep_backups)."""
     rows = await db.fetchall(
         f"SELECT {_BACKUP_COLUMNS} FROM database_backups"
-        " WHERE database_id = ? AND status = 'succeeded' ORDER BY created_at DESC, rowid DESC",
-        (database_id,),
+        " WHERE database_id = ? AND status = ? ORDER BY created_at DESC, rowid DESC",
+        (database_id, status),
     )
     return [Backup.from_row(r) for r in rows]
 

@@ -174,10 +174,31 @@ async def upsert_env(
     return EnvVar(key, value, secret, now)
 
 
+async def has_env(conn: Transaction, service_id: str, key: str) -> bool:
+    rows = await conn.execute_fetchall(
+        "SELECT 1 FROM service_env WHERE service_id = ? AND key = ?", (service_id, key)
+    )
+    return bool(list(rows))
+
+
+async def linked_env(conn: Transaction, service_id: str, key: str) -> str | None:
+    """The database whose link sets this variable (SPEC §14), if one does."""
+    rows = await conn.execute_fetchall(
+        "SELECT database_id FROM database_links WHERE service_id = ? AND env = ?",
+        (service_id, key),
+    )
+    return next((str(row[0]) for row in rows), None)
+
+
 async def delete_env(db: Database, service_id: str, key: str) -> bool:
+    """Remove a variable; a link that set it goes with it (the service no longer has its URL,
+    so it is no longer linked)."""
     async with db.transaction() as conn:
         cursor = await conn.execute(
             "DELETE FROM service_env WHERE service_id = ? AND key = ?", (service_id, key)
+        )
+        await conn.execute(
+            "DELETE FROM database_links WHERE service_id = ? AND env = ?", (service_id, key)
         )
         return cursor.rowcount > 0
 

@@ -157,8 +157,8 @@ async def update_user(db: Database, user_id: str, changes: dict[str, object]) ->
 
 async def delete_user(db: Database, user_id: str) -> None:
     """Delete a user and, by cascade, their projects, credentials, tokens and sessions. Refused
-    (409) while they own a service: its containers and images would run on with no owner, so
-    the services are deleted first, each through the pipeline that removes what it runs."""
+    (409) while they own a service or a database: its containers, images and data would stay
+    with no owner, so those are deleted first, each through the API that removes what it runs."""
     async with db.transaction() as conn:
         await _keep_an_admin(conn, user_id)
         rows = await conn.execute_fetchall(
@@ -170,6 +170,18 @@ async def delete_user(db: Database, user_id: str) -> None:
                 f"This account still owns {owned} service(s); delete them first "
                 "(DELETE /api/v1/services/{id}), then the account",
                 details={"reason": "owns services", "services": owned},
+            )
+        # Its databases' containers, volumes and backups are removed by their own DELETE:
+        # a cascade here would leave the data on the host with no row to reach it.
+        rows = await conn.execute_fetchall(
+            "SELECT COUNT(*) FROM databases WHERE owner_id = ?", (user_id,)
+        )
+        databases = next(iter(rows))[0]
+        if databases:
+            raise Conflict(
+                f"This account still owns {databases} database(s); delete them first "
+                "(DELETE /api/v1/databases/{id}), then the account",
+                details={"reason": "owns databases", "databases": databases},
             )
         await conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
 

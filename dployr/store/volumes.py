@@ -72,6 +72,15 @@ async def of_service(db: Database, service_id: str) -> list[Volume]:
     return [Volume.from_row(r) for r in rows]
 
 
+async def named(db: Database, owner_id: str, service_name: str) -> list[Volume]:
+    """The volumes a deployment of `service_name` gets: the service's own, or kept ones."""
+    rows = await db.fetchall(
+        f"SELECT {_COLUMNS} FROM volumes WHERE owner_id = ? AND service_name = ? ORDER BY name",
+        (owner_id, service_name),
+    )
+    return [Volume.from_row(r) for r in rows]
+
+
 async def of_services(db: Database, service_ids: Sequence[str]) -> dict[str, list[Volume]]:
     """Each listed service's volumes, in one query (a page of services is at most 100)."""
     found: dict[str, list[Volume]] = {service_id: [] for service_id in service_ids}

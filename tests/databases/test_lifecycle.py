@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 from pathlib import Path
+from typing import Any
 
+from dployr.app import create_app
+from dployr.config import RuntimeImage
 from dployr.keys import DB
 from dployr.store.events import events_after
-from tests.conftest import user_headers
+from tests.conftest import login, register, user_headers
 from tests.databases.conftest import (
     Client,
     create_database,
     database_container,
+    db_config,
     docker,
     run_in,
     running_database,
@@ -138,10 +143,17 @@ async def test_delete_removes_container_and_volume_unless_keep_data(
 
 
 async def test_an_image_that_cannot_run_fails_the_database_and_leaves_nothing(
-    dbclient: Client, auth: dict[str, str], data_dir: Path
+    aiohttp_client: Any, engine_images: None, data_dir: Path
 ) -> None:
+    # An image that is here (so the create is accepted) but is no database server: its
+    # container exits at once.
+    images = {"postgres": RuntimeImage("busybox:{version}")}
+    config = dataclasses.replace(db_config(data_dir), database_images=images)
+    dbclient = await aiohttp_client(create_app(config))
+    await register(dbclient)
+    auth = {"Authorization": f"Bearer {(await login(dbclient))['access_token']}"}
     created = await create_database(
-        dbclient, auth, name="nope", engine="postgres", version="0-no-such-tag"
+        dbclient, auth, name="nope", engine="postgres", version="stable"
     )
     found = await wait_status(dbclient, auth, created["id"])
     assert found["status"] == "failed" and found["error"], found
