@@ -23,6 +23,17 @@ from dployr.config import AuthConfig, Config, ProxyConfig, RateLimitConfig, Serv
 PASSWORD = "correct horse battery"
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Networks an earlier run left (a killed one never cleaned up by label) would eat the
+    engine's address pools (about 30 bridge networks): remove those with no container."""
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        subprocess.run(
+            ["docker", "network", "prune", "-f", "--filter", "label=dployr.agent"],
+            capture_output=True,
+            timeout=60,
+        )
+
+
 @pytest.fixture(autouse=True)
 def blockbuster() -> Iterator[BlockBuster]:
     """Any blocking call (file, socket, sleep) made on the event loop fails the test."""
