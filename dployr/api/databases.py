@@ -25,9 +25,11 @@ from dployr.databases.engines import ENGINE, ENGINES
 from dployr.databases.manager import CreateRequest
 from dployr.errors import NotFound, ValidationError
 from dployr.keys import CONFIG, DATABASES, DB, DEPLOYER
+from dployr.store import database_backups as backup_store
 from dployr.store import databases as store
 from dployr.store import projects, services
-from dployr.store.databases import Backup, ManagedDatabase
+from dployr.store.database_backups import Backup
+from dployr.store.databases import ManagedDatabase
 
 routes = web.RouteTableDef()
 DATABASE = schemas.ref("Database")
@@ -235,7 +237,7 @@ async def unlink_service(request: web.Request) -> web.Response:
 )
 async def list_backups(request: web.Request) -> web.Response:
     record = await database_of(request)
-    page = await store.list_backups(request.app[DB], record.id, page_request(request))
+    page = await backup_store.list_backups(request.app[DB], record.id, page_request(request))
     return web.json_response(page_json(page, [backup_json(b) for b in page.items]))
 
 

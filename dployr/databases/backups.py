@@ -11,8 +11,10 @@ from dployr.databases.engines import ENGINE
 from dployr.databases.manager import Databases
 from dployr.errors import DployrError, InvalidState, ValidationError
 from dployr.ids import now_iso, utcnow
+from dployr.store import database_backups as backup_store
 from dployr.store import databases as store
-from dployr.store.databases import Backup, ManagedDatabase
+from dployr.store.database_backups import Backup
+from dployr.store.databases import ManagedDatabase
 from dployr.tasks import run_to_end
 
 _LOGGER = logging.getLogger(__name__)
@@ -36,7 +38,7 @@ async def take_backup(databases: Databases, record: ManagedDatabase, trigger: st
     the database; a database that does not run → 409."""
     if record.status != "running":
         raise InvalidState(f"Database {record.name} is {record.status}: it cannot be backed up")
-    backup = await store.insert_backup(databases.db, record.id, trigger)
+    backup = await backup_store.insert_backup(databases.db, record.id, trigger)
     databases.spawn(record.id, run_backup(databases, record.id, backup), "backup")
     return backup
 
@@ -73,7 +75,7 @@ async def run_backup(databases: Databases, database_id: str, backup: Backup) -> 
         except (DployrError, OSError) as err:
             await _failed(databases, record, backup, dest, _reason(err))
             return
-        done = await store.finish_backup(
+        done = await backup_store.finish_backup(
             databases.db,
             backup.id,
             record.owner_id,
@@ -90,7 +92,7 @@ async def _failed(
 ) -> None:
     """A failed backup leaves no file of its own and touches no older one."""
     await asyncio.to_thread(dest.unlink, missing_ok=True)
-    await store.finish_backup(
+    await backup_store.finish_backup(
         databases.db,
         backup.id,
         record.owner_id,
@@ -118,7 +120,7 @@ def _event_data(record: ManagedDatabase, backup: Backup) -> dict[str, object]:
 async def prune(databases: Databases, record: ManagedDatabase) -> None:
     """Keep the newest `keep_backups` good backups (files and rows): only ever after a new good
     one, so a failed backup never costs an older good one."""
-    good = await store.succeeded_backups(databases.db, record.id)
+    good = await backup_store.succeeded_backups(databases.db, record.id)
     doomed = good[record.keep_backups :]
     for backup in doomed:
         if backup.file:
@@ -126,8 +128,8 @@ async def prune(databases: Databases, record: ManagedDatabase) -> None:
             await asyncio.to_thread(path.unlink, missing_ok=True)
     # Failed ones have no file: only their newest keep_backups rows stay, so a schedule that
     # keeps failing does not grow the list for ever.
-    failed = await store.succeeded_backups(databases.db, record.id, "failed")
-    await store.delete_backups(
+    failed = await backup_store.succeeded_backups(databases.db, record.id, "failed")
+    await backup_store.delete_backups(
         databases.db, [b.id for b in doomed] + [b.id for b in failed[record.keep_backups :]]
     )
     if doomed:
@@ -151,7 +153,7 @@ def sweep_partials(root: Path) -> list[Path]:
 async def restore(databases: Databases, record: ManagedDatabase, backup_id: str) -> ManagedDatabase:
     """Mark the database `restoring` and load the backup into it in the background; back to
     `running` when done (`error` says when it failed)."""
-    backup = await store.get_backup(databases.db, backup_id)
+    backup = await backup_store.get_backup(databases.db, backup_id)
     if backup is None or backup.database_id != record.id:
         raise ValidationError("backup_id", "is not a backup of this database")
     if backup.status != "succeeded" or not backup.file:

@@ -13,6 +13,7 @@ from dployr.databases import backups
 from dployr.databases.links import refresh_links
 from dployr.databases.manager import Databases
 from dployr.errors import DployrError
+from dployr.store import database_backups as backup_store
 from dployr.store import databases as store
 from dployr.store.databases import ManagedDatabase
 
@@ -23,12 +24,12 @@ ENGINE_POLL_SECONDS = 2.0
 async def reconcile_at_start(databases: Databases) -> None:
     """Backups a stop interrupted end `failed`; the databases are reconciled as soon as the
     engine answers (now, or when a late engine comes up)."""
-    for backup in await store.running_backups(databases.db):
+    for backup in await backup_store.running_backups(databases.db):
         record = await store.get_database(databases.db, backup.database_id, None)
         if record is None:
             continue
         reason = "interrupted: the daemon stopped during the backup"
-        await store.finish_backup(
+        await backup_store.finish_backup(
             databases.db,
             backup.id,
             record.owner_id,
