@@ -49,7 +49,8 @@ async def reconcile_at_start(databases: Databases) -> None:
 
 
 async def reconcile(databases: Databases) -> None:
-    """One round over every database that nothing else works on right now."""
+    """One round over every database that nothing else works on right now (each reconciled in
+    the background)."""
     if await databases.docker.problem() is not None:
         return
     try:
@@ -59,20 +60,26 @@ async def reconcile(databases: Databases) -> None:
         return
     records = await store.all_databases(databases.db)
     for record in records:
-        if databases.busy(record.id):
-            continue
-        async with databases.lock(record.id):
-            fresh = await store.get_database(databases.db, record.id, None)
-            if fresh is not None:
-                try:
-                    await _converge(databases, fresh)
-                except DployrError as err:
-                    _LOGGER.error("could not reconcile database %s: %s", fresh.name, err)
+        # Each in a task of its own, tracked like a create: one that takes its time (a start
+        # waits up to READY_TIMEOUT for the engine to answer) holds back no other database,
+        # and a DELETE of it cancels the wait instead of queueing behind it.
+        if not databases.busy(record.id):
+            databases.spawn(record.id, _reconcile_one(databases, record.id), "reconcile")
     known = {record.id for record in records}
     for database_id, container in owned.items():
         if database_id not in known:  # its row is gone: the container, never a volume
             _LOGGER.info("removing the container of deleted database %s", database_id)
             await databases.docker.stop(container, grace=5)
+
+
+async def _reconcile_one(databases: Databases, database_id: str) -> None:
+    async with databases.lock(database_id):
+        fresh = await store.get_database(databases.db, database_id, None)
+        if fresh is not None:
+            try:
+                await _converge(databases, fresh)
+            except DployrError as err:
+                _LOGGER.error("could not reconcile database %s: %s", fresh.name, err)
 
 
 async def _converge(databases: Databases, record: ManagedDatabase) -> None:
