@@ -161,28 +161,21 @@ async def delete_user(db: Database, user_id: str) -> None:
     with no owner, so those are deleted first, each through the API that removes what it runs."""
     async with db.transaction() as conn:
         await _keep_an_admin(conn, user_id)
-        rows = await conn.execute_fetchall(
-            "SELECT COUNT(*) FROM services WHERE owner_id = ?", (user_id,)
-        )
-        owned = next(iter(rows))[0]
-        if owned:
-            raise Conflict(
-                f"This account still owns {owned} service(s); delete them first "
-                "(DELETE /api/v1/services/{id}), then the account",
-                details={"reason": "owns services", "services": owned},
+        # Services and databases go through their own DELETE, which removes what they run and
+        # keep (containers, images, volumes, backups): a cascade would leave those on the host
+        # with no row to reach them.
+        for table in ("services", "databases"):
+            rows = await conn.execute_fetchall(
+                f"SELECT COUNT(*) FROM {table} WHERE owner_id = ?",
+                (user_id,),
             )
-        # Its databases' containers, volumes and backups are removed by their own DELETE:
-        # a cascade here would leave the data on the host with no row to reach it.
-        rows = await conn.execute_fetchall(
-            "SELECT COUNT(*) FROM databases WHERE owner_id = ?", (user_id,)
-        )
-        databases = next(iter(rows))[0]
-        if databases:
-            raise Conflict(
-                f"This account still owns {databases} database(s); delete them first "
-                "(DELETE /api/v1/databases/{id}), then the account",
-                details={"reason": "owns databases", "databases": databases},
-            )
+            owned = next(iter(rows))[0]
+            if owned:
+                raise Conflict(
+                    f"This account still owns {owned} {table[:-1]}(s); delete them first "
+                    f"(DELETE /api/v1/{table}/{{id}}), then the account",
+                    details={"reason": f"owns {table}", table: owned},
+                )
         await conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
 
 
