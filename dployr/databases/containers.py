@@ -97,7 +97,7 @@ class DatabaseContainers:
         try:
             container.start()
         except APIError:
-            container.remove(force=True)
+            container.remove(v=True, force=True)
             raise
         return str(container.id)
 
@@ -317,7 +317,7 @@ class DatabaseContainers:
                 logs = bytes(helper.logs()).decode("utf-8", "replace").strip()
                 raise RuntimeFailure(f"could not clear the old redis files: {logs}")
         finally:
-            helper.remove(force=True)
+            helper.remove(v=True, force=True)
 
     async def _run_quietly(self, container: str, command: Exec) -> None:
         try:
@@ -347,7 +347,7 @@ def _remove_container(client: docker.DockerClient, ref: str, grace: int) -> None
     try:
         if grace:
             client.api.stop(ref, timeout=grace)
-        client.api.remove_container(ref, force=True)
+        client.api.remove_container(ref, v=True, force=True)
     except NotFound:
         pass
 

@@ -401,7 +401,7 @@ class DockerTarget:
         try:
             container.start()
         except APIError:
-            container.remove(force=True)
+            container.remove(v=True, force=True)
             raise
         return container
 
@@ -457,7 +457,7 @@ class DockerTarget:
             try:
                 container = client.containers.get(ref)
                 container.stop(timeout=int(grace))
-                container.remove(force=True)
+                container.remove(v=True, force=True)
             except NotFound:
                 pass
 

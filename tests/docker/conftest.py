@@ -73,7 +73,7 @@ def cleanup_agent(data_dir: Path) -> None:
         ["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True
     ).stdout.split()
     if ids:
-        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+        subprocess.run(["docker", "rm", "-fv", *ids], capture_output=True)
     images = subprocess.run(
         ["docker", "images", "-q", "--filter", label], capture_output=True, text=True
     ).stdout.split()

@@ -22,7 +22,7 @@ def containers_of(agent_id: str) -> list[str]:
 
 def remove_all(agent_id: str) -> None:
     if found := containers_of(agent_id):
-        subprocess.run(["docker", "rm", "-f", *found], capture_output=True, check=False)
+        subprocess.run(["docker", "rm", "-fv", *found], capture_output=True, check=False)
 
 
 async def test_a_cancel_during_start_removes_the_container_being_made(docker_engine):

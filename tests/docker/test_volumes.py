@@ -242,3 +242,52 @@ async def test_bad_volumes_are_refused_without_side_effects(
         listing = await (await dclient.get(path, headers=auth)).json()
         assert listing["total"] == 0, listing
     assert await asyncio.to_thread(agent_volumes, data_dir) == []
+
+
+async def test_an_images_own_anonymous_volume_goes_with_its_instance(
+    dclient: TestClient,  # type: ignore[type-arg]
+    auth: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """Many images declare VOLUME (postgres, redis, …): the engine gives each container an
+    anonymous volume there, which would stay on the disk after every release removed."""
+    context = tmp_path / "image"
+    await asyncio.to_thread(context.mkdir)
+    await asyncio.to_thread(
+        (context / "Dockerfile").write_text, "FROM busybox:stable\nVOLUME /cache\n"
+    )
+    tag = f"dployr-test/with-volume:{tmp_path.name.lower()[-20:]}"
+    built = await asyncio.to_thread(
+        subprocess.run,
+        ["docker", "build", "-q", "--label", "dployr.test=volumes", "-t", tag, str(context)],
+        capture_output=True,
+        text=True,
+    )
+    assert built.returncode == 0, built.stderr
+    try:
+        serve = 'mkdir -p /www && echo up > /www/index.html && exec httpd -f -p "$PORT" -h /www'
+        body = {"name": "cached", "source": "image", "runtime": "image", "image": tag,
+                "run_cmd": serve, "port": 8080, "target": "docker"}  # fmt: skip
+        live = await deploy(dclient, auth, body)
+        assert live["status"] == "live", live["error"]
+        service = await (
+            await dclient.get(f"/api/v1/services/{live['service_id']}", headers=auth)
+        ).json()
+        inspected = await asyncio.to_thread(
+            subprocess.run,
+            ["docker", "inspect", service["container_id"]],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        mounts = json.loads(inspected.stdout)[0]["Mounts"]
+        anonymous = [m["Name"] for m in mounts if m["Destination"] == "/cache"]
+        assert anonymous, mounts
+        resp = await dclient.delete(f"/api/v1/services/{live['service_id']}", headers=auth)
+        assert resp.status == 204
+        gone = await asyncio.to_thread(
+            subprocess.run, ["docker", "volume", "inspect", anonymous[0]], capture_output=True
+        )
+        assert gone.returncode != 0, "the anonymous volume outlived its container"
+    finally:
+        await asyncio.to_thread(subprocess.run, ["docker", "rmi", "-f", tag], capture_output=True)
