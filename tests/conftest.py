@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,15 @@ from dployr.app import create_app
 from dployr.config import AuthConfig, Config, ProxyConfig, RateLimitConfig, ServerConfig
 
 PASSWORD = "correct horse battery"
+
+
+def require_tool(name: str, how: str) -> None:
+    """A test that needs `name` on the PATH: a failure in CI (`how` says what installs it),
+    a skip on a developer's machine without it."""
+    if shutil.which(name) is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is missing ({how})")
+        pytest.skip(f"{name} is missing")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.conftest import require_tool
 
 IMAGES = Path(__file__).resolve().parents[2] / "scripts" / "images"
 
 
 def test_the_entrypoints_are_shellcheck_clean() -> None:
-    if shutil.which("shellcheck") is None:
-        if os.environ.get("CI"):
-            pytest.fail("shellcheck is missing (scripts/provision installs it)")
-        pytest.skip("shellcheck is missing")
+    require_tool("shellcheck", "scripts/provision installs it")
     scripts = sorted(str(path) for path in IMAGES.glob("*/docker-entrypoint.sh"))
     assert len(scripts) == 3
     done = subprocess.run(

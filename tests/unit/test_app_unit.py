@@ -4,8 +4,6 @@ command, an env value) adds a line or a directive to a unit or an env file."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +28,7 @@ from dployr.runtime.units import (
     user_name,
     write_private,
 )
+from tests.conftest import require_tool
 
 HOSTILE = [
     "a\nExecStartPre=/bin/rm -rf /",
@@ -47,10 +46,7 @@ HOSTILE = [
 
 def verify(path: Path) -> str:
     """`systemd-analyze verify`'s findings (empty: none), offline, as the target runs it."""
-    if shutil.which("systemd-analyze") is None:
-        if os.environ.get("CI"):
-            pytest.fail("systemd-analyze is missing (scripts/provision installs systemd)")
-        pytest.skip("systemd-analyze is missing")
+    require_tool("systemd-analyze", "scripts/provision installs systemd")
     done = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", "--recursive-errors=no", str(path)],
         capture_output=True,

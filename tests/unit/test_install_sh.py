@@ -6,12 +6,12 @@ The end-to-end runs (curl | sh in a real systemd box) are in tests/box/test_inst
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "install.sh"
@@ -29,10 +29,7 @@ def _sh(*args: str, script: Path = SCRIPT, **kwargs: object) -> subprocess.Compl
 
 
 def test_shellcheck_finds_nothing() -> None:
-    if shutil.which("shellcheck") is None:
-        if os.environ.get("CI"):
-            pytest.fail("shellcheck is missing (scripts/provision installs it)")
-        pytest.skip("shellcheck is missing")
+    require_tool("shellcheck", "scripts/provision installs it")
     done = subprocess.run(
         ["shellcheck", "--shell=sh", "--severity=style", str(SCRIPT)],
         capture_output=True,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "systemd" / "dployr.service"
@@ -17,10 +15,7 @@ EXEC = "/opt/dployr/bin/dployr"
 
 def _verify(unit: Path) -> str:
     """What `systemd-analyze verify` says about the unit: empty when it finds nothing."""
-    if shutil.which("systemd-analyze") is None:
-        if os.environ.get("CI"):
-            pytest.fail("systemd-analyze is missing (scripts/provision installs systemd)")
-        pytest.skip("systemd-analyze is missing")
+    require_tool("systemd-analyze", "scripts/provision installs systemd")
     done = subprocess.run(
         ["systemd-analyze", "verify", str(unit)],
         capture_output=True,
