@@ -1,4 +1,6 @@
-"""The `dployr` command: server-side commands (serve, migrate, backup, restore, admin)."""
+"""The `dployr` command: the daemon's own commands (serve, migrate, backup, restore, admin) and
+the API client (login, deploy, services, …). Modules import what they need when they run:
+`dployr --help` stays fast."""
 
 from __future__ import annotations
 
@@ -7,15 +9,34 @@ import sys
 from collections.abc import Sequence
 
 from dployr import __version__
-from dployr.cli import backup, server
+from dployr.cli import account, backup, server, services
+from dployr.cli.commands import add_client_flags
+from dployr.cli.errors import INTERRUPTED, CommandError
+
+EXIT_CODES = """exit codes:
+  0  done (a deployment: live)
+  1  the API refused, or a deployment failed or was cancelled
+  2  bad flags, arguments, manifest or config
+  3  no daemon answers at the URL
+  4  not logged in, or the token is wrong, expired or revoked
+  130  interrupted (Ctrl-C; a deployment goes on)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dployr", description="A small self-hosted deploy agent.")
+    parser = argparse.ArgumentParser(
+        prog="dployr",
+        description="A small self-hosted deploy agent: the daemon and its command-line client.",
+        epilog="example:\n  dployr login --url http://127.0.0.1:7870 --email me@example.com\n"
+        "  dployr deploy\n  dployr services ls\n\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"dployr {__version__}")
+    add_client_flags(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     server.add_commands(commands)
     backup.add_commands(commands)
+    account.add_commands(commands)
+    services.add_commands(commands)
     return parser
 
 
@@ -24,7 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except KeyboardInterrupt:
-        return 130
-    except server.CommandError as err:
+        return INTERRUPTED
+    except BrokenPipeError:  # `dployr services ls | head`
+        sys.stderr.close()
+        return 0
+    except CommandError as err:
         print(f"dployr: {err}", file=sys.stderr)
         return err.exit_code

@@ -6,11 +6,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dployr.backup.archive import SECRETS, BackupError, Manifest
-from dployr.cli.server import CommandError, config_arg, load
-from dployr.datadir import DataDirBusy
+from dployr.cli.errors import CommandError
+from dployr.cli.server import config_arg, load
+
+if TYPE_CHECKING:
+    from dployr.backup.archive import Manifest
 
 
 def add_commands(commands: Any) -> None:
@@ -43,7 +45,7 @@ def archive_name() -> str:
 
 
 def run_backup(args: argparse.Namespace) -> int:
-    from dployr.backup.archive import write_archive
+    from dployr.backup.archive import BackupError, write_archive
 
     config = load(args)
     target: Path = args.path / archive_name() if args.path.is_dir() else args.path
@@ -61,7 +63,9 @@ def run_backup(args: argparse.Namespace) -> int:
 
 
 def run_restore(args: argparse.Namespace) -> int:
+    from dployr.backup.archive import SECRETS, BackupError
     from dployr.backup.restore import restore
+    from dployr.datadir import DataDirBusy
 
     config = load(args)
     try:

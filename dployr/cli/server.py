@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dployr.config import Config, ConfigError, load_config
-from dployr.datadir import DataDirBusy
-from dployr.errors import DployrError
-from dployr.store.db import Database, MigrationError
+from dployr.cli.errors import USAGE, CommandError
 
+if TYPE_CHECKING:
+    from dployr.config import Config
+
+# The daemon's modules are imported by the commands that run them: `dployr --help` and the
+# client commands never pay for aiohttp, aiosqlite or the Docker SDK.
 _LOGGER = logging.getLogger(__name__)
-
-
-class CommandError(Exception):
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def add_commands(commands: Any) -> None:
@@ -56,10 +51,12 @@ def config_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def load(args: argparse.Namespace) -> Config:
+    from dployr.config import ConfigError, load_config
+
     try:
         return load_config(args.config)
     except ConfigError as err:
-        raise CommandError(f"configuration error: {err}", exit_code=2) from None
+        raise CommandError(f"configuration error: {err}", exit_code=USAGE) from None
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -68,8 +65,10 @@ def run_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from dployr.app import create_app
+    from dployr.datadir import DataDirBusy
     from dployr.logs import configure_logging
     from dployr.sd_notify import notify
+    from dployr.store.db import MigrationError
 
     # What the daemon writes (its database, logs, keys) is its own, however it was started
     # (the unit says UMask=0077 too): apps' users reach the data dir (0711 for the systemd
@@ -110,6 +109,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from dployr.store.db import Database, MigrationError
+
     config = load(args)
 
     async def migrate() -> None:
@@ -126,8 +129,12 @@ def run_migrate(args: argparse.Namespace) -> int:
 
 
 def run_create_user(args: argparse.Namespace) -> int:
+    import asyncio
+
     from dployr.auth.passwords import PasswordHasher, check_password_rules
+    from dployr.errors import DployrError
     from dployr.store import users
+    from dployr.store.db import Database, MigrationError
 
     config = load(args)
     if args.password_stdin:
