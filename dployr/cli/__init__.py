@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from dployr import __version__
-from dployr.cli import account, backup, server, services
+from dployr.cli import account, backup, metrics, server, services
 from dployr.cli.commands import add_client_flags
 from dployr.cli.errors import INTERRUPTED, CommandError
 
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_commands(commands)
     account.add_commands(commands)
     services.add_commands(commands)
+    metrics.add_commands(commands)
     return parser
 
 

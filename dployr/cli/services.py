@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from dployr.cli.commands import api, command, group, page_flags
+from dployr.cli.metrics import add_service_commands
 from dployr.cli.output import Column, show_list
 
 
@@ -17,6 +18,7 @@ def add_commands(commands: Any) -> None:
     listing.add_argument("--search", help="only names containing this")
     listing.add_argument("--status", help="only services in this status")
     page_flags(listing)
+    add_service_commands(services)
 
 
 def run_ls(args: argparse.Namespace) -> int:

@@ -1,0 +1,104 @@
+"""`dployr instances ls|metrics`, `services metrics` and `status` against a live daemon that
+samples the host every second."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from dployr.cli.charts import BLOCKS
+from tests.cli.conftest import Cli, _start
+from tests.integration.conftest import free_port
+
+
+@pytest.fixture(scope="module")
+def sampling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    """A logged-in CLI and a daemon with one service, `web`: its only deployment (a local
+    path that does not exist) failed, so it has a row and no instance, hence no samples."""
+    tmp = tmp_path_factory.mktemp("pictures")
+    daemon = _start(tmp, DPLOYR_METRICS_INTERVAL="1", DPLOYR_RUNTIME_ALLOW_LOCAL_SOURCES="true")
+    cli = Cli(daemon, tmp / "home")
+    cli.login()
+    status, body = daemon.request(
+        "POST",
+        "/api/v1/deployments",
+        {"name": "web", "source": "local", "path": str(tmp / "missing"), "target": "process",
+         "runtime": "python"},
+        token=daemon.admin_token(),
+    )  # fmt: skip
+    assert status == 202, body
+    try:
+        yield cli
+    finally:
+        daemon.kill()
+
+
+def _host_series(cli: Cli, points: int) -> dict[str, object]:
+    """The last 5 minutes once they hold `points` samples (one a second)."""
+    deadline = time.monotonic() + 60
+    while True:
+        data = json.loads(cli.ok("instances", "metrics", "--since", "5m", "--json"))
+        if len(data["series"]) >= points or time.monotonic() > deadline:
+            return dict(data)
+        time.sleep(0.5)
+
+
+def test_instances_ls_shows_this_host(sampling: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = sampling.ok("instances", "ls")
+    assert out.splitlines()[0].split()[:4] == ["ID", "HOSTNAME", "OS", "CPUS"]
+    assert "online" in out and "agt_" in out
+    code, out, err = sampling.main("instances", "ls", "--json", monkeypatch=monkeypatch)
+    assert (code, err) == (0, "")
+    assert json.loads(out)["items"][0]["id"].startswith("agt_")
+
+
+def test_instance_metrics_draws_a_sparkline_per_measure(sampling: Cli) -> None:
+    data = _host_series(sampling, 3)
+    assert len(data["series"]) >= 3  # type: ignore[arg-type]
+    out = sampling.ok("instances", "metrics", "--since", "5m")
+    lines = {line.split("  ")[0].strip(): line for line in out.splitlines()}
+    for label in ("CPU", "load", "memory", "disk", "net rx", "net tx"):
+        assert any(block in lines[label] for block in BLOCKS), out
+        assert "now" in lines[label] and "min" in lines[label] and "max" in lines[label]
+    assert "%" in lines["CPU"] and "iB (" in lines["memory"] and "/s" in lines["net rx"]
+    assert "60 s" not in out.splitlines()[0]  # 5 minutes: raw samples, 1 s a point
+    assert len(max(out.splitlines(), key=len)) <= 200  # fitted to COLUMNS
+
+
+def test_instance_metrics_by_id_and_step_through_main(
+    sampling: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ident = json.loads(sampling.ok("instances", "ls", "--json"))["items"][0]["id"]
+    code, out, err = sampling.main(
+        "instances", "metrics", ident, "--since", "10m", "--step", "30", "--json",
+        monkeypatch=monkeypatch,
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    assert json.loads(out)["step"] == 30
+    done = sampling.run("instances", "metrics", "agt_nope")
+    assert done.returncode == 1 and "check the name or id" in done.stderr
+    done = sampling.run("instances", "metrics", "--since", "soon")
+    assert done.returncode == 2 and "not a span of time: 'soon'" in done.stderr
+
+
+def test_service_metrics_without_samples_says_so(
+    sampling: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = sampling.ok("services", "metrics", "web", "--since", "30m")
+    assert out.splitlines()[0].startswith("web (svc_")
+    assert "no samples yet" in out and "Traceback" not in out
+    code, out, err = sampling.main("services", "metrics", "web", "--json", monkeypatch=monkeypatch)
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert data["service_id"].startswith("svc_") and data["series"] == []
+    done = sampling.run("services", "metrics", "nope")
+    assert done.returncode == 1 and "no service named 'nope'" in done.stderr
+
+
+def test_metrics_of_a_down_daemon_is_one_line_and_exit_3(sampling: Cli) -> None:
+    done = sampling.run("instances", "metrics", "--url", f"http://127.0.0.1:{free_port()}")
+    assert done.returncode == 3 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("dployr: cannot reach the dployr daemon")
