@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from dployr import __version__
-from dployr.cli import account, backup, metrics, server, services
+from dployr.cli import account, backup, metrics, server, services, status
 from dployr.cli.commands import add_client_flags
 from dployr.cli.errors import INTERRUPTED, CommandError
 
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     account.add_commands(commands)
     services.add_commands(commands)
     metrics.add_commands(commands)
+    status.add_commands(commands)
     return parser
 
 

@@ -195,7 +195,8 @@ def _print_rich(lines: list[tuple[str, str, str]], label_width: int, axis: str) 
 
     out = Console(highlight=False, soft_wrap=True)
     for label, line, stat in lines:
-        row = Text(f"{label:<{label_width}}  ", style="bold")
+        row = Text()
+        row.append(f"{label:<{label_width}}  ", style="bold")
         row.append(line, style="cyan")
         row.append(f"  {stat}")
         out.print(row)

@@ -30,6 +30,9 @@ def sampling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         token=daemon.admin_token(),
     )  # fmt: skip
     assert status == 202, body
+    route = {"domain": "web.localhost", "service_id": body["service_id"]}
+    status, body = daemon.request("POST", "/api/v1/proxy/routes", route, token=daemon.admin_token())
+    assert status == 201, body
     try:
         yield cli
     finally:
@@ -102,3 +105,58 @@ def test_metrics_of_a_down_daemon_is_one_line_and_exit_3(sampling: Cli) -> None:
     done = sampling.run("instances", "metrics", "--url", f"http://127.0.0.1:{free_port()}")
     assert done.returncode == 3 and done.stderr.count("\n") == 1
     assert done.stderr.startswith("dployr: cannot reach the dployr daemon")
+
+
+def _last_failed(cli: Cli) -> None:
+    """Until web's deployment has failed (the path is missing: it fails while fetching)."""
+    deadline = time.monotonic() + 60
+    while True:
+        overview = json.loads(cli.ok("status", "--json"))
+        statuses = [d["status"] for d in overview["last_deployments"].values()]
+        if statuses == ["failed"] or time.monotonic() > deadline:
+            return
+        time.sleep(0.3)
+
+
+def test_status_is_one_screen_of_host_services_routes_and_deployments(sampling: Cli) -> None:
+    _last_failed(sampling)
+    out = sampling.ok("status")
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines[:4]] == ["host", "ready", "now", "agent"]
+    assert sampling.daemon.url in lines[0]
+    assert lines[1].startswith("ready   ")  # proxy none, process target: ready or says why
+    assert "CPU" in lines[2] and "memory" in lines[2] and "disk" in lines[2]
+    assert "proxy none" in lines[3]
+    web = next(line for line in lines if line.startswith("web "))
+    assert web.split()[:3] == ["web", "stopped", "process"]
+    assert "#1 failed" in web and "ago" in web
+    assert "ROUTES (1)" in out
+    assert any(line.split()[:3] == ["web.localhost", "/", "web"] for line in lines)
+
+
+def test_status_json_is_one_object_from_the_api(
+    sampling: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = sampling.main("status", "--json", monkeypatch=monkeypatch)
+    assert (code, err) == (0, "")
+    overview = json.loads(out)
+    assert set(overview) == {"url", "ready", "info", "instance", "now", "services",
+                             "services_total", "routes", "routes_total",
+                             "last_deployments"}  # fmt: skip
+    (web,) = overview["services"]
+    assert overview["last_deployments"][web["id"]]["service_name"] == "web"
+    assert overview["routes"][0]["domain"] == "web.localhost"
+    assert overview["instance"]["id"].startswith("agt_") and overview["now"]["cpu_percent"] >= 0
+    assert overview["ready"]["checks"]["database"] == "ok"
+
+
+def test_status_of_a_down_daemon_is_one_line_and_exit_3(
+    sampling: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    done = sampling.run("status", "--url", url)
+    assert done.returncode == 3 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"dployr: cannot reach the dployr daemon at {url}")
+    code, _, err = sampling.main("status", "--url", url, monkeypatch=monkeypatch)
+    assert code == 3 and err.count("\n") == 1
