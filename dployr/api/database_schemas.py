@@ -10,12 +10,16 @@ DATABASE_NAME = "^[a-z0-9][a-z0-9-]{0,62}$"
 VERSION = "^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
 STATUSES = ["creating", "running", "stopped", "failed", "restoring"]
 _ID: Schema = {"type": "string", "minLength": 1, "maxLength": 64}
+ENGINE: Schema = {"enum": list(ENGINES)}
+STATUS: Schema = {"enum": STATUSES}
+BACKUP_STATUS: Schema = {"enum": ["running", "succeeded", "failed"]}
+BACKUP_TRIGGER: Schema = {"enum": ["api", "schedule"]}
 
 CREATE_DATABASE = obj(
     ["name", "engine"],
     {
         "name": {"type": "string", "pattern": DATABASE_NAME},
-        "engine": {"enum": list(ENGINES)},
+        "engine": ENGINE,
         "version": {"type": "string", "pattern": VERSION},
         "project_id": {"type": ["string", "null"], "maxLength": 64},
         "backup_schedule": {
@@ -45,9 +49,9 @@ _DATABASE_PROPS: dict[str, Schema] = {
     "owner_id": {"type": "string"},
     "project_id": {"type": "string"},
     "name": {"type": "string"},
-    "engine": {"enum": list(ENGINES)},
+    "engine": ENGINE,
     "version": {"type": "string"},
-    "status": {"enum": STATUSES},
+    "status": STATUS,
     "error": {"type": ["string", "null"]},
     "host_port": {"type": "integer"},
     "username": {"type": "string"},
@@ -83,8 +87,8 @@ COMPONENTS: dict[str, Schema] = {
         {
             "id": {"type": "string", "pattern": "^bak_"},
             "database_id": {"type": "string", "pattern": "^db_"},
-            "status": {"enum": ["running", "succeeded", "failed"]},
-            "trigger": {"enum": ["api", "schedule"]},
+            "status": BACKUP_STATUS,
+            "trigger": BACKUP_TRIGGER,
             "size_bytes": {"type": ["integer", "null"]},
             "created_at": TIME,
             "finished_at": OPT_TIME,
@@ -92,4 +96,11 @@ COMPONENTS: dict[str, Schema] = {
         },
     ),
     "BackupPage": page_of("Backup"),
+    "DatabaseEngine": ENGINE,
+    "DatabaseStatus": STATUS,
+    "BackupStatus": BACKUP_STATUS,
+    "BackupTrigger": BACKUP_TRIGGER,
+    "CreateDatabase": CREATE_DATABASE,
+    "CreateDatabaseLink": CREATE_LINK,
+    "RestoreBackup": RESTORE,
 }

@@ -103,7 +103,7 @@ def check_cron(expression: str) -> str:
     responses={200: schemas.ref("DatabasePage")},
     query=(
         *PAGING,
-        query_param("engine", {"enum": list(ENGINES)}),
+        query_param("engine", dbs.ENGINE),
         query_param("project_id", {"type": "string"}),
     ),
 )

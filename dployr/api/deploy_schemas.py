@@ -35,28 +35,33 @@ RESOURCES = obj(
 # against the system directories by pipeline.spec.check_volumes). Only plain characters: the
 # path goes into a container's mount and a systemd unit.
 VOLUME_NAME = "^[a-z0-9][a-z0-9-]{0,39}$"
-VOLUMES: Schema = {
-    "type": "array",
-    "maxItems": 16,
-    "items": obj(
-        ["name", "path"],
-        {
-            "name": {"type": "string", "pattern": VOLUME_NAME},
-            "path": {"type": "string", "maxLength": 255, "pattern": "^/[A-Za-z0-9._/-]*$"},
-        },
-    ),
-}
+VOLUME_MOUNT_INPUT = obj(
+    ["name", "path"],
+    {
+        "name": {"type": "string", "pattern": VOLUME_NAME},
+        "path": {"type": "string", "maxLength": 255, "pattern": "^/[A-Za-z0-9._/-]*$"},
+    },
+)
+VOLUMES: Schema = {"type": "array", "maxItems": 16, "items": VOLUME_MOUNT_INPUT}
 STRATEGIES = ["start-first", "stop-first"]
+STRATEGY: Schema = {"enum": STRATEGIES}
+AUTO_DEPLOY: Schema = {"enum": ["off", "webhook", "poll"]}
+SECRET_ENV_VALUE = obj(["value"], {"value": ENV_VALUE, "secret": {"type": "boolean"}})
 # A deployment's env: `"KEY": "value"` keeps the key's secret flag on the service (a new key
 # is plain); `"KEY": {"value": "…", "secret": true}` marks it secret (false: plain again).
 ENV_MAP: Schema = {
     "type": "object",
     "maxProperties": 500,
     "propertyNames": {"pattern": ENV_KEY},
-    "additionalProperties": {
-        "anyOf": [ENV_VALUE, obj(["value"], {"value": ENV_VALUE, "secret": {"type": "boolean"}})]
-    },
+    "additionalProperties": {"anyOf": [ENV_VALUE, SECRET_ENV_VALUE]},
 }
+
+# Where a release's source comes from: today the create body and a Deployment name the same
+# three. A source the JSON body cannot name (an uploaded archive) gets a Deployment enum of its
+# own, named apart (two enums named alike make openapi-python-client drop both).
+DEPLOYMENT_SOURCE: Schema = {"enum": ["remote", "local", "image"]}
+RUNTIME: Schema = {"enum": list(CATALOG)}
+TARGET: Schema = {"enum": [*TARGETS, None]}
 
 # The fields of a release's config: shared by create (POST) and change (PUT).
 _CONFIG: dict[str, Schema] = {
@@ -65,9 +70,9 @@ _CONFIG: dict[str, Schema] = {
     "credential_id": {"type": ["string", "null"], "maxLength": 64},
     "path": {"type": ["string", "null"], "maxLength": 4096},
     "image": {"type": ["string", "null"], "pattern": r"^[a-z0-9][a-z0-9._/:@-]{0,254}$"},
-    "runtime": {"enum": list(CATALOG)},
+    "runtime": RUNTIME,
     "version": VERSION,
-    "target": {"enum": [*TARGETS, None]},
+    "target": TARGET,
     "build_cmd": NULLABLE_COMMAND,
     "run_cmd": NULLABLE_COMMAND,
     "port": APP_PORT,
@@ -75,16 +80,16 @@ _CONFIG: dict[str, Schema] = {
     "health_check": HEALTH_CHECK,
     "resources": RESOURCES,
     "domain": {"type": ["string", "null"], "maxLength": 253},
-    "auto_deploy": {"enum": ["off", "webhook", "poll"]},
+    "auto_deploy": AUTO_DEPLOY,
     "volumes": VOLUMES,
-    "strategy": {"enum": STRATEGIES},
+    "strategy": STRATEGY,
 }
 CREATE_DEPLOYMENT = obj(
     ["name", "source"],
     {
         "name": SERVICE_NAME,
         "project_id": {"type": ["string", "null"], "maxLength": 64},
-        "source": {"enum": ["remote", "local", "image"]},
+        "source": DEPLOYMENT_SOURCE,
         **_CONFIG,
     },
 )
@@ -97,10 +102,11 @@ SET_ENV = obj(
         "secret": {"type": "boolean"},
     },
 )
+CREDENTIAL_TYPE: Schema = {"enum": ["deploy_key", "token"]}
 CREATE_CREDENTIAL = obj(
     ["type", "name", "data"],
     {
-        "type": {"enum": ["deploy_key", "token"]},
+        "type": CREDENTIAL_TYPE,
         "name": line(100),
         "data": obj(
             [],
@@ -119,51 +125,46 @@ CREATE_CREDENTIAL = obj(
 
 _ID = {"type": "string"}
 _OPT = {"type": ["string", "null"]}
+STAGE_NAME: Schema = {"enum": ["fetching", "building", "starting", "health_checking", "switching"]}
+STAGE_STATUS: Schema = {"enum": ["pending", "running", "succeeded", "failed", "skipped"]}
 STAGE = obj(
     ["name", "status", "started_at", "finished_at", "message"],
     {
-        "name": {"enum": ["fetching", "building", "starting", "health_checking", "switching"]},
-        "status": {"enum": ["pending", "running", "succeeded", "failed", "skipped"]},
+        "name": STAGE_NAME,
+        "status": STAGE_STATUS,
         "started_at": OPT_TIME,
         "finished_at": OPT_TIME,
         "message": _OPT,
     },
 )
+DEPLOYMENT_STATUS: Schema = {"enum": list(STATUSES)}
+TRIGGER: Schema = {"enum": ["api", "webhook", "poll", "rollback"]}
+SERVICE_STATUS: Schema = {"enum": ["running", "stopped", "starting", "crashed", "unknown"]}
+DESIRED_STATE: Schema = {"enum": ["running", "stopped"]}
+VOLUME_MOUNT = obj(["name", "path"], {"name": _ID, "path": _ID})
+LOG_STREAM: Schema = {"enum": ["stdout", "stderr"]}
+DEPLOYMENT_LOG_LINE = obj(
+    ["seq", "timestamp", "message"],
+    {"seq": {"type": "integer"}, "timestamp": _ID, "message": _ID},
+)
+# The live deployment, as a service shows it.
+DEPLOYMENT_SUMMARY = obj(
+    ["id", "number", "commit_sha", "status"],
+    {
+        "id": {"type": "string", "pattern": "^dep_"},
+        "number": {"type": "integer", "minimum": 1},
+        "commit_sha": _OPT,
+        "status": DEPLOYMENT_STATUS,
+    },
+)
 DEPLOYMENT_FIELDS = [
-    "id",
-    "service_id",
-    "project_id",
-    "number",
-    "status",
-    "progress",
-    "source",
-    "remote",
-    "branch",
-    "path",
-    "image",
-    "credential_id",
-    "runtime",
-    "version",
-    "target",
-    "build_cmd",
-    "run_cmd",
-    "port",
-    "env",
-    "health_check",
-    "resources",
-    "domain",
-    "volumes",
-    "strategy",
-    "commit_sha",
-    "artifact",
-    "triggered_by",
-    "rollback_of",
-    "error",
-    "stages",
-    "created_at",
-    "started_at",
+    "id", "service_id", "project_id", "number", "status", "progress", "source", "remote", "branch",
+    "path", "image", "credential_id", "runtime", "version", "target", "build_cmd", "run_cmd",
+    "port", "env", "health_check", "resources", "domain", "volumes", "strategy", "commit_sha",
+    "artifact", "triggered_by", "rollback_of", "error", "stages", "created_at", "started_at",
     "finished_at",
-]
+]  # fmt: skip
+PUSH_STATUS: Schema = {"enum": ["queued", "ignored", "pong"]}
 COMPONENTS: dict[str, Schema] = {
     "Deployment": obj(
         DEPLOYMENT_FIELDS,
@@ -173,9 +174,9 @@ COMPONENTS: dict[str, Schema] = {
             "service_name": _ID,
             "project_id": _ID,
             "number": {"type": "integer", "minimum": 1},
-            "status": {"enum": list(STATUSES)},
+            "status": DEPLOYMENT_STATUS,
             "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-            "source": {"enum": ["remote", "local", "image"]},
+            "source": DEPLOYMENT_SOURCE,
             "remote": _OPT,
             "branch": _OPT,
             "path": _OPT,
@@ -191,14 +192,11 @@ COMPONENTS: dict[str, Schema] = {
             "health_check": {"type": "object"},
             "resources": {"type": "object"},
             "domain": _OPT,
-            "volumes": {
-                "type": "array",
-                "items": obj(["name", "path"], {"name": _ID, "path": _ID}),
-            },
-            "strategy": {"enum": STRATEGIES},
+            "volumes": {"type": "array", "items": VOLUME_MOUNT},
+            "strategy": STRATEGY,
             "commit_sha": _OPT,
             "artifact": _OPT,
-            "triggered_by": {"enum": ["api", "webhook", "poll", "rollback"]},
+            "triggered_by": TRIGGER,
             "rollback_of": _OPT,
             "error": _OPT,
             "stages": {"type": "array", "items": STAGE},
@@ -208,10 +206,11 @@ COMPONENTS: dict[str, Schema] = {
             "finished_at": OPT_TIME,
         },
     ),
-    "ServiceStatus": obj(
+    # The live instance, read from the runtime (GET /services/{id}/status).
+    "ServiceRuntimeStatus": obj(
         ["status", "host_port", "container_id", "started_at", "restarts", "health"],
         {
-            "status": {"enum": ["running", "stopped", "starting", "crashed", "unknown"]},
+            "status": SERVICE_STATUS,
             "host_port": {"type": ["integer", "null"]},
             "container_id": _OPT,
             "started_at": OPT_TIME,
@@ -247,18 +246,15 @@ COMPONENTS: dict[str, Schema] = {
             "name": _ID,
             "runtime": _ID,
             "target": _ID,
-            "status": {"enum": ["running", "stopped", "starting", "crashed", "unknown"]},
-            "desired_state": {"enum": ["running", "stopped"]},
-            "auto_deploy": {"enum": ["off", "webhook", "poll"]},
+            "status": SERVICE_STATUS,
+            "desired_state": DESIRED_STATE,
+            "auto_deploy": AUTO_DEPLOY,
             "current_deployment_id": _OPT,
-            "current_deployment": {"anyOf": [{"type": "null"}, {"type": "object"}]},
+            "current_deployment": {"anyOf": [{"type": "null"}, DEPLOYMENT_SUMMARY]},
             "host_port": {"type": ["integer", "null"]},
             "container_id": _OPT,
             "routes": {"type": "array", "items": ref("ServiceRoute")},
-            "volumes": {
-                "type": "array",
-                "items": obj(["name", "path"], {"name": _ID, "path": _ID}),
-            },
+            "volumes": {"type": "array", "items": VOLUME_MOUNT},
             "hook_url": _ID,
             "hook_secret": _ID,
             "created_at": TIME,
@@ -290,20 +286,14 @@ COMPONENTS: dict[str, Schema] = {
     ),
     "LogLine": obj(
         ["timestamp", "stream", "message"],
-        {"timestamp": _ID, "stream": {"enum": ["stdout", "stderr"]}, "message": _ID},
+        {"timestamp": _ID, "stream": LOG_STREAM, "message": _ID},
     ),
     "DeploymentLogs": obj(
         ["deployment_id", "status", "logs", "next_after", "has_more"],
         {
             "deployment_id": _ID,
-            "status": {"enum": list(STATUSES)},
-            "logs": {
-                "type": "array",
-                "items": obj(
-                    ["seq", "timestamp", "message"],
-                    {"seq": {"type": "integer"}, "timestamp": _ID, "message": _ID},
-                ),
-            },
+            "status": DEPLOYMENT_STATUS,
+            "logs": {"type": "array", "items": DEPLOYMENT_LOG_LINE},
             # The seq of the last line sent (`after` when none): the next page's `after`.
             "next_after": {"type": "integer", "minimum": 0},
             # Lines after next_after exist now (a running build adds more later).
@@ -322,7 +312,7 @@ COMPONENTS: dict[str, Schema] = {
         {
             "id": {"type": "string", "pattern": "^crd_"},
             "owner_id": _ID,
-            "type": {"enum": ["deploy_key", "token"]},
+            "type": CREDENTIAL_TYPE,
             "name": _ID,
             "created_at": TIME,
         },
@@ -357,7 +347,7 @@ COMPONENTS: dict[str, Schema] = {
     "PushResult": obj(
         ["status"],
         {
-            "status": {"enum": ["queued", "ignored", "pong"]},
+            "status": PUSH_STATUS,
             "reason": _ID,
             "coalesced": {"type": "boolean"},
             "deployment": ref("Deployment"),
@@ -367,4 +357,31 @@ COMPONENTS: dict[str, Schema] = {
     "DeploymentPage": page_of("Deployment"),
     "ServicePage": page_of("Service"),
     "CredentialPage": page_of("Credential"),
+    "ServiceStatus": SERVICE_STATUS,
+    "DesiredState": DESIRED_STATE,
+    "AutoDeploy": AUTO_DEPLOY,
+    "DeploymentStatus": DEPLOYMENT_STATUS,
+    "DeploymentSummary": DEPLOYMENT_SUMMARY,
+    "DeploymentSource": DEPLOYMENT_SOURCE,
+    "DeploymentTrigger": TRIGGER,
+    "Strategy": STRATEGY,
+    "Runtime": RUNTIME,
+    "Target": TARGET,
+    "Stage": STAGE,
+    "StageName": STAGE_NAME,
+    "StageStatus": STAGE_STATUS,
+    "VolumeMount": VOLUME_MOUNT,
+    "LogStream": LOG_STREAM,
+    "DeploymentLogLine": DEPLOYMENT_LOG_LINE,
+    "CredentialType": CREDENTIAL_TYPE,
+    "PushStatus": PUSH_STATUS,
+    "HealthCheck": HEALTH_CHECK,
+    "Resources": RESOURCES,
+    "VolumeMountInput": VOLUME_MOUNT_INPUT,
+    "EnvInput": ENV_MAP,
+    "SecretEnvValue": SECRET_ENV_VALUE,
+    "CreateDeployment": CREATE_DEPLOYMENT,
+    "UpdateDeployment": UPDATE_DEPLOYMENT,
+    "SetEnv": SET_ENV,
+    "CreateCredential": CREATE_CREDENTIAL,
 }

@@ -208,7 +208,7 @@ async def create_deployment(request: web.Request) -> web.Response:
         *PAGING,
         query_param("service_id", {"type": "string"}),
         query_param("project_id", {"type": "string"}),
-        query_param("status", {"enum": list(STATUSES)}),
+        query_param("status", ds.DEPLOYMENT_STATUS),
     ),
 )
 async def list_deployments(request: web.Request) -> web.Response:
@@ -236,7 +236,7 @@ async def _list(request: web.Request, project_id: str | None) -> web.Response:
     query=(
         *PAGING,
         query_param("service_id", {"type": "string"}),
-        query_param("status", {"enum": list(STATUSES)}),
+        query_param("status", ds.DEPLOYMENT_STATUS),
     ),
 )
 async def list_project_deployments(request: web.Request) -> web.Response:

@@ -93,6 +93,8 @@ def build_document(app: web.Application) -> dict[str, Any]:
         if op is None:
             raise ValueError(f"{route.method} {path} has no OpenAPI operation")
         paths.setdefault(path, {})[route.method.lower()] = _operation_json(route.method, path, op)
+    components = named_schemas()
+    refs = _Refs(components)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -102,15 +104,9 @@ def build_document(app: web.Application) -> dict[str, Any]:
             "of the Error schema.",
         },
         "servers": [{"url": "/"}],
-        "paths": dict(sorted(paths.items())),
+        "paths": refs(dict(sorted(paths.items()))),
         "components": {
-            "schemas": {
-                **schemas.COMPONENTS,
-                **deploy_schemas.COMPONENTS,
-                **webhook_schemas.COMPONENTS,
-                **metrics_schemas.COMPONENTS,
-                **database_schemas.COMPONENTS,
-            },
+            "schemas": {name: refs(schema, root=schema) for name, schema in components.items()},
             "securitySchemes": {
                 "bearer": {
                     "type": "http",
@@ -120,6 +116,42 @@ def build_document(app: web.Application) -> dict[str, Any]:
             },
         },
     }
+
+
+def named_schemas() -> dict[str, Any]:
+    """Every module's COMPONENTS: one name a schema, one schema a name (else ValueError)."""
+    merged: dict[str, Any] = {}
+    for module in (schemas, deploy_schemas, webhook_schemas, metrics_schemas, database_schemas):
+        for name, schema in module.COMPONENTS.items():
+            if name in merged:
+                raise ValueError(f"two schemas are named {name}")
+            merged[name] = schema
+    return merged
+
+
+class _Refs:
+    """A copy of a schema in which each named schema met inside it is a $ref to its component.
+
+    Named schemas are found by identity: the dict a handler validates with is the dict the
+    document names, so the two cannot drift apart. The schemas themselves are never changed.
+    """
+
+    def __init__(self, components: dict[str, Any]) -> None:
+        self._names: dict[int, str] = {}
+        for name, schema in components.items():
+            other = self._names.setdefault(id(schema), name)
+            if other != name:
+                raise ValueError(f"{other} and {name} are the same schema: name it once")
+
+    def __call__(self, value: Any, root: Any = None) -> Any:
+        if isinstance(value, dict):
+            name = self._names.get(id(value))
+            if name is not None and value is not root:
+                return schemas.ref(name)
+            return {key: self(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self(item) for item in value]
+        return value
 
 
 def _operation_json(method: str, path: str, op: Operation) -> dict[str, Any]:

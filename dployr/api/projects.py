@@ -73,7 +73,7 @@ def _check_settings(body: dict[str, Any]) -> None:
     query=(
         *PAGING,
         query_param("search", {"type": "string"}, "substring of the name"),
-        query_param("status", {"enum": list(STATUSES)}),
+        query_param("status", schemas.PROJECT_STATUS),
     ),
 )
 async def list_projects(request: web.Request) -> web.Response:

@@ -1,4 +1,9 @@
-"""JSON Schemas: request bodies (validated at the edge) and responses (documented in OpenAPI)."""
+"""JSON Schemas: request bodies (validated at the edge) and responses (documented in OpenAPI).
+
+A schema listed in a module's COMPONENTS is named: the OpenAPI document lists it once under
+components/schemas and refers to it with $ref wherever the same dict is used (openapi.py), while
+request validation keeps using the dicts themselves.
+"""
 
 from __future__ import annotations
 
@@ -85,7 +90,9 @@ UPDATE_ME = obj(
         "current_password": {"type": "string", "maxLength": 1024},
     },
 )
-PATCH_USER = obj([], {"role": {"enum": ["admin", "user"]}, "is_active": {"type": "boolean"}})
+ROLE: Schema = {"enum": ["admin", "user"]}
+PROJECT_STATUS: Schema = {"enum": ["active", "archived"]}
+PATCH_USER = obj([], {"role": ROLE, "is_active": {"type": "boolean"}})
 CREATE_TOKEN = obj(
     ["name"],
     {
@@ -104,7 +111,7 @@ UPDATE_PROJECT = obj(
         "name": NAME,
         "description": line(2000, 0) | {"pattern": r"^[^\x00]*$"},
         "settings": SETTINGS,
-        "status": {"enum": ["active", "archived"]},
+        "status": PROJECT_STATUS,
     },
 )
 ROUTE_TLS: Schema = {
@@ -161,7 +168,7 @@ COMPONENTS: dict[str, Schema] = {
             "name": {"type": "string"},
             "username": {"type": ["string", "null"]},
             "email": {"type": "string"},
-            "role": {"enum": ["admin", "user"]},
+            "role": ROLE,
             "is_active": {"type": "boolean"},
             "created_at": TIME,
             "updated_at": TIME,
@@ -202,7 +209,7 @@ COMPONENTS: dict[str, Schema] = {
             "owner_id": {"type": "string"},
             "name": {"type": "string"},
             "description": {"type": "string"},
-            "status": {"enum": ["active", "archived"]},
+            "status": PROJECT_STATUS,
             "settings": {"type": "object"},
             "created_at": TIME,
             "updated_at": TIME,
@@ -272,4 +279,16 @@ COMPONENTS: dict[str, Schema] = {
     "ApiTokenPage": page_of("ApiToken"),
     "ProjectPage": page_of("Project"),
     "RoutePage": page_of("Route"),
+    "Role": ROLE,
+    "ProjectStatus": PROJECT_STATUS,
+    "RouteTls": ROUTE_TLS,
+    "Register": REGISTER,
+    "Login": LOGIN,
+    "Refresh": REFRESH,
+    "UpdateMe": UPDATE_ME,
+    "PatchUser": PATCH_USER,
+    "CreateToken": CREATE_TOKEN,
+    "CreateProject": CREATE_PROJECT,
+    "UpdateProject": UPDATE_PROJECT,
+    "CreateRoute": CREATE_ROUTE,
 }

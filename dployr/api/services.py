@@ -35,7 +35,7 @@ from dployr.store.services import Service
 
 routes = web.RouteTableDef()
 SERVICE = schemas.ref("Service")
-STATUS = schemas.ref("ServiceStatus")
+STATUS = schemas.ref("ServiceRuntimeStatus")
 MAX_TAIL = 10_000
 MAX_LOG_BYTES = 1_048_576  # of messages in one non-follow answer; the rest is not read
 

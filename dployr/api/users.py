@@ -167,7 +167,7 @@ async def delete_me(request: web.Request) -> web.Response:
     responses={200: schemas.ref("UserPage")},
     query=(
         *PAGING,
-        query_param("role", {"enum": ["admin", "user"]}),
+        query_param("role", schemas.ROLE),
         query_param("search", {"type": "string"}, "substring of name or email"),
     ),
 )

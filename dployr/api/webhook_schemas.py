@@ -23,12 +23,13 @@ EVENT_TYPES = [
     "backup.failed",
 ]
 URL: Schema = {"type": "string", "minLength": 1, "maxLength": 2048, "pattern": r"^[\x21-\x7e]+$"}
+EVENT_FILTER: Schema = {"enum": ["*", *EVENT_TYPES], "description": "an event type; * all"}
 EVENTS: Schema = {
     "type": "array",
     "minItems": 1,
     "maxItems": len(EVENT_TYPES) + 1,
     "uniqueItems": True,
-    "items": {"enum": ["*", *EVENT_TYPES]},
+    "items": EVENT_FILTER,
 }
 SECRET: Schema = {"type": "string", "maxLength": 512, "pattern": r"^[\x21-\x7e]+$"}
 CREATE_WEBHOOK = obj(
@@ -47,6 +48,8 @@ _WEBHOOK_PROPS: dict[str, Schema] = {
     "updated_at": TIME,
 }
 _WEBHOOK_REQUIRED = ["id", "owner_id", "url", "events", "active", "created_at", "updated_at"]
+
+DELIVERY_STATUS: Schema = {"enum": ["pending", "delivered", "failed"]}
 
 COMPONENTS: dict[str, Schema] = {
     "Webhook": obj(_WEBHOOK_REQUIRED, _WEBHOOK_PROPS),
@@ -74,7 +77,7 @@ COMPONENTS: dict[str, Schema] = {
             "webhook_id": {"type": "string", "pattern": "^whk_"},
             "event_id": {"type": "string", "pattern": "^evt_"},
             "event_type": {"type": "string"},
-            "status": {"enum": ["pending", "delivered", "failed"]},
+            "status": DELIVERY_STATUS,
             "attempts": {"type": "integer", "minimum": 0},
             "last_status_code": {"type": ["integer", "null"]},
             "last_error": {"type": ["string", "null"]},
@@ -86,4 +89,8 @@ COMPONENTS: dict[str, Schema] = {
         },
     ),
     "DeliveryPage": page_of("Delivery"),
+    "EventFilter": EVENT_FILTER,
+    "DeliveryStatus": DELIVERY_STATUS,
+    "CreateWebhook": CREATE_WEBHOOK,
+    "UpdateWebhook": UPDATE_WEBHOOK,
 }
