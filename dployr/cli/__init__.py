@@ -9,7 +9,19 @@ import sys
 from collections.abc import Sequence
 
 from dployr import __version__
-from dployr.cli import account, backup, metrics, server, services, status
+from dployr.cli import (
+    account,
+    backup,
+    databases,
+    env,
+    metrics,
+    projects,
+    routes,
+    server,
+    services,
+    status,
+    webhooks,
+)
 from dployr.cli.commands import add_client_flags
 from dployr.cli.errors import INTERRUPTED, CommandError
 
@@ -39,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     services.add_commands(commands)
     metrics.add_commands(commands)
     status.add_commands(commands)
+    env.add_commands(commands)
+    routes.add_commands(commands)
+    databases.add_commands(commands)
+    webhooks.add_commands(commands)
+    projects.add_commands(commands)
     return parser
 
 

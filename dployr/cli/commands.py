@@ -77,6 +77,14 @@ def database_id(client: Api, ref: str) -> str:
     return _resolve(client, "/databases", "db_", ref, "database", "dployr databases ls")
 
 
+def project_id(client: Api, ref: str) -> str:
+    return _resolve(client, "/projects", "prj_", ref, "project", "dployr projects ls")
+
+
+def credential_id(client: Api, ref: str) -> str:
+    return _resolve(client, "/credentials", "crd_", ref, "credential", "dployr credentials ls")
+
+
 def _resolve(client: Api, path: str, prefix: str, ref: str, kind: str, listing: str) -> str:
     if ref.startswith(prefix):
         return ref

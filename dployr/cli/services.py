@@ -1,13 +1,21 @@
-"""`dployr services …`: the apps on the daemon, by name or id."""
+"""`dployr services …`: the apps on the daemon, by name or id — list, show, live status,
+start/stop/restart, logs (followed until Ctrl-C), remove, volumes."""
 
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
-from dployr.cli.commands import api, command, group, page_flags
+from dployr.cli.client import ApiError
+from dployr.cli.commands import api, command, group, page_flags, service_id
+from dployr.cli.interact import confirm, human_bytes, yes_flag
 from dployr.cli.metrics import add_service_commands
-from dployr.cli.output import Column, show_list
+from dployr.cli.output import Column, print_json, show_list, show_object
+
+STATUS_FIELDS: list[Column] = [("status", "status"), ("port", "host_port"),
+                               ("started", "started_at"), ("restarts", "restarts"),
+                               ("health", "health"), ("container", "container_id")]  # fmt: skip
 
 
 def add_commands(commands: Any) -> None:
@@ -20,6 +28,36 @@ def add_commands(commands: Any) -> None:
     page_flags(listing)
     add_service_commands(services)
 
+    def one(name: str, run: Any, help: str, example: str) -> argparse.ArgumentParser:
+        parser = command(services, name, run, help, example)
+        parser.add_argument("service", metavar="NAME", help="the service's name or id (svc_…)")
+        return parser
+
+    one(
+        "show",
+        run_show,
+        "a service: release, routes, volumes, hook URL",
+        "dployr services show web",
+    )
+    one("status", run_status, "the live instance's state, read from the runtime",
+        "dployr services status web")  # fmt: skip
+    one("start", run_action, "start a stopped service", "dployr services start web")
+    one("stop", run_action, "stop a running service (it stays stopped)", "dployr services stop web")
+    one("restart", run_action, "restart with the current env (a new instance of the live release)",
+        "dployr services restart web")  # fmt: skip
+    logs = one("logs", run_logs, "the live instance's output",
+               "dployr services logs web --tail 20\ndployr services logs -f web")  # fmt: skip
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until Ctrl-C")
+    logs.add_argument("--tail", type=int, default=100, help="lines from the end (default 100)")
+    logs.add_argument("--since", metavar="ISO", help="only lines after it (2026-01-01T00:00:00Z)")
+    remove = one("rm", run_rm, "remove a service: containers, images, routes, history, volumes",
+                 "dployr services rm web\ndployr services rm web --keep-volumes --yes")  # fmt: skip
+    remove.add_argument("--keep-volumes", action="store_true",
+                        help="keep its volumes for a later service of the same name")  # fmt: skip
+    yes_flag(remove)
+    one("volumes", run_volumes, "the service's volumes and the bytes each holds",
+        "dployr services volumes web")  # fmt: skip
+
 
 def run_ls(args: argparse.Namespace) -> int:
     page = api(args).get(
@@ -31,4 +69,101 @@ def run_ls(args: argparse.Namespace) -> int:
                ("DOMAINS", lambda s: " ".join(r["domain"] for r in s.get("routes") or []) or None),
                ("ID", "id")]  # fmt: skip
     show_list(args, page, columns, "no services yet (deploy one: dployr deploy)")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    client = api(args)
+    service = client.get(f"/services/{service_id(client, args.service)}")
+    fields: list[Column] = [
+        ("name", "name"), ("status", "status"), ("desired", "desired_state"),
+        ("runtime", "runtime"), ("target", "target"), ("port", "host_port"),
+        ("release", "current_deployment.number"), ("commit", "current_deployment.commit_sha"),
+        ("auto deploy", "auto_deploy"),
+        ("routes", lambda s: " ".join(_route(r) for r in s.get("routes") or []) or None),
+        ("volumes", lambda s: " ".join(f"{v['name']}:{v['path']}" for v in s["volumes"]) or None),
+        ("hook url", "hook_url"), ("created", "created_at"), ("updated", "updated_at"),
+        ("project", "project_id"), ("id", "id"),
+    ]  # fmt: skip
+    show_object(args, service, fields)
+    return 0
+
+
+def _route(route: dict[str, Any]) -> str:
+    prefix = route.get("path_prefix") or "/"
+    return str(route["domain"]) + ("" if prefix == "/" else prefix)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    client = api(args)
+    show_object(args, client.get(f"/services/{service_id(client, args.service)}/status"),
+                STATUS_FIELDS)  # fmt: skip
+    return 0
+
+
+def run_action(args: argparse.Namespace) -> int:
+    """start, stop or restart: the API answers with the status after it."""
+    action = args.services_command
+    client = api(args)
+    sid = service_id(client, args.service)
+    try:
+        status = client.post(f"/services/{sid}/{action}")
+    except ApiError as err:
+        if err.code == "invalid_state" and "no live release" in str(err):
+            raise ApiError(err.status, err.code, f"{err}; deploy it first: dployr deploy") from None
+        raise
+    if args.json:
+        print_json(status)
+    else:
+        port = f" on port {status['host_port']}" if status.get("host_port") else ""
+        print(f"{args.service}: {status['status']}{port}")
+    return 0
+
+
+def run_logs(args: argparse.Namespace) -> int:
+    client = api(args)
+    path = f"/services/{service_id(client, args.service)}/logs"
+    if not args.follow:
+        answer = client.get(path, tail=args.tail, since=args.since)
+        if args.json:
+            print_json(answer)
+            return 0
+        for line in answer["logs"]:
+            _print_line(line)
+        return 0
+    # Until Ctrl-C: KeyboardInterrupt ends main() with 130, quietly.
+    for raw in client.lines(path, follow=True, tail=args.tail, since=args.since):
+        if not raw:
+            continue
+        if args.json:
+            print(raw, flush=True)
+        else:
+            _print_line(json.loads(raw))
+    return 0
+
+
+def _print_line(line: dict[str, Any]) -> None:
+    print(f"{line['timestamp']} {line['stream']} {line['message']}", flush=True)
+
+
+def run_rm(args: argparse.Namespace) -> int:
+    client = api(args)
+    sid = service_id(client, args.service)
+    kept = "; its volumes are kept" if args.keep_volumes else ", and its volumes with their data"
+    confirm(args, f"remove service {args.service} ({sid}): containers, images, routes{kept}?")
+    client.delete(f"/services/{sid}", keep_volumes=args.keep_volumes or None)
+    print(f"removed {args.service} ({sid})")
+    return 0
+
+
+def run_volumes(args: argparse.Namespace) -> int:
+    client = api(args)
+    answer = client.get(f"/services/{service_id(client, args.service)}/volumes")
+    columns: list[Column] = [("NAME", "name"), ("PATH", "path"),
+                             ("SIZE", lambda v: human_bytes(v.get("size_bytes"))),
+                             ("CREATED", "created_at")]  # fmt: skip
+    if args.json:
+        print_json(answer)
+    else:
+        show_list(args, answer["items"], columns, f"{args.service} has no volumes")
     return 0
