@@ -52,6 +52,7 @@ from dployr.metrics.services import ServiceRecorder
 from dployr.pipeline.deployer import Deployer
 from dployr.pipeline.reconcile import reconcile, reconcile_when_ready
 from dployr.pipeline.routing import Router
+from dployr.pipeline.uploads import sweep_uploads
 from dployr.proxy import make_proxy
 from dployr.runtime.docker import DockerTarget
 from dployr.runtime.targets import make_targets
@@ -183,6 +184,7 @@ async def deployer_ctx(app: web.Application) -> AsyncIterator[None]:
     targets = make_targets(config, agent_id)
     deployer = Deployer(app[DB], config, targets, router, box)
     app[BOX], app[DEPLOYER] = box, deployer
+    await sweep_uploads(deployer)
     problems = await targets.problems()
     # Before the first request: the releases of every target that answers. One that can come
     # up later (an engine that starts after us) is reconciled as soon as it answers.

@@ -56,10 +56,12 @@ ENV_MAP: Schema = {
     "additionalProperties": {"anyOf": [ENV_VALUE, SECRET_ENV_VALUE]},
 }
 
-# Where a release's source comes from: today the create body and a Deployment name the same
-# three. A source the JSON body cannot name (an uploaded archive) gets a Deployment enum of its
-# own, named apart (two enums named alike make openapi-python-client drop both).
+# Where a release's source comes from: the create body names three; an upload's `deployment`
+# part only `upload`; a Deployment any of the four. Each list is named apart (two enums named
+# alike make openapi-python-client drop both).
 DEPLOYMENT_SOURCE: Schema = {"enum": ["remote", "local", "image"]}
+UPLOAD_SOURCE: Schema = {"enum": ["upload"]}  # the `deployment` part of an upload
+RELEASE_SOURCE: Schema = {"enum": ["remote", "local", "image", "upload"]}  # a Deployment's
 RUNTIME: Schema = {"enum": list(CATALOG)}
 TARGET: Schema = {"enum": [*TARGETS, None]}
 
@@ -94,6 +96,25 @@ CREATE_DEPLOYMENT = obj(
     },
 )
 UPDATE_DEPLOYMENT = obj([], _CONFIG)
+# POST /deployments/upload: its `deployment` part (the create fields; source absent or upload),
+# and the two parts of its multipart/form-data body.
+UPLOAD_DEPLOYMENT = obj(["name"], {**CREATE_DEPLOYMENT["properties"], "source": UPLOAD_SOURCE})
+UPLOAD_BODY = obj(
+    ["deployment", "archive"],
+    {
+        "deployment": UPLOAD_DEPLOYMENT,
+        "archive": {
+            "type": "string",
+            "format": "binary",
+            "contentMediaType": "application/gzip",
+            "description": "a .tar.gz of the app's directory, up to runtime.max_upload_bytes",
+        },
+    },
+)
+UPLOAD_ENCODING = {
+    "deployment": {"contentType": "application/json"},
+    "archive": {"contentType": "application/gzip, application/octet-stream"},
+}
 SET_ENV = obj(
     ["key", "value"],
     {
@@ -176,7 +197,7 @@ COMPONENTS: dict[str, Schema] = {
             "number": {"type": "integer", "minimum": 1},
             "status": DEPLOYMENT_STATUS,
             "progress": {"type": "integer", "minimum": 0, "maximum": 100},
-            "source": DEPLOYMENT_SOURCE,
+            "source": RELEASE_SOURCE,
             "remote": _OPT,
             "branch": _OPT,
             "path": _OPT,
@@ -363,6 +384,8 @@ COMPONENTS: dict[str, Schema] = {
     "DeploymentStatus": DEPLOYMENT_STATUS,
     "DeploymentSummary": DEPLOYMENT_SUMMARY,
     "DeploymentSource": DEPLOYMENT_SOURCE,
+    "UploadSource": UPLOAD_SOURCE,
+    "ReleaseSource": RELEASE_SOURCE,
     "DeploymentTrigger": TRIGGER,
     "Strategy": STRATEGY,
     "Runtime": RUNTIME,
@@ -382,6 +405,8 @@ COMPONENTS: dict[str, Schema] = {
     "SecretEnvValue": SECRET_ENV_VALUE,
     "CreateDeployment": CREATE_DEPLOYMENT,
     "UpdateDeployment": UPDATE_DEPLOYMENT,
+    "UploadDeployment": UPLOAD_DEPLOYMENT,
+    "UploadDeploymentForm": UPLOAD_BODY,
     "SetEnv": SET_ENV,
     "CreateCredential": CREATE_CREDENTIAL,
 }

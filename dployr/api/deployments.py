@@ -26,6 +26,7 @@ from dployr.keys import CONFIG, DB, DEPLOYER, FOLLOWS
 from dployr.pipeline import releases, route_table
 from dployr.pipeline.deployer import EnvChange
 from dployr.pipeline.spec import DeploySpec, check_local_allowed, spec_from_body
+from dployr.pipeline.uploads import same_upload
 from dployr.runtime.reference import DEFAULT_DOMAIN, parse_image
 from dployr.runtime.targets import check_admin
 from dployr.store import credentials, deployments, projects, services, volumes
@@ -166,8 +167,20 @@ def _env_changes(body: dict[str, Any]) -> list[EnvChange]:
     responses={202: DEPLOYMENT},
 )
 async def create_deployment(request: web.Request) -> web.Response:
-    identity = identity_of(request)
     body = await read_json(request, ds.CREATE_DEPLOYMENT)
+    new, env = await new_deployment(request, body)
+    created = await request.app[DEPLOYER].create(
+        new, env, project_given=bool(body.get("project_id"))
+    )
+    return web.json_response(deployment_json(created), status=202)
+
+
+async def new_deployment(
+    request: web.Request, body: dict[str, Any]
+) -> tuple[NewDeployment, list[EnvChange]]:
+    """A create body (schema-checked) checked against the caller, the host and the service it
+    names: the deployment to record, and the env changes it brings (POST and upload share it)."""
+    identity = identity_of(request)
     await _check_refs(request, body, identity.user.id)
     targets = request.app[DEPLOYER].targets
     # A target the body names is checked by spec_from_body, which names the field. With none,
@@ -193,10 +206,7 @@ async def create_deployment(request: web.Request) -> web.Response:
         triggered_by="api",
         auto_deploy=body.get("auto_deploy"),
     )
-    created = await request.app[DEPLOYER].create(
-        new, _env_changes(body), project_given=bool(body.get("project_id"))
-    )
-    return web.json_response(deployment_json(created), status=202)
+    return new, _env_changes(body)
 
 
 @routes.get("/api/v1/deployments", allow_head=False)
@@ -282,7 +292,10 @@ async def update_deployment(request: web.Request) -> web.Response:
         triggered_by="api",
         auto_deploy=body.get("auto_deploy"),
     )
-    created = await request.app[DEPLOYER].create(new, _env_changes(body), project_given=False)
+    deployer = request.app[DEPLOYER]
+    # An upload's new release is built from the same archive (SPEC §4.1).
+    place = await same_upload(deployer, original, required=True)
+    created = await deployer.create(new, _env_changes(body), project_given=False, place=place)
     return web.json_response(deployment_json(created), status=202)
 
 
@@ -334,7 +347,9 @@ async def rollback_deployment(request: web.Request) -> web.Response:
         rollback_of=target.id,
         artifact=target.artifact,
     )
-    created = await deployer.create(new, [], project_given=False)
+    # It reuses the image; the archive goes along so that a PUT of it can rebuild.
+    place = await same_upload(deployer, target, required=False)
+    created = await deployer.create(new, [], project_given=False, place=place)
     return web.json_response(deployment_json(created), status=202)
 
 

@@ -42,6 +42,16 @@ _MESSAGES = {
 }
 
 
+_LARGE_BODY = "__dployr_large_body__"
+
+
+def large_body(handler: Handler) -> Handler:
+    """The one kind of route exempt from `server.max_body_bytes`: it streams its body to disk
+    within a limit of its own (POST /deployments/upload: `runtime.max_upload_bytes`)."""
+    setattr(handler, _LARGE_BODY, True)
+    return handler
+
+
 def client_of(request: web.Request) -> Client:
     """The request's client, worked out once: the socket peer, or behind a trusted proxy the
     address its X-Forwarded-For vouches for (auth/clients.py)."""
@@ -136,7 +146,8 @@ def _error_response(status: int, body: object, headers: dict[str, str]) -> web.R
 async def access_control(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Body limit, who is calling, whether they may, and their rate-limit quota on every answer."""
     config = request.app[CONFIG]
-    if (request.content_length or 0) > config.server.max_body_bytes:
+    exempt = getattr(request.match_info.handler, _LARGE_BODY, False)
+    if (request.content_length or 0) > config.server.max_body_bytes and not exempt:
         raise PayloadTooLarge(
             f"Request body is over the limit of {config.server.max_body_bytes} bytes"
         )

@@ -33,6 +33,8 @@ class Operation:
     public: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     streams: tuple[str, ...] = ()  # content types a 200 may stream instead of JSON
+    body_type: str = "application/json"
+    body_encoding: dict[str, Any] | None = None  # a multipart body's parts (OpenAPI `encoding`)
 
 
 def operation(
@@ -44,6 +46,8 @@ def operation(
     query: tuple[dict[str, Any], ...] = (),
     public: bool = False,
     streams: tuple[str, ...] = (),
+    body_type: str = "application/json",
+    body_encoding: dict[str, Any] | None = None,
 ) -> Callable[[Handler], Handler]:
     """Describe a handler for the OpenAPI document; `public` handlers need no token."""
 
@@ -51,7 +55,17 @@ def operation(
         setattr(
             handler,
             _ATTR,
-            Operation(summary, tag, responses, body, query, public, streams=streams),
+            Operation(
+                summary,
+                tag,
+                responses,
+                body,
+                query,
+                public,
+                streams=streams,
+                body_type=body_type,
+                body_encoding=body_encoding,
+            ),
         )
         return handler
 
@@ -174,10 +188,10 @@ def _operation_json(method: str, path: str, op: Operation) -> dict[str, Any]:
         doc["responses"]["200"]["content"][content_type] = {"schema": {"type": "string"}}
     doc["responses"]["default"] = _response(0, schemas.ref("Error"))
     if op.body is not None:
-        doc["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": op.body}},
-        }
+        media: dict[str, Any] = {"schema": op.body}
+        if op.body_encoding is not None:
+            media["encoding"] = op.body_encoding
+        doc["requestBody"] = {"required": True, "content": {op.body_type: media}}
     if not op.public:
         doc["security"] = [{"bearer": []}]
     return doc

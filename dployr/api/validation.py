@@ -37,6 +37,12 @@ async def read_json(request: web.Request, schema: dict[str, Any]) -> dict[str, A
     if request.content_type != "application/json":
         raise UnsupportedMediaType()
     raw = await request.read()  # over client_max_size: aiohttp raises 413, the middleware shapes it
+    return await checked_json(raw, schema)
+
+
+async def checked_json(raw: bytes, schema: dict[str, Any]) -> dict[str, Any]:
+    """`raw` parsed as a JSON object and checked against `schema` (a body, or a JSON part of
+    a multipart body): a 400 naming the field."""
     data = parse_json(raw)
     if id(schema) not in _validators:
         # In a thread: the first one also imports jsonschema (~2 MB, tens of ms), which a

@@ -16,6 +16,7 @@ from dployr.pipeline.instances import STOP_FIRST, bring_back, is_down, take_down
 from dployr.pipeline.logbook import Logbook
 from dployr.pipeline.progress import BuildProgress
 from dployr.pipeline.spec import DeploySpec, instance_spec, protected_dirs
+from dployr.pipeline.uploads import read_upload
 from dployr.proxy.domains import default_tls
 from dployr.proxy.protocol import Route
 from dployr.runtime.protocol import BuildRequest
@@ -132,6 +133,8 @@ class Attempt:
                 else "source is an image",
             )
             return None
+        if spec.source == "upload":
+            return await self._read_upload()
         loop = asyncio.get_running_loop()
 
         def on_line(line: str) -> None:  # called from git's worker thread
@@ -172,6 +175,14 @@ class Attempt:
         message = f"at commit {checkout.commit_sha[:12]}" if checkout.commit_sha else "fetched"
         self.finish("fetching", message=message)
         await self._update({"commit_sha": checkout.commit_sha or None}, None)
+        return checkout
+
+    async def _read_upload(self) -> Checkout:
+        await self.enter("fetching", "reading the uploaded archive")
+        checkout, contents = await read_upload(self.d, self.deployment, self.work)
+        files = f"{contents.files} file{'s' if contents.files != 1 else ''}"
+        self.finish("fetching", message=f"read {files}, {contents.size} bytes")
+        await self._update({"stages": self.stages}, None)
         return checkout
 
     def _pinned_commit(self) -> str | None:

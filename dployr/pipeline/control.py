@@ -226,6 +226,7 @@ async def delete_service(
                 assert deployment.artifact is not None
                 await target.remove_artifact(deployment.artifact)
         await deployer.remove_cache(service.id)
+        await deployer.uploads.remove_service(service.id)
         if not keep_volumes:
             await _remove_volumes(deployer, service, used)
         # A route made meanwhile (the API does not wait for this lock) goes with the row.

@@ -19,9 +19,11 @@ from dployr.errors import Conflict, DployrError, InvalidState
 from dployr.ids import now_iso
 from dployr.pipeline.attempt import Attempt
 from dployr.pipeline.routing import Router
+from dployr.pipeline.uploads import Placer, prune_uploads
 from dployr.runtime.protocol import Mount, Target
 from dployr.runtime.targets import Targets
 from dployr.sources.git import GitAuth
+from dployr.sources.upload import Uploads
 from dployr.store import credentials, deployments, projects, services, volumes
 from dployr.store.db import Database, Transaction
 from dployr.store.deployments import FINISHED, Deployment, NewDeployment
@@ -79,6 +81,7 @@ class Deployer:
         self.stopping = asyncio.Event()  # set at SIGTERM
         self.cache_dir = config.data_path / "cache"
         self.work_dir = config.data_path / "work"
+        self.uploads = Uploads(config.data_path / "uploads", config.runtime.max_upload_bytes)
 
     def service_lock(self, service_id: str) -> asyncio.Lock:
         """asyncio.Lock wakes waiters in order: deployments of a service run as they came."""
@@ -102,11 +105,16 @@ class Deployer:
         env_changes: list[EnvChange],
         *,
         project_given: bool,
+        place: Placer | None = None,
     ) -> Deployment:
         """Record the deployment (creating the service on a name's first deploy) and queue it.
-        The env changes land in the service's list in the same transaction."""
+        The env changes land in the service's list in the same transaction; `place` puts an
+        uploaded archive in place before the COMMIT (a crash between leaves a file the start
+        sweeps, never a deployment without its archive)."""
         async with self.db.transaction() as conn:
             created = await self._record(conn, new, env_changes, project_given=project_given)
+            if place is not None:
+                await place(created)
         self.submit(created)
         return created
 
@@ -174,6 +182,7 @@ class Deployer:
                 if self._cancel_reasons.get(deployment_id) == "cancelled":
                     return  # cancelled before it had a task, its end still being written
                 await Attempt(self, deployment).run()
+                await prune_uploads(self, service_id)
         except asyncio.CancelledError:
             # Cancelled before it reached the front of its service's queue.
             current = await run_to_end(deployments.get_deployment(self.db, deployment_id, None))

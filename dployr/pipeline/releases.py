@@ -45,6 +45,7 @@ async def forget_deployment(deployer: Deployer, deployment: Deployment) -> None:
     ):
         await deployer.target_of(deployment).remove_artifact(artifact)
     await deployments.delete_deployment(deployer.db, deployment.id)
+    await deployer.uploads.discard(deployer.uploads.archive(deployment.service_id, deployment.id))
 
 
 def _built(deployer: Deployer, deployment: Deployment) -> bool:

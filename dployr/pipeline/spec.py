@@ -35,7 +35,7 @@ class HealthCheck:
 
 @dataclass(frozen=True)
 class DeploySpec:
-    source: str  # remote | local | image
+    source: str  # remote | local | image | upload
     runtime: str
     target: str
     port: int | None  # None: a worker (SPEC §13): no PORT, no route, no HTTP or TCP check
@@ -184,6 +184,10 @@ async def check_spec(spec: DeploySpec, config: Config, *, admin: bool) -> None:
         await outside_protected(check_local_path(spec.path), protected_dirs(config))
         if spec.branch is not None:
             check_branch(spec.branch)
+    elif spec.source == "upload":  # the archive is the source (SPEC §4.1)
+        for name in ("remote", "branch", "credential_id", "path"):
+            if getattr(spec, name) is not None:
+                raise ValidationError(name, "is not used by source upload")
     if spec.domain is not None:
         normalize_domain(spec.domain)
     check_volumes(spec.volumes)

@@ -33,7 +33,7 @@ def member_problem(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def _through_link(member: tarfile.TarInfo, links: set[str]) -> str | None:
+def through_link(member: tarfile.TarInfo, links: set[str]) -> str | None:
     """A member placed inside an earlier link (`s -> .` then `s/up -> ../x`) would land where
     the lexical checks above do not look; git never stores one. `links` collects the links."""
     name = posixpath.normpath(member.name)
@@ -54,7 +54,7 @@ def extract_source(archive: Path, dest: Path) -> None:
             members = tar.getmembers()
             links: set[str] = set()
             for member in members:
-                problem = member_problem(member) or _through_link(member, links)
+                problem = member_problem(member) or through_link(member, links)
                 if problem is not None:
                     raise RuntimeFailure(f"the source archive is refused: {problem}")
             if hasattr(tarfile, "data_filter"):

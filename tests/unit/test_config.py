@@ -20,6 +20,7 @@ def test_defaults_need_no_file(tmp_path):
     assert config.auth.registration == "first-user" and config.auth.bcrypt_rounds == 12
     assert config.rate_limit.login_per_15min == 5
     assert config.runtime.build_concurrency == 1 and config.runtime.keep_releases == 5
+    assert config.runtime.max_upload_bytes == 209_715_200
     assert config.proxy.backend == "auto" and config.proxy.http_port == 80
     assert config.webhooks.retry_schedule == [10, 30, 120, 600, 1800, 3600, 21600, 43200]
     assert config.runtimes["python"].image == "python:{version}-slim"
@@ -46,6 +47,7 @@ def test_environment_overrides_file(tmp_path):
         "DPLOYR_SERVER_PORT": "9000",
         "DPLOYR_RATE_LIMIT_ENABLED": "no",
         "DPLOYR_RUNTIME_ALLOW_LOCAL_SOURCES": "1",
+        "DPLOYR_RUNTIME_MAX_UPLOAD_BYTES": "1048576",
         "DPLOYR_WEBHOOKS_RETRY_SCHEDULE": "[1, 5, 5]",
         "DPLOYR_RUNTIMES_GO_IMAGE": "go:x",
         "DPLOYR_URL": "http://ignored",  # the CLI's, not the daemon's
@@ -55,6 +57,7 @@ def test_environment_overrides_file(tmp_path):
     assert config.server.port == 9000
     assert config.rate_limit.enabled is False
     assert config.runtime.allow_local_sources is True
+    assert config.runtime.max_upload_bytes == 1_048_576
     assert config.webhooks.retry_schedule == [1, 5, 5]
     assert config.runtimes["go"].image == "go:x"
 

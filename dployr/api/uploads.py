@@ -1,0 +1,178 @@
+"""POST /deployments/upload: a deployment whose source is a .tar.gz sent with it (SPEC §4.1)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from aiohttp import BodyPartReader, ClientError, MultipartReader, web
+
+from dployr.api import deploy_schemas as ds
+from dployr.api import schemas
+from dployr.api.deployments import deployment_json, new_deployment
+from dployr.api.middleware import large_body
+from dployr.api.openapi import operation
+from dployr.api.validation import checked_json
+from dployr.errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
+from dployr.keys import CONFIG, DEPLOYER
+from dployr.pipeline.deployer import EnvChange
+from dployr.sources.upload import ArchiveRefused, Uploads
+from dployr.store.deployments import Deployment, NewDeployment
+from dployr.tasks import run_to_end
+
+routes = web.RouteTableDef()
+CHUNK = 1 << 20  # written to disk a MiB at a time
+# Besides the archive and the deployment part: boundaries and part headers.
+FRAMING = 64 * 1024
+_JSON_TYPES = ("application/json", "text/plain", "")
+MULTIPART = "multipart/form-data"
+
+
+@routes.post("/api/v1/deployments/upload")
+@operation(
+    "Deploy a directory sent as a .tar.gz (source upload): multipart/form-data with a "
+    "`deployment` JSON part (the fields of POST /deployments) and an `archive` part",
+    tag="deployments",
+    body=ds.UPLOAD_BODY,
+    body_type=MULTIPART,
+    body_encoding=ds.UPLOAD_ENCODING,
+    responses={202: schemas.ref("Deployment")},
+)
+@large_body
+async def upload_deployment(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    deployer = request.app[DEPLOYER]
+    limit = config.runtime.max_upload_bytes
+    if request.content_type != MULTIPART:
+        raise UnsupportedMediaType(
+            f"Send {MULTIPART} with a `deployment` JSON part and an `archive` part"
+        )
+    if (request.content_length or 0) > limit + config.server.max_body_bytes + FRAMING:
+        raise _too_large(limit)
+    received: Path | None = None
+    try:
+        prepared: tuple[NewDeployment, list[EnvChange]] | None = None
+        reader = await _reader(request)
+        # The deployment is checked as soon as its part is read: sent first (as the CLI
+        # does), a refused one costs no archive bytes.
+        while (part := await _next_part(reader)) is not None:
+            if part.name == "deployment" and prepared is None:
+                body = await _deployment_part(part, config.server.max_body_bytes)
+                prepared = await new_deployment(request, body)
+            elif part.name == "archive" and received is None:
+                received = deployer.uploads.incoming()
+                await _receive(part, received, limit)
+            else:
+                raise ValidationError(
+                    part.name or "(unnamed part)",
+                    "is not a part of an upload: send `deployment` and `archive`, once each",
+                )
+        if prepared is None:
+            raise ValidationError("deployment", "is required (a JSON part)")
+        if received is None:
+            raise ValidationError("archive", "is required (a .tar.gz part)")
+        await _check(deployer.uploads, received)
+        new, env = prepared
+        archive = received
+
+        async def place(created: Deployment) -> None:
+            await deployer.uploads.place(archive, created.service_id, created.id)
+
+        created = await deployer.create(new, env, project_given=bool(new.project_id), place=place)
+    finally:
+        if received is not None:  # still here unless it was placed
+            await run_to_end(deployer.uploads.discard(received))
+    return web.json_response(deployment_json(created), status=202)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The archive is over the limit of {limit} bytes (runtime.max_upload_bytes)",
+        details={"field": "archive", "reason": f"is over {limit} bytes"},
+    )
+
+
+async def _reader(request: web.Request) -> MultipartReader:
+    try:
+        return await request.multipart()
+    except (ValueError, AssertionError, KeyError) as err:  # aiohttp's words for a bad header
+        raise ValidationError(None, f"is not valid {MULTIPART} ({err})") from err
+
+
+async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
+    try:
+        part = await reader.next()
+    except (ValueError, AssertionError) as err:
+        raise ValidationError(None, f"is not valid {MULTIPART} ({err})") from err
+    if part is None:
+        return None
+    if not isinstance(part, BodyPartReader):
+        raise ValidationError(None, "holds a nested multipart body")
+    return part
+
+
+async def _deployment_part(part: BodyPartReader, limit: int) -> dict[str, Any]:
+    kind = part.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if kind not in _JSON_TYPES:
+        raise UnsupportedMediaType("Send the `deployment` part as JSON (application/json)")
+    raw = bytearray()
+    while chunk := await part.read_chunk(CHUNK):
+        raw += chunk
+        if len(raw) > limit:
+            raise PayloadTooLarge(
+                f"The deployment part is over the limit of {limit} bytes",
+                details={"field": "deployment", "reason": f"is over {limit} bytes"},
+            )
+    try:
+        body = await checked_json(bytes(raw), ds.UPLOAD_DEPLOYMENT)
+    except ValidationError as err:
+        if err.details is not None and "field" in err.details:
+            raise
+        reason = err.details["reason"] if err.details else "is not a JSON object"
+        raise ValidationError("deployment", reason, f"The deployment part: {err.message}") from err
+    return {**body, "source": "upload"}
+
+
+async def _receive(part: BodyPartReader, path: Path, limit: int) -> None:
+    """The archive part to `path`, a MiB at a time, never held whole; past `limit` a 413
+    (the caller removes what was written)."""
+    await asyncio.to_thread(path.parent.mkdir, mode=0o700, parents=True, exist_ok=True)
+    file = await asyncio.to_thread(open, path, "xb")
+    try:
+        size = 0
+        pending = bytearray()
+        while chunk := await _read_chunk(part):
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            pending += chunk
+            if len(pending) >= CHUNK:
+                await asyncio.to_thread(file.write, bytes(pending))
+                pending.clear()
+        if pending:
+            await asyncio.to_thread(file.write, bytes(pending))
+    finally:
+        await run_to_end(asyncio.to_thread(file.close))
+
+
+async def _read_chunk(part: BodyPartReader) -> bytes:
+    try:
+        return await part.read_chunk(CHUNK)
+    except (OSError, ClientError) as err:  # the client went away mid-upload
+        raise ValidationError("archive", "was cut short: the connection ended first") from err
+
+
+async def _check(uploads: Uploads, path: Path) -> None:
+    try:
+        await uploads.check(path)
+    except ArchiveRefused as err:
+        if err.too_big:
+            raise PayloadTooLarge(
+                f"The archive is refused: {err.reason} "
+                f"({uploads.bound} bytes unpacked: runtime.max_upload_bytes x 4)",
+                details={"field": "archive", "reason": err.reason},
+            ) from err
+        raise ValidationError(
+            "archive", err.reason, f"The archive is refused: {err.reason}"
+        ) from err

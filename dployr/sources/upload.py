@@ -1,0 +1,248 @@
+"""Uploaded source archives (source "upload"): checked member by member, kept per deployment.
+
+An upload is received under `<data_dir>/uploads/.incoming/` (swept at every start: a kill -9
+mid-upload leaves nothing that stays), checked, and renamed to
+`<data_dir>/uploads/<service id>/<deployment id>.tar.gz` in the transaction that records its
+deployment. The fetching stage reads it back into a plain source tar, checking it again."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import os
+import shutil
+import tarfile
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from secrets import token_hex
+from typing import IO, Any
+
+from dployr.runtime.safe_tar import member_problem, through_link
+from dployr.tasks import undone_on_cancel
+
+INCOMING = ".incoming"
+SUFFIX = ".tar.gz"
+# Unpacked, an upload may hold this many times `runtime.max_upload_bytes` (source code packs
+# 3-5x; a zip bomb packs 1000x): past it the upload is refused as too large.
+EXPANSION = 4
+MAX_MEMBERS = 100_000  # files, dirs and links: a tar of empty files costs inodes, not bytes
+# A pax or GNU long-name header is read whole into memory by tarfile: no real one is this big.
+META_MAX = 1 << 20
+CHUNK = 1 << 20
+_META_TYPES = (
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+)
+
+
+class ArchiveRefused(Exception):
+    """The archive may not be used; `reason` says why (a member's name, or a size)."""
+
+    def __init__(self, reason: str, *, too_big: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.too_big = too_big
+
+
+@dataclass(frozen=True)
+class Contents:
+    files: int  # regular files
+    size: int  # bytes of file data, unpacked
+
+
+class _Counted:
+    """The decompressed stream, refused once it passes `bound` bytes: whatever the headers
+    say (pax records, long names, padding), what is unpacked is counted as it is read."""
+
+    def __init__(self, raw: gzip.GzipFile, bound: int, stop: threading.Event) -> None:
+        self.raw, self.bound, self.stop, self.count = raw, bound, stop, 0
+
+    def read(self, size: int = -1) -> bytes:
+        if self.stop.is_set():
+            raise ArchiveRefused("the check was cancelled")
+        room = self.bound - self.count + 1  # one byte past the bound proves it is passed
+        data = self.raw.read(room if size < 0 else min(size, room))
+        self.count += len(data)
+        if self.count > self.bound:
+            raise ArchiveRefused(f"it unpacks to more than {self.bound} bytes", too_big=True)
+        return data
+
+
+class _BoundedInfo(tarfile.TarInfo):
+    """tarfile reads a pax or long-name header whole: one past META_MAX is refused first."""
+
+    def _proc_member(self, tar: tarfile.TarFile) -> Any:
+        if self.type in _META_TYPES and self.size > META_MAX:
+            raise ArchiveRefused(f"a {self.size}-byte metadata header (at most {META_MAX})")
+        return super()._proc_member(tar)  # type: ignore[misc]
+
+
+def _plain(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """The member as a build needs it: name, type, mode, size, link, time; no owner."""
+    info = tarfile.TarInfo(member.name)
+    info.type = tarfile.REGTYPE if member.isfile() else member.type
+    info.mode = member.mode & 0o755
+    info.size = member.size if member.isfile() else 0
+    info.linkname = member.linkname
+    info.mtime = member.mtime
+    return info
+
+
+def _read_through(data: IO[bytes], size: int) -> None:
+    read = 0
+    while chunk := data.read(CHUNK):
+        read += len(chunk)
+    if read != size:
+        raise ArchiveRefused(f"a member holds {read} bytes where its header says {size}")
+
+
+def check_archive(
+    archive: Path, bound: int, stop: threading.Event, out: Path | None = None
+) -> Contents:
+    """Blocking: read `archive` (a gzip-compressed tar) to its end, refusing it whole at the
+    first member that breaks a rule (runtime.safe_tar) or once it unpacks past `bound` (the
+    headers' sizes, then every byte counted). With `out`, write it there as a plain tar."""
+    files = size = members = 0
+    links: set[str] = set()
+    try:
+        with contextlib.ExitStack() as stack:
+            raw = stack.enter_context(archive.open("rb"))
+            counted = _Counted(stack.enter_context(gzip.GzipFile(fileobj=raw)), bound, stop)
+            tar = stack.enter_context(
+                tarfile.open(fileobj=counted, mode="r|", tarinfo=_BoundedInfo)  # type: ignore[call-overload]
+            )
+            dest = stack.enter_context(tarfile.open(out, "w")) if out is not None else None
+            for member in tar:
+                problem = member_problem(member) or through_link(member, links)
+                if problem is not None:
+                    raise ArchiveRefused(problem)
+                members += 1
+                if members > MAX_MEMBERS:
+                    raise ArchiveRefused(f"more than {MAX_MEMBERS} members")
+                plain = _plain(member)
+                if not member.isfile():
+                    if dest is not None:
+                        dest.addfile(plain)
+                    continue
+                if size + member.size > bound:
+                    raise ArchiveRefused(f"its files hold more than {bound} bytes", too_big=True)
+                data = tar.extractfile(member)
+                assert data is not None
+                if dest is None:
+                    _read_through(data, member.size)
+                else:  # copies exactly member.size bytes (a short member is an error)
+                    dest.addfile(plain, data)
+                files, size = files + 1, size + member.size
+            while counted.read(CHUNK):  # the rest (padding): counted, and the gzip CRC checked
+                pass
+        if files == 0:
+            raise ArchiveRefused("it holds no file")
+    except ArchiveRefused:
+        raise
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        raise ArchiveRefused(f"it is not a gzip-compressed tar archive ({err})") from err
+    return Contents(files, size)
+
+
+class Uploads:
+    """The uploads of this data dir: where one is received, kept, reused and removed."""
+
+    def __init__(self, root: Path, max_bytes: int) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+        self.bound = max_bytes * EXPANSION
+
+    def incoming(self) -> Path:
+        return self.root / INCOMING / f"{token_hex(16)}.part"
+
+    def archive(self, service_id: str, deployment_id: str) -> Path:
+        return self.root / service_id / f"{deployment_id}{SUFFIX}"
+
+    async def check(self, path: Path, out: Path | None = None) -> Contents:
+        """check_archive in a thread; a cancel stops it at its next read."""
+        stop = threading.Event()
+
+        async def undo(work: asyncio.Future[Contents]) -> None:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await work
+
+        return await undone_on_cancel(
+            asyncio.to_thread(check_archive, path, self.bound, stop, out), undo
+        )
+
+    async def place(self, incoming: Path, service_id: str, deployment_id: str) -> None:
+        """The received archive becomes the deployment's (durably: the deployment is accepted)."""
+        await asyncio.to_thread(_durable_rename, incoming, self.archive(service_id, deployment_id))
+
+    async def reuse(self, source: Path, service_id: str, deployment_id: str) -> None:
+        """A new deployment of the same upload (a PUT, a rollback): a hard link, else a copy."""
+        await asyncio.to_thread(_link_or_copy, source, self.archive(service_id, deployment_id))
+
+    async def discard(self, path: Path) -> None:
+        await asyncio.to_thread(_unlink, path)
+
+    async def remove_service(self, service_id: str) -> None:
+        await asyncio.to_thread(shutil.rmtree, self.root / service_id, True)
+
+    async def kept(self) -> list[tuple[str, str, Path]]:
+        """(service id, deployment id, path) of every kept archive; anything else that is
+        not one (a leftover of a crash, the incoming dir) is removed on the way."""
+        return await asyncio.to_thread(lambda: list(_sweep(self.root)))
+
+
+def _durable_rename(source: Path, dest: Path) -> None:
+    dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with source.open("rb") as file:
+        os.fsync(file.fileno())
+    source.replace(dest)
+    _fsync_dir(dest.parent)
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        partial = dest.with_name(dest.name + ".copy")
+        shutil.copyfile(source, partial)
+        _durable_rename(partial, dest)
+        return
+    _fsync_dir(dest.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _sweep(root: Path) -> Iterator[tuple[str, str, Path]]:
+    shutil.rmtree(root / INCOMING, ignore_errors=True)
+    if not root.is_dir():
+        return
+    for service_dir in root.iterdir():
+        if not service_dir.is_dir():
+            _unlink(service_dir)
+            continue
+        for path in service_dir.iterdir():
+            if path.name.startswith("dep_") and path.name.endswith(SUFFIX) and path.is_file():
+                yield service_dir.name, path.name.removesuffix(SUFFIX), path
+            else:  # a copy a crash cut short
+                _unlink(path)
+        with contextlib.suppress(OSError):
+            service_dir.rmdir()  # only when empty
