@@ -12,6 +12,7 @@ from dployr import __version__
 from dployr.cli import (
     account,
     backup,
+    completion,
     databases,
     env,
     metrics,
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     databases.add_commands(commands)
     webhooks.add_commands(commands)
     projects.add_commands(commands)
+    completion.add_commands(commands)
     return parser
 
 

@@ -9,28 +9,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dployr.cli.errors import CommandError
-from dployr.cli.server import config_arg, load
+from dployr.cli.server import load, server_command
 
 if TYPE_CHECKING:
     from dployr.backup.archive import Manifest
 
 
 def add_commands(commands: Any) -> None:
-    backup = commands.add_parser(
+    backup = server_command(
+        commands,
         "backup",
-        help="write one 0600 archive: the database (online) and the key files of secrets/",
+        "write one 0600 archive: the database (online) and the key files of secrets/",
+        "dployr backup /var/backups/   # dployr-backup-<time>.tar.gz in that directory\n"
+        "dployr backup /root/dployr.tar.gz --force",
     )
-    config_arg(backup)
     backup.add_argument(
         "path", type=Path, help="the archive to write, or a directory to write it in"
     )
     backup.add_argument("--force", action="store_true", help="replace an existing file")
     backup.set_defaults(run=run_backup)
 
-    restore = commands.add_parser(
-        "restore", help="bring this host's data dir back from a `dployr backup` archive"
+    restore = server_command(
+        commands,
+        "restore",
+        "bring this host's data dir back from a `dployr backup` archive",
+        "systemctl stop dployr && dployr restore /var/backups/dployr-backup-….tar.gz",
     )
-    config_arg(restore)
     restore.add_argument("path", type=Path, help="the archive")
     restore.add_argument(
         "--force",

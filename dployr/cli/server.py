@@ -21,29 +21,56 @@ _LOGGER = logging.getLogger(__name__)
 
 
 def add_commands(commands: Any) -> None:
-    serve = commands.add_parser("serve", help="run the daemon in the foreground")
-    config_arg(serve)
+    serve = server_command(
+        commands,
+        "serve",
+        "run the daemon in the foreground",
+        "dployr serve\ndployr serve --config /etc/dployr/config.toml --port 7870 --log-format json",
+    )
     serve.add_argument("--host", help="listen address (overrides server.host)")
     serve.add_argument("--port", type=int, help="listen port (overrides server.port)")
     serve.add_argument("--log-format", choices=("text", "json"), help="log line format")
     serve.set_defaults(run=run_serve)
 
-    migrate = commands.add_parser("migrate", help="apply pending database migrations")
-    config_arg(migrate)
+    migrate = server_command(
+        commands, "migrate", "apply pending database migrations", "dployr migrate"
+    )
     migrate.set_defaults(run=run_migrate)
 
     admin = commands.add_parser("admin", help="administration on this host")
     admin_commands = admin.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
-    create = admin_commands.add_parser("create-user", help="create a user (admin by default)")
-    config_arg(create)
-    create.add_argument("--email", required=True)
-    create.add_argument("--name", required=True)
-    create.add_argument("--username")
-    create.add_argument("--role", choices=("admin", "user"), default="admin")
+    create = server_command(
+        admin_commands,
+        "create-user",
+        "create a user (admin by default)",
+        "dployr admin create-user --email me@example.com --name Me   # asks for the password\n"
+        'echo "$PASSWORD" | dployr admin create-user --email ci@example.com --name CI '
+        "--role user --password-stdin",
+    )
+    create.add_argument("--email", required=True, help="their email, to log in with")
+    create.add_argument("--name", required=True, help="their display name")
+    create.add_argument("--username", help="an optional username (default: none)")
+    create.add_argument(
+        "--role", choices=("admin", "user"), default="admin", help="admin (default) or user"
+    )
     create.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
     create.set_defaults(run=run_create_user)
+
+
+def server_command(commands: Any, name: str, help: str, example: str) -> argparse.ArgumentParser:
+    """A command run on the daemon's host (reads its config): `help` is its one line,
+    `example` one or more lines shown at the end of its --help."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog="example:\n  " + "\n  ".join(example.splitlines()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    config_arg(parser)
+    return parser
 
 
 def config_arg(parser: argparse.ArgumentParser) -> None:
