@@ -14,6 +14,8 @@ from dployr.cli import (
     backup,
     completion,
     databases,
+    deploy,
+    deployments,
     env,
     metrics,
     projects,
@@ -50,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_commands(commands)
     account.add_commands(commands)
     services.add_commands(commands)
+    deploy.add_commands(commands)
+    deployments.add_commands(commands)
     metrics.add_commands(commands)
     status.add_commands(commands)
     env.add_commands(commands)

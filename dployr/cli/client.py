@@ -191,6 +191,7 @@ class Api:
         content_type: str,
         auth: bool,
         timeout: float | None = -1.0,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         import ssl
         import urllib.error
@@ -201,6 +202,8 @@ class Api:
         request.add_header("Accept", "application/json")
         if data is not None:
             request.add_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
         if auth:
             if not self.settings.token:
                 raise CommandError(
