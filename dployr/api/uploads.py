@@ -14,7 +14,7 @@ from dployr.api.deployments import deployment_json, new_deployment
 from dployr.api.middleware import large_body
 from dployr.api.openapi import operation
 from dployr.api.validation import checked_json
-from dployr.errors import PayloadTooLarge, UnsupportedMediaType, ValidationError
+from dployr.errors import PayloadTooLarge, Unavailable, UnsupportedMediaType, ValidationError
 from dployr.keys import CONFIG, DEPLOYER
 from dployr.pipeline.deployer import EnvChange
 from dployr.sources.upload import ArchiveRefused, Uploads
@@ -79,7 +79,12 @@ async def upload_deployment(request: web.Request) -> web.Response:
         async def place(created: Deployment) -> None:
             await deployer.uploads.place(archive, created.service_id, created.id)
 
-        created = await deployer.create(new, env, project_given=bool(new.project_id), place=place)
+        try:
+            created = await deployer.create(
+                new, env, project_given=bool(new.project_id), place=place
+            )
+        except OSError as err:  # from place(): nothing was recorded
+            raise _cannot_store(err) from err
     finally:
         if received is not None:  # still here unless it was placed
             await run_to_end(deployer.uploads.discard(received))
@@ -137,23 +142,30 @@ async def _deployment_part(part: BodyPartReader, limit: int) -> dict[str, Any]:
 async def _receive(part: BodyPartReader, path: Path, limit: int) -> None:
     """The archive part to `path`, a MiB at a time, never held whole; past `limit` a 413
     (the caller removes what was written)."""
-    await asyncio.to_thread(path.parent.mkdir, mode=0o700, parents=True, exist_ok=True)
-    file = await asyncio.to_thread(open, path, "xb")
     try:
-        size = 0
-        pending = bytearray()
-        while chunk := await _read_chunk(part):
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            pending += chunk
-            if len(pending) >= CHUNK:
+        await asyncio.to_thread(path.parent.mkdir, mode=0o700, parents=True, exist_ok=True)
+        file = await asyncio.to_thread(open, path, "xb")
+        try:
+            size = 0
+            pending = bytearray()
+            while chunk := await _read_chunk(part):
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                pending += chunk
+                if len(pending) >= CHUNK:
+                    await asyncio.to_thread(file.write, bytes(pending))
+                    pending.clear()
+            if pending:
                 await asyncio.to_thread(file.write, bytes(pending))
-                pending.clear()
-        if pending:
-            await asyncio.to_thread(file.write, bytes(pending))
-    finally:
-        await run_to_end(asyncio.to_thread(file.close))
+        finally:
+            await run_to_end(asyncio.to_thread(file.close))
+    except OSError as err:  # the data dir is full or unwritable: the host's problem, not a 500
+        raise _cannot_store(err) from err
+
+
+def _cannot_store(err: OSError) -> Unavailable:
+    return Unavailable(f"The archive cannot be stored in the data dir: {err.strerror or err}")
 
 
 async def _read_chunk(part: BodyPartReader) -> bytes:

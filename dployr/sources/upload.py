@@ -227,7 +227,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _unlink(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         path.unlink()
 
 

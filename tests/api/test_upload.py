@@ -283,6 +283,17 @@ async def test_one_huge_metadata_header_is_refused_before_it_is_read(up: Client)
     assert "metadata header" in body["error"]["details"]["reason"]
 
 
+async def test_a_data_dir_that_cannot_store_the_archive_is_a_503(up: Client, data_dir: Path):
+    admin = await _admin(up)
+    await asyncio.to_thread((data_dir / "uploads").mkdir)
+    await asyncio.to_thread((data_dir / "uploads" / ".incoming").write_bytes, b"in the way")
+    status, body = await upload(up, admin, form(APP, site()))
+    assert status == 503, body
+    assert body["error"]["code"] == "unavailable"
+    assert "cannot be stored" in body["error"]["message"]
+    assert await _total(up, admin) == 0
+
+
 # -- the parts and the deployment JSON ---------------------------------------------------------
 
 
