@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from typing import Any
 
-from dployr.cli.client import ApiError
+from dployr.cli.client import Api, ApiError
 from dployr.cli.commands import api, command, group, page_flags, service_id
 from dployr.cli.interact import confirm, human_bytes, yes_flag
 from dployr.cli.metrics import add_service_commands
 from dployr.cli.output import Column, print_json, show_list, show_object
 
+FOLLOW_AGAIN_SECONDS = 1.0
+MAX_TAIL = 10_000  # the API's cap
 STATUS_FIELDS: list[Column] = [("status", "status"), ("port", "host_port"),
                                ("started", "started_at"), ("restarts", "restarts"),
                                ("health", "health"), ("container", "container_id")]  # fmt: skip
@@ -131,15 +134,34 @@ def run_logs(args: argparse.Namespace) -> int:
         for line in answer["logs"]:
             _print_line(line)
         return 0
-    # Until Ctrl-C: KeyboardInterrupt ends main() with 130, quietly.
-    for raw in client.lines(path, follow=True, tail=args.tail, since=args.since):
-        if not raw:
-            continue
-        if args.json:
-            print(raw, flush=True)
-        else:
-            _print_line(json.loads(raw))
+    _follow(client, path, args)
     return 0
+
+
+def _follow(client: Api, path: str, args: argparse.Namespace) -> None:
+    """Until Ctrl-C (KeyboardInterrupt ends main() with 130, quietly). A stream ends with its
+    instance (a restart, a deploy, a stop): then the next one is followed from the last line
+    seen, the lines of that same millisecond already shown left out."""
+    tail, since = args.tail, args.since
+    last, seen = "", set[str]()
+    while True:
+        for raw in client.lines(path, follow=True, tail=tail, since=since):
+            if not raw:
+                continue
+            line = json.loads(raw)
+            stamp = line["timestamp"]
+            if stamp < last or (stamp == last and line["message"] in seen):
+                continue
+            if stamp != last:
+                last, seen = stamp, set()
+            seen.add(line["message"])
+            if args.json:
+                print(raw, flush=True)
+            else:
+                _print_line(line)
+        time.sleep(FOLLOW_AGAIN_SECONDS)
+        if last:
+            tail, since = MAX_TAIL, last
 
 
 def _print_line(line: dict[str, Any]) -> None:

@@ -4,6 +4,10 @@ daemon (no engine work); names or ids, and what a missing or ambiguous name says
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import Cli, _start
-from tests.integration.conftest import PASSWORD
+from tests.integration.conftest import PASSWORD, dployr_command
 
 KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n-----END OPENSSH PRIVATE KEY-----\n"
 
@@ -168,3 +172,39 @@ def test_env_set_checks_its_items_before_sending_any(
     code, out, err = cli.main("env", "set", *args, monkeypatch=monkeypatch)
     assert (code, out) == (2, "")
     assert message in err and "no service named" not in err
+
+
+def test_a_removal_asks_on_a_terminal(cli: Cli, tmp_path: Path) -> None:
+    """`projects rm --force` tears services down: on a terminal it asks; n keeps the project."""
+    cli.ok("projects", "create", "asked")
+    for answer, code in ((b"n\n", 1), (b"y\n", 0)):
+        seen, status = _on_a_terminal(cli, answer, "projects", "rm", "asked", "--force")
+        assert b"tear down its services? [y/N]" in seen and status == code, seen
+    assert "asked" not in cli.ok("projects", "ls")
+    cli.ok("projects", "create", "piped")
+    refused = cli.run("projects", "rm", "piped", "--force", stdin="y\n")  # not a terminal
+    assert refused.returncode == 2 and "refusing without --yes" in refused.stderr
+    assert "removed piped" in cli.ok("projects", "rm", "piped", "--force", "--yes")
+
+
+def _on_a_terminal(cli: Cli, answer: bytes, *args: str) -> tuple[bytes, int]:
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen(
+        dployr_command(*args), stdin=secondary, stdout=secondary, stderr=secondary,
+        env={**cli.env, "TERM": "dumb"}, start_new_session=True,
+    )  # fmt: skip
+    os.close(secondary)
+    seen = b""
+    deadline = time.monotonic() + 30
+    while b"[y/N]" not in seen and time.monotonic() < deadline:
+        if select.select([primary], [], [], 0.5)[0]:
+            seen += os.read(primary, 4096)
+    os.write(primary, answer)
+    status = process.wait(30)
+    while select.select([primary], [], [], 0.2)[0]:
+        try:
+            seen += os.read(primary, 4096)
+        except OSError:
+            break
+    os.close(primary)
+    return seen, status

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import time
 import urllib.request
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -79,18 +79,28 @@ def test_logs_and_logs_follow_until_ctrl_c(deploying: Cli, app: dict[str, Any]) 
     ) as follow:  # fmt: skip
         try:
             assert follow.stdout is not None and follow.stderr is not None
-            ready, _, _ = select.select([follow.stdout], [], [], 60)
-            assert ready, "no line within 60 s"
-            line = follow.stdout.readline().decode()
+            line = _next_line(follow.stdout)
             stamp, stream, message = line.split(" ", 2)
             assert stamp.startswith("20") and stream == "stdout"
-            assert message.startswith("tick from")
+            assert message.startswith("tick from ")
+            # A restart ends the instance's stream: the new instance (another hostname) follows.
+            first = message.split()[2]
+            deploying.ok("services", "restart", "hello")
+            while (line := _next_line(follow.stdout)).split()[4] == first:
+                pass
+            assert line.split()[2:4] == ["tick", "from"]
             follow.send_signal(signal.SIGINT)
             assert follow.wait(30) == 130
             assert b"Traceback" not in follow.stderr.read()
         finally:
             if follow.poll() is None:
                 follow.kill()
+
+
+def _next_line(stdout: IO[bytes], limit: float = 60) -> str:
+    ready, _, _ = select.select([stdout], [], [], limit)
+    assert ready, f"no line within {limit} s"
+    return stdout.readline().decode()
 
 
 def test_env_set_secret_from_stdin_restart_and_unset(deploying: Cli, app: dict[str, Any]) -> None:
