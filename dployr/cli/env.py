@@ -44,7 +44,7 @@ def add_commands(commands: Any) -> None:
 
     unset = command(env, "unset", run_unset, "remove variables", "dployr env unset web OLD_KEY")
     unset.add_argument("service", metavar="NAME", help="the service's name or id")
-    unset.add_argument("keys", nargs="+", metavar="KEY")
+    unset.add_argument("keys", nargs="+", metavar="KEY", help="the variables to remove")
     unset.add_argument("--apply", action="store_true", help="restart the service now")
 
 
