@@ -1,0 +1,84 @@
+"""sources.upload.check_archive on its own: the plain tar a build gets, a stop, a short member."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import io
+import tarfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from dployr.sources.upload import ArchiveRefused, Uploads, check_archive
+
+
+def _targz(path: Path, members: list[tuple[tarfile.TarInfo, bytes]]) -> Path:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    path.write_bytes(gzip.compress(raw.getvalue()))
+    return path
+
+
+def _file(name: str, data: bytes, mode: int = 0o644) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.uname, info.uid = len(data), mode, "someone", 4242
+    return info, data
+
+
+def test_the_build_gets_a_plain_tar_without_owners_or_special_bits(tmp_path: Path):
+    link = tarfile.TarInfo("current")
+    link.type, link.linkname = tarfile.SYMTYPE, "bin/run"
+    archive = _targz(
+        tmp_path / "a.tgz",
+        [_file("bin/run", b"#!/bin/sh\n", 0o4755), _file("index.html", b"hi"), (link, b"")],
+    )
+    out = tmp_path / "source.tar"
+    contents = check_archive(archive, 1 << 20, threading.Event(), out)
+    assert (contents.files, contents.size) == (2, 12)
+    with tarfile.open(out) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert members["bin/run"].mode == 0o755  # no setuid
+        assert members["bin/run"].uid == 0 and members["bin/run"].uname == ""
+        assert members["current"].issym() and members["current"].linkname == "bin/run"
+        data = tar.extractfile("index.html")
+        assert data is not None and data.read() == b"hi"
+
+
+def test_a_stop_ends_the_check_at_its_next_read(tmp_path: Path):
+    archive = _targz(tmp_path / "a.tgz", [_file("index.html", b"hi")])
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(ArchiveRefused, match="cancelled"):
+        check_archive(archive, 1 << 20, stop)
+
+
+def test_a_member_cut_short_is_refused(tmp_path: Path):
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        tar.addfile(*_file("big.bin", b"x" * 5000)[:1], io.BytesIO(b"x" * 5000))
+    cut = raw.getvalue()[: 512 + 1000]  # the header, then 1000 of the 5000 bytes it names
+    archive = tmp_path / "cut.tgz"
+    archive.write_bytes(gzip.compress(cut))
+    with pytest.raises(ArchiveRefused, match="not a gzip-compressed tar"):
+        check_archive(archive, 1 << 20, threading.Event())
+
+
+async def test_a_cancelled_check_stops_its_thread(tmp_path: Path):
+    """Cancelled while it reads, the thread stops at its next read and the cancel goes on once
+    it has (nothing keeps reading a file the caller is about to remove)."""
+    zeros = b"\0" * (64 << 20)
+    archive = await asyncio.to_thread(_targz, tmp_path / "z.tgz", [_file("z.bin", zeros)])
+    out = tmp_path / "source.tar"
+    uploads = Uploads(tmp_path / "uploads", 1 << 30)
+    task = asyncio.create_task(uploads.check(archive, out))
+    while not await asyncio.to_thread(lambda: out.exists() and out.stat().st_size > 0):
+        await asyncio.sleep(0.001)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    written = (await asyncio.to_thread(out.stat)).st_size
+    assert written < len(zeros)  # it stopped part way
