@@ -75,7 +75,10 @@ def human_rate(value: float | None) -> str:
 
 
 def percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}%"
+    """`12.3%`; under 1%, two decimals (an idle service's CPU is 0.03%, not 0.0%)."""
+    if value is None:
+        return "-"
+    return f"{value:.2f}%" if 0 < abs(value) < 1 else f"{value:.1f}%"
 
 
 def human_seconds(seconds: float | None) -> str:

@@ -11,6 +11,7 @@ from dployr.cli.charts import (
     human_seconds,
     on_grid,
     parse_span,
+    percent,
     resample,
     sparkline,
 )
@@ -74,6 +75,13 @@ def test_human_units() -> None:
     assert human_bytes(3 * 1024**3) == "3.0 GiB"
     assert human_bytes(None) == "-"
     assert human_rate(2048) == "2.0 KiB/s"
+    assert [percent(v) for v in (0.0, 0.034, 12.345, 100.0, None)] == [
+        "0.0%",
+        "0.03%",
+        "12.3%",
+        "100.0%",
+        "-",
+    ]
     assert human_seconds(42) == "42s"
     assert human_seconds(4000) == "1h 6m"
     assert human_seconds(93784) == "1d 2h"
