@@ -4,6 +4,10 @@ samples the host every second."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -11,7 +15,7 @@ import pytest
 
 from dployr.cli.charts import BLOCKS
 from tests.cli.conftest import Cli, _start
-from tests.integration.conftest import free_port
+from tests.integration.conftest import dployr_command, free_port
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +73,33 @@ def test_instance_metrics_draws_a_sparkline_per_measure(sampling: Cli) -> None:
     assert "%" in lines["CPU"] and "iB (" in lines["memory"] and "/s" in lines["net rx"]
     assert "60 s" not in out.splitlines()[0]  # 5 minutes: raw samples, 1 s a point
     assert len(max(out.splitlines(), key=len)) <= 200  # fitted to COLUMNS
+
+
+def test_on_a_terminal_the_sparklines_are_in_colour(sampling: Cli) -> None:
+    _host_series(sampling, 3)
+    primary, secondary = pty.openpty()
+    env = {**sampling.env, "TERM": "xterm-256color", "COLUMNS": "120"}
+    env.pop("NO_COLOR", None)
+    process = subprocess.Popen(
+        dployr_command("instances", "metrics", "--since", "5m"),
+        stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=env,
+    )  # fmt: skip
+    os.close(secondary)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while process.poll() is None or select.select([primary], [], [], 0.2)[0]:
+        if time.monotonic() > deadline:
+            break
+        if select.select([primary], [], [], 0.2)[0]:
+            try:
+                seen += os.read(primary, 65536)
+            except OSError:  # the other end closed
+                break
+    os.close(primary)
+    assert process.wait(30) == 0, seen
+    text = seen.decode("utf-8", "replace")
+    assert "\x1b[" in text and "\x1b[1mCPU" in text  # bold labels, coloured lines (rich)
+    assert any(block in text for block in BLOCKS)
 
 
 def test_instance_metrics_by_id_and_step_through_main(
