@@ -8,7 +8,10 @@ One box for the module; the tests run in order, each building on the one before.
 from __future__ import annotations
 
 import asyncio
+import gzip
+import io
 import json
+import tarfile
 import threading
 import time
 import urllib.error
@@ -517,3 +520,39 @@ def test_a_volume_is_bound_at_its_path_and_outlives_a_redeploy(setup: Setup) -> 
     assert folder in shown.split("ReadWritePaths=", 1)[1], shown
     env_file = box.exec("cat", f"/var/lib/dployr/units/{unit}.env").stdout
     assert f'DPLOYR_VOLUME_NOTES="{folder}"' in env_file.splitlines()
+
+
+def test_an_uploaded_directory_runs_as_a_unit(setup: Setup) -> None:
+    """source upload (SPEC §4.1) on the systemd target: the archive sent from here is the
+    release dir the unit serves."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        page = b"uploaded to systemd\n"
+        info = tarfile.TarInfo("index.html")
+        info.size = len(page)
+        tar.addfile(info, io.BytesIO(page))
+    deployment = {"name": "site", "runtime": "static", "target": "systemd"}
+    boundary = "dployr-box-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="deployment"\r\n'
+            f"Content-Type: application/json\r\n\r\n{json.dumps(deployment)}\r\n"
+            f'--{boundary}\r\nContent-Disposition: form-data; name="archive"; '
+            f'filename="site.tar.gz"\r\nContent-Type: application/gzip\r\n\r\n'
+        ).encode()
+        + gzip.compress(raw.getvalue())
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        f"{setup.api}/api/v1/deployments/upload", data=body, method="POST"
+    )
+    request.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+    request.add_header("Authorization", f"Bearer {setup.token}")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 202
+        created = json.loads(response.read())
+    live = setup.wait(created["id"])
+    assert live["source"] == "upload" and live["target"] == "systemd"
+    assert live["stages"][0]["message"] == "read 1 file, 20 bytes"
+    with urllib.request.urlopen(f"http://127.0.0.1:{live['host_port']}/", timeout=10) as served:
+        assert served.read() == page
