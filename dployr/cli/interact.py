@@ -28,7 +28,9 @@ def confirm(args: Any, question: str) -> None:
         return
     if not sys.stdin.isatty():
         raise CommandError(f"{question}: refusing without --yes (stdin is not a terminal)", USAGE)
-    answer = input(f"{question} [y/N] ").strip().lower()
+    # The question on stderr: stdout may be piped into another program.
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline().strip().lower()
     if answer not in ("y", "yes"):
         raise CommandError("nothing done", FAILED)
 
