@@ -120,13 +120,13 @@ def host_lines(overview: dict[str, Any]) -> list[tuple[str, str]]:
     ready = overview["ready"]
     checks = ready.get("checks") or {}
     problems = [f"{name}: {why}" for name, why in checks.items() if why != "ok"]
+    cores = f" ({instance['cpu_count']} cores)" if instance.get("cpu_count") else ""
     return [
         ("host", f"{instance.get('hostname', '?')} · {instance.get('os', '?')} · "
                  f"up {charts.human_seconds(instance.get('uptime'))} · {overview['url']}"),
         ("ready", "yes" if ready["status"] == "ok" else "NO: " + "; ".join(problems)),
-        ("now", f"CPU {charts.percent(now.get('cpu_percent'))} "
-                f"({instance.get('cpu_count')} cores) · memory {_used(now, instance, 'memory')}"
-                f" · disk {_used(now, instance, 'disk')}"),
+        ("now", f"CPU {charts.percent(now.get('cpu_percent'))}{cores} · memory "
+                f"{_used(now, instance, 'memory')} · disk {_used(now, instance, 'disk')}"),
         ("agent", f"dployr {info.get('version')} · docker {instance.get('docker_version') or '-'}"
                   f" · proxy {info.get('proxy') or '-'} · targets "
                   f"{', '.join(info.get('targets') or []) or '-'}"),

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from dployr.cli.charts import BLOCKS
+from dployr.cli.status import host_lines
 from tests.cli.conftest import Cli, _start
 from tests.integration.conftest import dployr_command, free_port
 
@@ -191,3 +192,19 @@ def test_status_of_a_down_daemon_is_one_line_and_exit_3(
     assert done.stderr.startswith(f"dployr: cannot reach the dployr daemon at {url}")
     code, _, err = sampling.main("status", "--url", url, monkeypatch=monkeypatch)
     assert code == 3 and err.count("\n") == 1
+
+
+def test_status_says_what_is_not_ready() -> None:
+    overview = {
+        "url": "http://127.0.0.1:7870",
+        "ready": {"status": "unavailable",
+                  "checks": {"database": "ok", "runtime": "docker does not answer",
+                             "proxy": "ok"}},
+        "info": {"version": "0.1.0", "proxy": "caddy", "targets": ["process"]},
+        "instance": None,
+        "now": None,
+    }  # fmt: skip
+    lines = dict(host_lines(overview))
+    assert lines["ready"] == "NO: runtime: docker does not answer"
+    assert lines["now"] == "CPU - · memory - of - (-) · disk - of - (-)"
+    assert lines["agent"] == "dployr 0.1.0 · docker - · proxy caddy · targets process"
