@@ -113,7 +113,8 @@ async def _follow(client: Api, dep_id: str, view: Any, quiet: bool) -> dict[str,
         try:
             try:
                 await _watch(session, client, dep_id, view)
-            except (SocketFailed, aiohttp.ClientError, OSError, ValueError):
+            except (SocketFailed, aiohttp.ClientError, OSError, ValueError) as err:
+                view.log(f"-- no event stream ({_why(err)}): polling every {POLL_SECONDS:g} s")
                 await _poll(client, dep_id, view)
             if logs is not None:  # let the log's last lines through
                 await asyncio.wait({logs}, timeout=LOG_TAIL_SECONDS)
@@ -123,6 +124,11 @@ async def _follow(client: Api, dep_id: str, view: Any, quiet: bool) -> dict[str,
                 await asyncio.gather(logs, return_exceptions=True)
     final: dict[str, Any] = await asyncio.to_thread(client.get, f"/deployments/{dep_id}")
     return final
+
+
+def _why(err: Exception) -> str:
+    status = getattr(err, "status", None)  # a refused upgrade: 429 past the per-user cap
+    return f"HTTP {status}" if status else str(err) or type(err).__name__
 
 
 def _show(view: Any, item: dict[str, Any], message: str | None) -> bool:
