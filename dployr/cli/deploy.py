@@ -168,7 +168,12 @@ def git(directory: Path, *argv: str) -> str | None:
 
 
 def origin(directory: Path) -> tuple[str | None, str | None]:
-    """The directory's git remote `origin` and current branch, when it has them."""
+    """The directory's git remote `origin` and current branch, when it has them and is the
+    top of its work tree (a subdirectory of a monorepo is uploaded: the remote would build
+    the whole repository)."""
+    top = git(directory, "rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != directory.resolve():
+        return None, None
     url = git(directory, "remote", "get-url", "origin")
     branch = git(directory, "symbolic-ref", "--short", "-q", "HEAD") if url else None
     return url, branch

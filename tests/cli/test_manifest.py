@@ -131,6 +131,8 @@ def test_the_source_follows_what_the_directory_has(tmp_path: Path) -> None:
     assert deploy.choose_source(body, repo) == "remote"
     assert body["remote"] == "https://x.test/r" and body["branch"] == "trunk"
     assert deploy.choose_source({"name": "a", "source": "upload"}, repo) == "upload"
+    (repo / "services" / "api").mkdir(parents=True)  # a monorepo's app: its own files only
+    assert deploy.choose_source({"name": "a"}, repo / "services" / "api") == "upload"
 
 
 @pytest.mark.parametrize(
