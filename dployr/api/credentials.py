@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dployr.api import deploy_schemas as ds
+from dployr.api import catalog_schemas as cs
 from dployr.api import schemas
 from dployr.api.openapi import PAGING, operation
 from dployr.api.projects import owner_filter
@@ -37,12 +37,12 @@ async def list_credentials(request: web.Request) -> web.Response:
 @operation(
     "Store a deploy key ({key}) or a token ({token}), encrypted",
     tag="credentials",
-    body=ds.CREATE_CREDENTIAL,
+    body=cs.CREATE_CREDENTIAL,
     responses={201: CREDENTIAL},
 )
 async def create_credential(request: web.Request) -> web.Response:
     identity = identity_of(request)
-    body = await read_json(request, ds.CREATE_CREDENTIAL)
+    body = await read_json(request, cs.CREATE_CREDENTIAL)
     kind, data = body["type"], body["data"]
     field = "key" if kind == "deploy_key" else "token"
     if set(data) != {field}:

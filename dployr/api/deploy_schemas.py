@@ -1,4 +1,4 @@
-"""JSON Schemas of services, deployments, env, credentials and the runtime catalog (SPEC §4)."""
+"""JSON Schemas of services, deployments and env (SPEC §4)."""
 
 from __future__ import annotations
 
@@ -121,26 +121,6 @@ SET_ENV = obj(
         "key": {"type": "string", "pattern": ENV_KEY},
         "value": ENV_VALUE,
         "secret": {"type": "boolean"},
-    },
-)
-CREDENTIAL_TYPE: Schema = {"enum": ["deploy_key", "token"]}
-CREATE_CREDENTIAL = obj(
-    ["type", "name", "data"],
-    {
-        "type": CREDENTIAL_TYPE,
-        "name": line(100),
-        "data": obj(
-            [],
-            {
-                "key": {"type": "string", "minLength": 1, "maxLength": 16384},
-                "token": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": 4096,
-                    "pattern": r"^[\x21-\x7e]+$",
-                },
-            },
-        ),
     },
 )
 
@@ -328,41 +308,6 @@ COMPONENTS: dict[str, Schema] = {
     "EnvList": obj(
         ["service_id", "env"], {"service_id": _ID, "env": {"type": "array", "items": ref("EnvVar")}}
     ),
-    "Credential": obj(
-        ["id", "type", "name", "created_at"],
-        {
-            "id": {"type": "string", "pattern": "^crd_"},
-            "owner_id": _ID,
-            "type": CREDENTIAL_TYPE,
-            "name": _ID,
-            "created_at": TIME,
-        },
-    ),
-    "Template": obj(
-        [
-            "id",
-            "name",
-            "versions",
-            "default_version",
-            "default_port",
-            "build_cmd",
-            "run_cmd",
-            "image",
-            "targets",
-        ],
-        {
-            "id": _ID,
-            "name": _ID,
-            "versions": {"type": "array", "items": _ID},
-            "default_version": _OPT,
-            "default_port": PORT,
-            "build_cmd": _OPT,
-            "run_cmd": _OPT,
-            "image": _OPT,
-            "targets": {"type": "array", "items": _ID},
-        },
-    ),
-    "TemplateList": obj(["items"], {"items": {"type": "array", "items": ref("Template")}}),
     # A push hook's answer: queued (with the deployment; `coalesced`: a queued one was pointed
     # at this newer commit), ignored (with the reason), or pong (GitHub's ping).
     "PushResult": obj(
@@ -377,7 +322,6 @@ COMPONENTS: dict[str, Schema] = {
     ),
     "DeploymentPage": page_of("Deployment"),
     "ServicePage": page_of("Service"),
-    "CredentialPage": page_of("Credential"),
     "ServiceStatus": SERVICE_STATUS,
     "DesiredState": DESIRED_STATE,
     "AutoDeploy": AUTO_DEPLOY,
@@ -396,7 +340,6 @@ COMPONENTS: dict[str, Schema] = {
     "VolumeMount": VOLUME_MOUNT,
     "LogStream": LOG_STREAM,
     "DeploymentLogLine": DEPLOYMENT_LOG_LINE,
-    "CredentialType": CREDENTIAL_TYPE,
     "PushStatus": PUSH_STATUS,
     "HealthCheck": HEALTH_CHECK,
     "Resources": RESOURCES,
@@ -408,5 +351,4 @@ COMPONENTS: dict[str, Schema] = {
     "UploadDeployment": UPLOAD_DEPLOYMENT,
     "UploadDeploymentForm": UPLOAD_BODY,
     "SetEnv": SET_ENV,
-    "CreateCredential": CREATE_CREDENTIAL,
 }

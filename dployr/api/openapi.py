@@ -11,6 +11,7 @@ from aiohttp import web
 
 from dployr import __version__
 from dployr.api import (
+    catalog_schemas,
     database_schemas,
     deploy_schemas,
     metrics_schemas,
@@ -135,7 +136,14 @@ def build_document(app: web.Application) -> dict[str, Any]:
 def named_schemas() -> dict[str, Any]:
     """Every module's COMPONENTS: one name a schema, one schema a name (else ValueError)."""
     merged: dict[str, Any] = {}
-    for module in (schemas, deploy_schemas, webhook_schemas, metrics_schemas, database_schemas):
+    for module in (
+        schemas,
+        deploy_schemas,
+        catalog_schemas,
+        webhook_schemas,
+        metrics_schemas,
+        database_schemas,
+    ):
         for name, schema in module.COMPONENTS.items():
             if name in merged:
                 raise ValueError(f"two schemas are named {name}")
