@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,22 +36,32 @@ with urllib.request.urlopen(request, timeout=30) as response:
 """
 
 
-def timed(argv: Sequence[str], env: dict[str, str]) -> float:
+def timed(argv: Sequence[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds, and the CPU seconds (user + system) the process used: on a machine busy
+    with other work the wall time includes waiting for a core, the CPU time does not."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(argv, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, check=True, timeout=60)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def rounds(commands: dict[str, list[str]], env: dict[str, str], runs: int) -> dict[str, float]:
-    """Median seconds of each command, run in turn (A, B, C, A, B, C, …) so a busy moment of
-    the machine weighs on all of them alike; one warm-up round first (page cache)."""
-    times: dict[str, list[float]] = {name: [] for name in commands}
+def rounds(
+    commands: dict[str, list[str]], env: dict[str, str], runs: int
+) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU seconds of each command, run in turn (A, B, C, A, B, C, …) so a
+    busy moment of the machine weighs on all of them alike; one warm-up round first."""
+    walls: dict[str, list[float]] = {name: [] for name in commands}
+    cpus: dict[str, list[float]] = {name: [] for name in commands}
     for round_ in range(runs + 1):
         for name, argv in commands.items():
-            seconds = timed(argv, env)
+            wall, cpu = timed(argv, env)
             if round_:
-                times[name].append(seconds)
-    return {name: statistics.median(values) for name, values in times.items()}
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+    median = statistics.median
+    return {name: (median(walls[name]), median(cpus[name])) for name in commands}
 
 
 def make_services(daemon: Daemon, count: int, missing: Path) -> None:
@@ -105,25 +116,33 @@ def main() -> None:
             listing = rounds(commands, client_env, args.runs)
         finally:
             daemon.stop()
-    ms = {name: round(seconds * 1000, 1) for name, seconds in {**startup, **listing}.items()}
+    both = {**startup, **listing}
+    ms = {name: round(wall * 1000, 1) for name, (wall, _) in both.items()}
+    cpu_ms = {name: round(cpu * 1000, 1) for name, (_, cpu) in both.items()}
     figures = {
         "runs": args.runs,
         "services": args.services,
-        **ms,
-        "help_over_python": round(startup["dployr --help"] / startup["python -c pass"], 2),
-        "ls_over_urllib": round(listing["dployr services ls"] / listing["urllib GET"], 2),
+        "load_1": round(os.getloadavg()[0], 2),
+        "wall_ms": ms,
+        "cpu_ms": cpu_ms,
+        "help_over_python": round(ms["dployr --help"] / ms["python -c pass"], 2),
+        "ls_over_urllib": round(ms["dployr services ls"] / ms["urllib GET"], 2),
     }
-    print(f"start-up, median of {args.runs} fresh processes (ms)")
-    print(f"  python -c pass            {ms['python -c pass']:>7}")
-    print(f"  dployr --version          {ms['dployr --version']:>7}")
-    print(f"  dployr --help             {ms['dployr --help']:>7}   (goal < 150 ms)")
-    print(f"  --help / python -c pass   {figures['help_over_python']:>7}")
-    print(f"against a local daemon with {args.services} services, median of {args.runs} (ms)")
-    print(f"  urllib GET /api/v1/services  {ms['urllib GET']:>7}   (a bare Python client)")
-    print(f"  dployr services ls           {ms['dployr services ls']:>7}   (goal < 300 ms)")
-    print(f"  dployr services ls --json    {ms['dployr services ls --json']:>7}")
-    print(f"  dployr status                {ms['dployr status']:>7}   (6 calls, 5 at once)")
-    print(f"  services ls / urllib GET     {figures['ls_over_urllib']:>7}")
+    notes = {
+        "dployr --help": "(goal < 150 ms)",
+        "dployr services ls": "(goal < 300 ms)",
+        "urllib GET": "(GET /api/v1/services, a bare Python client)",
+        "dployr status": "(6 calls, 5 at once)",
+    }
+    print(
+        f"median of {args.runs} fresh processes, {args.services} services on a local daemon; "
+        f"load average {figures['load_1']} on {os.cpu_count()} CPUs"
+    )
+    print(f"  {'':<28} {'wall ms':>8} {'CPU ms':>8}")
+    for name in both:
+        print(f"  {name:<28} {ms[name]:>8} {cpu_ms[name]:>8}   {notes.get(name, '')}")
+    print(f"  --help / python -c pass      {figures['help_over_python']:>8}")
+    print(f"  services ls / urllib GET     {figures['ls_over_urllib']:>8}")
     print(json.dumps(figures))
 
 
