@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import sys
 from typing import Any, TextIO
 
@@ -98,17 +99,23 @@ def follow(client: Api, deployment: dict[str, Any], *, quiet: bool, out: TextIO)
 
     view = view_for(out)
     view.update(deployment["status"], deployment.get("progress") or 0, None)
+    # The same trust as the urllib client's: a context made now reads SSL_CERT_FILE now
+    # (aiohttp's default one was made when aiohttp was first imported), off the loop.
+    context = ssl.create_default_context()
     try:
-        return asyncio.run(_follow(client, deployment["id"], view, quiet))
+        return asyncio.run(_follow(client, deployment["id"], view, quiet, context))
     finally:
         view.close()
 
 
-async def _follow(client: Api, dep_id: str, view: Any, quiet: bool) -> dict[str, Any]:
+async def _follow(
+    client: Api, dep_id: str, view: Any, quiet: bool, context: ssl.SSLContext
+) -> dict[str, Any]:
     import aiohttp
 
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=15)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    connector = aiohttp.TCPConnector(ssl=context)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
         logs = None if quiet else asyncio.create_task(_logs(session, client, dep_id, view))
         try:
             try:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.cli.conftest import Cli
+from tests.host.test_process_daemon import APP
 from tests.integration.conftest import PASSWORD, Daemon
 from tests.proxy.conftest import Caddy
 from tests.proxy.test_api_domain import DOMAIN, EMAIL, ApiOverHttps, behind
@@ -66,3 +67,17 @@ def test_login_and_commands_over_https_through_caddy(
     assert code == 0 and EMAIL in out, err
     code, out, err = cli.main("services", "ls", monkeypatch=monkeypatch)
     assert (code, err) == (0, "") and "no services yet" in out
+
+    # A deploy over HTTPS: the directory uploaded through Caddy, its stages and log followed
+    # over wss:// (no fall back to polling), to live on the process target (no engine here).
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "app.py").write_text(APP)
+    monkeypatch.chdir(app)
+    code, out, err = cli.main(
+        "deploy", "--name", "web", "--target", "process", "--runtime", "python",
+        monkeypatch=monkeypatch,
+    )  # fmt: skip
+    assert code == 0, (out, err)
+    assert "uploading " in out and "no event stream" not in out
+    assert "[live 100%]" in out and "==> health_checking" in out
