@@ -9,7 +9,7 @@ import os
 import secrets
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,50 @@ async def harness(engine_images: None, tmp_path: Path) -> AsyncIterator[Harness]
     finally:
         await target.close()
         await asyncio.to_thread(cleanup_agent, data_dir)
+
+
+@dataclass
+class Running:
+    """A database that runs for a whole module (`running_engines`)."""
+
+    spec: DatabaseSpec
+    container: str
+
+
+@pytest.fixture(scope="module")
+def running_engines(
+    engine_images: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Running]]:
+    """One running postgres and one running redis, made at once and shared by a module's tests
+    that only read from a running database (its dumps, and how they fail); removed by label at
+    the module's end. A test that creates, stops or removes a database makes its own."""
+    data_dir = tmp_path_factory.mktemp("engines") / "data"
+    data_dir.mkdir()
+    agent_id = new_id("agt")
+    (data_dir / "agent_id").write_text(agent_id)
+    try:
+        yield asyncio.run(_start_engines(agent_id, data_dir, ("postgres", "redis")))
+    finally:
+        cleanup_agent(data_dir)
+
+
+async def _start_engines(
+    agent_id: str, data_dir: Path, engines: tuple[str, ...]
+) -> dict[str, Running]:
+    target = DockerTarget(Config(), agent_id)
+    h = Harness(agent_id, target, DatabaseContainers(target, agent_id), data_dir)
+    try:
+
+        async def start(engine: str) -> Running:
+            spec = await h.spec(engine)
+            container = await h.dbs.create(spec)
+            assert await h.dbs.wait_ready(container, spec, 300) is None
+            return Running(spec, container)
+
+        started = await asyncio.gather(*(start(engine) for engine in engines))
+        return dict(zip(engines, started, strict=True))
+    finally:
+        await target.close()
 
 
 # -- through the API (dployr.databases.manager, api/databases.py) -----------------------------

@@ -120,7 +120,7 @@ async def test_a_database_lives_backs_up_restores_and_goes(harness: Harness, eng
     code, out = await use(h, spec, owner_network(spec.owner_id), address, port(spec))
     assert code == 0, out
     for host in (spec.name, address):
-        code, out = await use(h, spec, other, host, port(spec), limit=8)
+        code, out = await use(h, spec, other, host, port(spec), limit=4)
         assert code != 0, (host, out)
 
     # Backup, change, restore: the old data is back.

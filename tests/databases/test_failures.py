@@ -10,7 +10,7 @@ import os
 import pytest
 
 from dployr.runtime.protocol import RuntimeFailure
-from tests.databases.conftest import Harness
+from tests.databases.conftest import Harness, Running
 
 
 async def test_a_server_that_exits_at_start_is_reported_with_its_output(harness: Harness) -> None:
@@ -53,23 +53,23 @@ async def test_a_cancel_during_create_leaves_no_container(harness: Harness) -> N
         assert await harness.dbs.containers() == {}, delay_ms
 
 
-async def test_a_failed_backup_leaves_no_file(harness: Harness) -> None:
-    spec = await harness.spec("postgres")
-    container = await harness.dbs.create(spec)
-    assert await harness.dbs.wait_ready(container, spec, 300) is None
-    wrong = dataclasses.replace(spec, password="not-the-password")
+async def test_a_failed_backup_leaves_no_file(
+    harness: Harness, running_engines: dict[str, Running]
+) -> None:
+    postgres = running_engines["postgres"]
+    wrong = dataclasses.replace(postgres.spec, password="not-the-password")
     dest = harness.data_dir / "backup.dump"
     with pytest.raises(RuntimeFailure, match=r"pg_dump failed .*password authentication failed"):
-        await harness.dbs.backup(container, wrong, dest)
+        await harness.dbs.backup(postgres.container, wrong, dest)
     assert sorted(await asyncio.to_thread(os.listdir, harness.data_dir)) == ["agent_id"]
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("engine", ["postgres", "redis"])  # from stdout; from a file inside
-async def test_a_cancelled_backup_leaves_no_half_file(harness: Harness, engine: str) -> None:
-    spec = await harness.spec(engine)
-    container = await harness.dbs.create(spec)
-    assert await harness.dbs.wait_ready(container, spec, 300) is None
+async def test_a_cancelled_backup_leaves_no_half_file(
+    harness: Harness, running_engines: dict[str, Running], engine: str
+) -> None:
+    spec, container = running_engines[engine].spec, running_engines[engine].container
     dest = harness.data_dir / "backup.bin"
     # Cancel after 0, 20, 40 … ms: while the dump runs, while it is copied, after it ended.
     for delay_ms in range(0, 400, 20):
