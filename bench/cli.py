@@ -89,6 +89,11 @@ def main() -> None:
         # No cli.toml and no DPLOYR_* but ours: the figures do not depend on who runs them.
         env = {k: v for k, v in os.environ.items() if not k.startswith("DPLOYR_")}
         env["XDG_CONFIG_HOME"] = str(Path(tmp) / "home")
+        # Bytecode as an installed package has it (pip compiles it): with
+        # PYTHONDONTWRITEBYTECODE (set on this machine) every start would compile every module
+        # from source again. The warm-up round writes it, outside the work tree.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         startup = rounds(
             {
                 "python -c pass": [python, "-c", "pass"],
