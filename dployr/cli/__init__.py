@@ -17,6 +17,7 @@ from dployr.cli import (
     deploy,
     deployments,
     env,
+    init,
     metrics,
     projects,
     routes,
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     services.add_commands(commands)
     deploy.add_commands(commands)
     deployments.add_commands(commands)
+    init.add_commands(commands)
     metrics.add_commands(commands)
     status.add_commands(commands)
     env.add_commands(commands)

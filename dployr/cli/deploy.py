@@ -1,4 +1,4 @@
-"""`dployr deploy` (flags and dployr.toml → a deployment, followed to its end) and `dployr init`."""
+"""`dployr deploy`: flags and dployr.toml → a deployment (sent or uploaded), followed through."""
 
 from __future__ import annotations
 
@@ -61,16 +61,6 @@ def add_commands(commands: Any) -> None:
     body.add_argument("--strategy", choices=("start-first", "stop-first"))
     body.add_argument("--auto-deploy", choices=("off", "webhook", "poll"))
     follow_flags(deploy)
-
-    init = command(
-        commands,
-        "init",
-        run_init,
-        "write a dployr.toml for this directory from what it finds there",
-        "dployr init\ndployr init --name web --force",
-    )
-    init.add_argument("--name", help="the service (default: the directory's name)")
-    init.add_argument("--force", action="store_true", help="overwrite an existing dployr.toml")
 
 
 def _port(value: str) -> int | bool:
@@ -273,61 +263,3 @@ def _size(count: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{count} B"
-
-
-# -- init ------------------------------------------------------------------------------------------
-
-# What a directory holds → its runtime; the first match wins (its own Dockerfile says the most).
-DETECT = (
-    ("Dockerfile", "dockerfile"),
-    ("package.json", "nodejs"),
-    ("requirements.txt", "python"),
-    ("pyproject.toml", "python"),
-    ("go.mod", "go"),
-    ("Cargo.toml", "rust"),
-    ("index.html", "static"),
-)
-
-
-def detect_runtime(directory: Path) -> str | None:
-    return next((rt for name, rt in DETECT if (directory / name).is_file()), None)
-
-
-def init_text(directory: Path, name: str | None = None) -> str:
-    """A dployr.toml for `directory`: what was detected, and the other keys commented out."""
-    name = name or default_name(directory)
-    runtime = detect_runtime(directory)
-    url, branch = origin(directory)
-    lines = ["# dployr.toml: `dployr deploy` reads it (README: the manifest)", f'name = "{name}"']
-    if url:
-        lines += ['source = "remote"', f"remote = {json.dumps(url)}"]
-        lines += [f"branch = {json.dumps(branch)}"] if branch else []
-    else:
-        lines += ['source = "upload"  # this directory, less .gitignore and .dockerignore']
-    lines += [f'runtime = "{runtime}"'] if runtime else ['# runtime = "…"  # none detected']
-    lines += [
-        "# port = 8080            # what the app listens on ($PORT is set to it)",
-        '# domain = "app.example.com"',
-        '# health_check = { path = "/", timeout = 60 }',
-        '# resources = { cpus = 0.5, memory = "512m" }',
-        '# secret_env = ["API_KEY"]  # values from your shell, never from this file',
-        "",
-        "[env]",
-        '# MODE = "production"',
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def run_init(args: argparse.Namespace) -> int:
-    path = Path(manifest.FILENAME)
-    if path.exists() and not args.force:
-        raise CommandError(f"{path.resolve()} exists: --force to overwrite it", USAGE)
-    if args.name:
-        manifest.check({"name": args.name})
-    text = init_text(Path.cwd(), args.name)
-    path.write_text(text)
-    runtime = detect_runtime(Path.cwd())
-    print(f"wrote {path.resolve()} (runtime {runtime or 'not detected'}); "
-          "edit it, then `dployr deploy`")  # fmt: skip
-    return 0
