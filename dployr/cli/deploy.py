@@ -83,7 +83,7 @@ def run_deploy(args: argparse.Namespace) -> int:
     else:
         deployment = client.post("/deployments", body)
     print(f"deployment {deployment['id']}: {body['name']} release {deployment['number']} "
-          f"(source {source})", file=out, flush=True)  # fmt: skip
+          f"(source {source}, runtime {deployment['runtime']})", file=out, flush=True)  # fmt: skip
     return finish(args, client, deployment)
 
 
@@ -169,6 +169,22 @@ def origin(directory: Path) -> tuple[str | None, str | None]:
     return url, branch
 
 
+# What a directory holds → its runtime; the first match wins (its own Dockerfile says the most).
+DETECT = (
+    ("Dockerfile", "dockerfile"),
+    ("package.json", "nodejs"),
+    ("requirements.txt", "python"),
+    ("pyproject.toml", "python"),
+    ("go.mod", "go"),
+    ("Cargo.toml", "rust"),
+    ("index.html", "static"),
+)
+
+
+def detect_runtime(directory: Path) -> str | None:
+    return next((rt for name, rt in DETECT if (directory / name).is_file()), None)
+
+
 def choose_source(body: dict[str, Any], directory: Path) -> str:
     """The source the request names, or else what it gives (image, remote, path), or else
     the directory's git remote `origin`, or else an upload of the directory. Sets body's."""
@@ -193,6 +209,11 @@ def choose_source(body: dict[str, Any], directory: Path) -> str:
         body["remote"] = url
         body.setdefault("branch", branch)
     body["source"] = source
+    # The code is this directory's (uploaded, or its origin): its files say the runtime.
+    ours = source == "upload" or (url is not None and body.get("remote") == url)
+    detected = detect_runtime(directory) if ours and not body.get("runtime") else None
+    if detected:
+        body["runtime"] = detected
     return str(source)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from dployr.cli import manifest
 from dployr.cli.commands import command
-from dployr.cli.deploy import default_name, origin
+from dployr.cli.deploy import default_name, detect_runtime, origin
 from dployr.cli.errors import USAGE, CommandError
 
 
@@ -23,22 +23,6 @@ def add_commands(commands: Any) -> None:
     )
     init.add_argument("--name", help="the service (default: the directory's name)")
     init.add_argument("--force", action="store_true", help="overwrite an existing dployr.toml")
-
-
-# What a directory holds → its runtime; the first match wins (its own Dockerfile says the most).
-DETECT = (
-    ("Dockerfile", "dockerfile"),
-    ("package.json", "nodejs"),
-    ("requirements.txt", "python"),
-    ("pyproject.toml", "python"),
-    ("go.mod", "go"),
-    ("Cargo.toml", "rust"),
-    ("index.html", "static"),
-)
-
-
-def detect_runtime(directory: Path) -> str | None:
-    return next((rt for name, rt in DETECT if (directory / name).is_file()), None)
 
 
 def init_text(directory: Path, name: str | None = None) -> str:

@@ -38,9 +38,9 @@ SERVE = 'mkdir /www && echo ok > /www/index.html && exec httpd -f -p "$PORT" -h 
 
 
 def _manifest() -> str:
-    """No source: the directory has no git remote, so it is uploaded."""
+    """No source: the directory has no git remote, so it is uploaded; no runtime: its
+    Dockerfile says."""
     return """name = "site"
-runtime = "dockerfile"
 port = 8080
 health_check = { path = "/", timeout = 60 }
 """
@@ -113,7 +113,8 @@ def test_deploy_uploads_a_directory_shows_the_stages_and_goes_live(
     assert first.returncode == 0, (first.stdout, first.stderr)
     out = first.stdout
     # index.html, Dockerfile, dployr.toml, .gitignore, .dockerignore: nothing ignored is sent.
-    assert "uploading " in out and ": 5 files, " in out and "(source upload)" in out
+    assert "uploading " in out and ": 5 files, " in out
+    assert "(source upload, runtime dockerfile)" in out  # neither named: the directory says
     for stage in ("[fetching ", "[building ", "[starting ", "[health_checking ", "[live 100%]"):
         assert stage in out, out
     assert "==> building" in out  # the build log, streamed

@@ -120,6 +120,11 @@ def test_the_source_follows_what_the_directory_has(tmp_path: Path) -> None:
     bare = tmp_path / "bare"
     bare.mkdir()
     assert deploy.choose_source({"name": "a"}, bare) == "upload"
+    (bare / "go.mod").write_text("module a\n")
+    body: dict[str, object] = {"name": "a"}
+    assert deploy.choose_source(body, bare) == "upload" and body["runtime"] == "go"  # detected
+    body = {"name": "a", "remote": "https://x.test/other"}  # not this directory's code
+    assert deploy.choose_source(body, bare) == "remote" and "runtime" not in body
     assert deploy.choose_source({"name": "a", "image": "nginx"}, bare) == "image"
     with pytest.raises(CommandError, match="has no git remote origin"):
         deploy.choose_source({"name": "a", "source": "remote"}, bare)
@@ -127,7 +132,7 @@ def test_the_source_follows_what_the_directory_has(tmp_path: Path) -> None:
     repo.mkdir()
     for argv in (["init", "-q", "-b", "trunk"], ["remote", "add", "origin", "https://x.test/r"]):
         subprocess.run(["git", *argv], cwd=repo, check=True)
-    body: dict[str, object] = {"name": "a"}
+    body = {"name": "a"}
     assert deploy.choose_source(body, repo) == "remote"
     assert body["remote"] == "https://x.test/r" and body["branch"] == "trunk"
     assert deploy.choose_source({"name": "a", "source": "upload"}, repo) == "upload"
