@@ -19,11 +19,12 @@ from tests.docker.conftest import STATIC_APP, deploy_config, make_repo
 from tests.docker.test_pipeline import deploy, static_body
 
 # Each run of the container counts itself in its own writable layer (kept across restarts):
-# run 1 goes live and exits after 8 s; runs 2-3 exit at once (episode 1); run 4 runs 20 s
-# (healthy again) then exits; runs 5-6 exit at once (episode 2); run 7 on stays up.
+# run 1 goes live and exits after 8 s; runs 2-3 exit at once (episode 1); run 4 runs 12 s
+# (healthy again: over twice alerts.healthy_seconds) then exits; runs 5-6 exit at once
+# (episode 2); run 7 on stays up.
 LOOP = (
     "n=$(( $(cat /app/.runs 2>/dev/null || echo 0) + 1 )); echo $n > /app/.runs; echo run $n; "
-    "case $n in 1) sleep 8; exit 3;; 2|3|5|6) exit 3;; 4) sleep 20; exit 3;; esac; "
+    "case $n in 1) sleep 8; exit 3;; 2|3|5|6) exit 3;; 4) sleep 12; exit 3;; esac; "
     "exec sleep 600"
 )
 

@@ -1,5 +1,6 @@
-"""The dependency layer for real: after a one-line code change, the redeploy takes the installed
-dependencies from the engine's build cache (python from PyPI, nodejs from npm); requirements
+"""The dependency layer for real: a python app's first deploy installs from PyPI and a nodejs
+app's from the npm registry; after a one-line code change, the redeploy takes the installed
+dependencies from the engine's build cache; requirements
 that need the code install after it; a project with no manifest builds; go's and rust's
 install steps run under /bin/sh with stand-in tools (no base image for them here)."""
 
@@ -163,9 +164,13 @@ async def test_python_code_change_reuses_the_installed_requirements(
              "requirements.txt": f"# run {uuid.uuid4().hex}\nsix==1.16.0\n"}  # fmt: skip
     repo = await asyncio.to_thread(make_repo, tmp_path / "py", files)
     body = body_for("py-layers", repo, "python", "3.11", 8000)
-    _, page, log = await deploy_and_fetch(dclient, auth, body)
+    live, page, log = await deploy_and_fetch(dclient, auth, body)
+    # The first deploy: the requirements come from PyPI, and the catalog's run_cmd serves.
+    assert live["runtime"] == "python" and live["version"] == "3.11"
+    assert live["run_cmd"] in (None, "python3 app.py")  # the catalog's default
     assert page == "first with six 1.16.0\n"
     assert layers(log) == {"manifests": False, "install": False, "code": False}, steps(log)
+    assert "Collecting six==1.16.0" in log, log[-3000:]
     assert "Successfully installed six-1.16.0" in log, log[-3000:]
 
     await asyncio.to_thread(commit, repo, {"app.py": PY_APP.format(text="second")}, "one line")
@@ -186,7 +191,9 @@ async def test_nodejs_code_change_reuses_node_modules(
     files = {"server.js": NODE_APP.format(text="first"), "package.json": package}
     repo = await asyncio.to_thread(make_repo, tmp_path / "node", files)
     body = body_for("node-layers", repo, "nodejs", "18", 3000)
-    _, page, log = await deploy_and_fetch(dclient, auth, body)
+    live, page, log = await deploy_and_fetch(dclient, auth, body)
+    # The first deploy: `npm install` from the npm registry.
+    assert live["runtime"] == "nodejs" and live["version"] == "18"
     assert page == "first says true\n"
     assert layers(log) == {"manifests": False, "install": False, "code": False}, steps(log)
     assert "added 1 package" in log, log[-3000:]

@@ -1,7 +1,7 @@
-"""The catalog's templates for real: a python app installs its requirements from PyPI, a
-nodejs app runs `npm install` from the npm registry (base images from scripts/provision).
-go and rust render on every run and build only where their base images exist. The dependency
-layer's cache is proven in test_dependency_layers.py."""
+"""The catalog's templates for real: go and rust render on every run and build only where
+their base images exist. A python app installing its requirements from PyPI and a nodejs app
+running `npm install` from the npm registry (base images from scripts/provision) are the first
+deploys of test_dependency_layers.py, which then proves the dependency layer's cache."""
 
 from __future__ import annotations
 
@@ -25,36 +25,6 @@ from dployr.runtime.docker import DOCKERFILE_NAME
 from tests.conftest import login, register
 from tests.docker.conftest import deploy_config, fetch_text, make_repo, wait_done
 
-# Each app's dependency manifest carries a fresh nonce: the manifests' COPY layer is new on every
-# run, so the engine's build cache can never skip the `pip install` / `npm install` step this
-# file checks for (the dependency layer is keyed by the manifests, not by the code).
-PY_APP = """\
-import os
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
-import six
-
-NONCE = open("requirements.txt").readline().split()[-1]
-
-
-class Hello(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = f"python {NONCE} with six {six.__version__}\\n".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-HTTPServer(("0.0.0.0", int(os.environ["PORT"])), Hello).serve_forever()
-"""
-NODE_APP = """\
-const http = require("http");
-const isNumber = require("is-number");
-const NONCE = require("./package.json").description.split(" ").pop();
-http.createServer((req, res) => res.end(`node ${NONCE} says ${isNumber(5)}\\n`))
-  .listen(Number(process.env.PORT));
-"""
 NODE_PACKAGE = {
     "name": "node-app",
     "version": "1.0.0",
@@ -62,10 +32,6 @@ NODE_PACKAGE = {
     "scripts": {"start": "node server.js"},
     "dependencies": {"is-number": "7.0.0"},
 }
-
-
-def node_package(nonce: str) -> str:
-    return json.dumps({**NODE_PACKAGE, "description": f"run {nonce}"})
 
 
 GO_APP = {
@@ -132,43 +98,6 @@ async def deploy_and_fetch(
     status, page = await fetch_text(service["host_port"])
     assert status == 200, page
     return done, page, text
-
-
-@pytest.mark.timeout(400)
-async def test_python_app_installs_from_pypi(
-    dclient: TestClient,  # type: ignore[type-arg]
-    auth: dict[str, str],
-    tmp_path: Path,
-) -> None:
-    nonce = uuid.uuid4().hex
-    files = {"app.py": PY_APP, "requirements.txt": f"# run {nonce}\nsix==1.16.0\n"}
-    repo = await asyncio.to_thread(make_repo, tmp_path / "py", files)
-    body = {"name": "py-app", "source": "local", "path": str(repo), "branch": "main",
-            "runtime": "python", "version": "3.11", "port": 8000,
-            "health_check": {"path": "/", "timeout": 60}}  # fmt: skip
-    live, page, log = await deploy_and_fetch(dclient, auth, body)
-    assert live["runtime"] == "python" and live["version"] == "3.11"
-    assert live["run_cmd"] in (None, "python3 app.py")  # the catalog's default
-    assert page == f"python {nonce} with six 1.16.0\n"
-    assert "Collecting six==1.16.0" in log, log[-3000:]
-    assert "Successfully installed six-1.16.0" in log, log[-3000:]
-
-
-@pytest.mark.timeout(400)
-async def test_nodejs_app_installs_from_npm(
-    dclient: TestClient,  # type: ignore[type-arg]
-    auth: dict[str, str],
-    tmp_path: Path,
-) -> None:
-    nonce = uuid.uuid4().hex
-    files = {"server.js": NODE_APP, "package.json": node_package(nonce)}
-    repo = await asyncio.to_thread(make_repo, tmp_path / "node", files)
-    body = {"name": "node-app", "source": "local", "path": str(repo), "branch": "main",
-            "runtime": "nodejs", "version": "18", "port": 3000,
-            "health_check": {"path": "/", "timeout": 60}}  # fmt: skip
-    _, page, log = await deploy_and_fetch(dclient, auth, body)
-    assert page == f"node {nonce} says true\n"
-    assert "added 1 package" in log, log[-3000:]
 
 
 # -- rendering: pure, on every run ---------------------------------------------------------
