@@ -334,6 +334,16 @@ async def test_a_bad_deployment_part_is_a_400_before_the_archive_is_read(
     assert await uploads_on_disk(data_dir) == []
 
 
+async def test_the_deployment_part_is_checked_before_the_archive_is_read(up: Client):
+    """Sent first, a refused deployment answers at once: an archive past the limit behind it
+    would have been a 413 had it been read."""
+    admin = await _admin(up)
+    too_big = os.urandom(LIMIT + 100_000)
+    status, body = await upload(up, admin, form({**APP, "port": 0}, too_big))
+    assert status == 400, body
+    assert body["error"]["details"]["field"] == "port"
+
+
 async def test_a_body_that_is_not_multipart_is_a_415(up: Client):
     admin = await _admin(up)
     resp = await up.post("/api/v1/deployments/upload", json=APP, headers=admin)
