@@ -26,14 +26,19 @@ class SocketFailed(Exception):
 
 
 class PlainView:
-    """`[building 40%] message` whenever the stage, percent or message changes."""
+    """Plain lines for a pipe or a file. Alone (`--quiet`): `[building 40%] message` whenever
+    the stage, percent or message changes. With the build log: one such line per stage, and
+    the log's own `==> stage` headers left out (they would say the same thing twice)."""
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, with_log: bool) -> None:
         self.out = out
+        self.with_log = with_log
         self.shown: set[str] = set()
         self._last: tuple[Any, ...] = ()
 
     def update(self, status: str, progress: int, message: str | None) -> None:
+        if self.with_log and status in self.shown and status != "live":
+            return
         self.shown.add(status)
         shown = (status, progress, message)
         if shown != self._last:
@@ -42,7 +47,8 @@ class PlainView:
             print(f"[{status} {progress}%]{tail}", file=self.out, flush=True)
 
     def log(self, line: str) -> None:
-        print(line, file=self.out, flush=True)
+        if not line.startswith("==> "):
+            print(line, file=self.out, flush=True)
 
     def close(self) -> None:
         pass
@@ -88,8 +94,8 @@ class BarView:
         self._progress.stop()
 
 
-def view_for(out: TextIO) -> PlainView | BarView:
-    return BarView(out) if out.isatty() else PlainView(out)
+def view_for(out: TextIO, with_log: bool) -> PlainView | BarView:
+    return BarView(out) if out.isatty() else PlainView(out, with_log)
 
 
 def follow(client: Api, deployment: dict[str, Any], *, quiet: bool, out: TextIO) -> dict[str, Any]:
@@ -97,7 +103,7 @@ def follow(client: Api, deployment: dict[str, Any], *, quiet: bool, out: TextIO)
     KeyboardInterrupt (the caller detaches or cancels)."""
     import aiohttp  # noqa: F401 (here, before the loop: an import reads files)
 
-    view = view_for(out)
+    view = view_for(out, not quiet)
     view.update(deployment["status"], deployment.get("progress") or 0, None)
     # The same trust as the urllib client's: a context made now reads SSL_CERT_FILE now
     # (aiohttp's default one was made when aiohttp was first imported), off the loop.
