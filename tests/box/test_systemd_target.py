@@ -164,7 +164,12 @@ def setup(
         caddy.start()
         box.start()  # no Docker socket: a VPS where systemd is what runs apps
         port = free_port()
-        run_install(box, install_files, "--no-docker", "--no-caddy", "--port", str(port))
+        # The dependencies from the session's wheelhouse: installing them from PyPI is
+        # test_install.py's to prove, not this module's.
+        run_install(
+            box, install_files, "--no-docker", "--no-caddy", "--port", str(port),
+            env=install_files.wheelhouse_env(),
+        )  # fmt: skip
         # Caddy runs on the host; the daemon in the box drives it over the shared loopback.
         proxy = caddy.proxy_config(caddyfile="/var/lib/dployr/Caddyfile")
         lines = ["[proxy]", *(f"{k} = {json.dumps(v)}" for k, v in proxy.items())]
