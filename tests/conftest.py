@@ -44,6 +44,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         )
 
 
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The checkout's wheel (`pip wheel --no-deps`), built once per session: tests/box installs
+    it in its boxes, tests/integration/test_packaging into a fresh venv."""
+    from tests.box.vps import build_wheel
+
+    return build_wheel(Path(__file__).resolve().parents[1], tmp_path_factory.mktemp("wheel"))
+
+
 @pytest.fixture(autouse=True)
 def blockbuster() -> Iterator[BlockBuster]:
     """Any blocking call (file, socket, sleep) made on the event loop fails the test."""

@@ -1,5 +1,6 @@
 """Fixtures for tests in a VPS in a box (tests/box/vps.py): `box_session`, `box`, `new_box`,
-`wheel` and `install_files` (install.sh and the wheel served on loopback, for `run_install`).
+`install_files` (install.sh and the session's `wheel`, tests/conftest.py, served on loopback, for
+`run_install`).
 
 A test that needs a booted Debian with systemd as PID 1 takes `box` (one fresh box per test,
 removed afterwards) or `new_box` (a factory, for several boxes or a box with the host's Docker
@@ -22,7 +23,6 @@ from tests.box.vps import (
     IMAGE,
     Box,
     Files,
-    build_wheel,
     docker_answers,
     image_exists,
     remove_boxes,
@@ -71,12 +71,6 @@ def new_box(box_session: str) -> Iterator[Callable[..., Box]]:
 def box(new_box: Callable[..., Box]) -> Box:
     """One booted box, removed after the test."""
     return new_box()
-
-
-@pytest.fixture(scope="session")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The checkout's wheel, built once per session (the box installs it over loopback HTTP)."""
-    return build_wheel(ROOT, tmp_path_factory.mktemp("wheel"))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""`pip install .` into a fresh virtualenv: the wheel carries templates and migrations."""
+"""`pip wheel` of the checkout installed into a fresh virtualenv: the wheel carries templates
+and migrations."""
 
 from __future__ import annotations
 
@@ -10,28 +11,11 @@ from pathlib import Path
 import pytest
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(600)
-def test_wheel_installs_into_a_fresh_venv(tmp_path):
-    wheels = tmp_path / "wheels"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "-w",
-            str(wheels),
-            str(ROOT),
-        ],
-        check=True,
-        timeout=300,
-    )
-    (wheel,) = wheels.glob("dployr-*.whl")
+def test_wheel_installs_into_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
+    """`wheel`: the checkout's, built once per session (tests/conftest.py)."""
     names = zipfile.ZipFile(wheel).namelist()
     assert "dployr/templates/README.md" in names
     assert "dployr/store/migrations/001_initial.sql" in names
