@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +93,38 @@ def test_the_scripts_parse_and_name_every_command(shell: str) -> None:
         subprocess.run(["bash", "-n", "-c", out], check=True, timeout=30)
     done = subprocess.run(dployr_command("completion", "fish"), capture_output=True, text=True)
     assert done.returncode == 2 and "invalid choice: 'fish'" in done.stderr
+
+
+def test_zsh_loads_the_script_and_offers_the_same_words(tmp_path: Path) -> None:
+    """In a real zsh: the script loads compinit itself, registers `_dployr` for `dployr`, and
+    finds the same command path. `compadd` (which zsh's widgets filter by the typed prefix)
+    is replaced by a function printing what it is given: this checks what the script
+    offers, outside a terminal."""
+    require_tool("zsh", "scripts/provision installs it")
+    generated = subprocess.run(
+        dployr_command("completion", "zsh"), capture_output=True, text=True, check=True
+    ).stdout
+    program = generated + "\n".join([
+        "print -r -- \"registered: $_comps[dployr]\"",
+        "compadd() { shift; print -r -- \"offer: $*\" }",
+        "_files() { print -r -- files }",
+        "t() { words=(\"$@\"); CURRENT=$#words; _dployr }",
+        "t dployr servi", "t dployr services l", "t dployr --url http://x services ls --p",
+        "t dployr completion ''", "t dployr backup ''",
+    ])  # fmt: skip
+    done = subprocess.run(
+        ["zsh", "-f", "-c", program],
+        env={**os.environ, "ZDOTDIR": str(tmp_path)},  # compinit's .zcompdump goes there
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    levels = walk(build_parser())
+    assert lines == [
+        "registered: _dployr",
+        "offer: " + " ".join(levels["dployr"].subcommands),
+        "offer: " + " ".join(levels["dployr services"].subcommands),
+        "offer: " + " ".join(levels["dployr services ls"].flags),
+        "offer: bash zsh",
+        "files",
+    ]
