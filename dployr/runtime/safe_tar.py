@@ -8,11 +8,18 @@ from pathlib import Path
 
 from dployr.runtime.protocol import RuntimeFailure
 
+# Linux's PATH_MAX and NAME_MAX: no file a checkout holds is longer, and every check below stays
+# cheap however the archive was made (a pax header may name a member with a megabyte).
+PATH_MAX = 4096
+NAME_MAX = 255
+
 
 def member_problem(member: tarfile.TarInfo) -> str | None:
     """Why `member` may not be unpacked (None: it may): absolute paths, `..`, links that leave
     the tree, devices and FIFOs."""
     name = member.name
+    if (long := _too_long(name)) is not None:
+        return f"{name[:100]}...: {long}"
     if name.startswith("/") or posixpath.isabs(name):
         return f"{name}: an absolute path"
     if ".." in name.split("/"):
@@ -21,6 +28,8 @@ def member_problem(member: tarfile.TarInfo) -> str | None:
         return f"{name}: a device or FIFO"
     if member.issym() or member.islnk():
         link = member.linkname
+        if (long := _too_long(link)) is not None:
+            return f"{name}: a link target {long}"
         if posixpath.isabs(link):
             return f"{name}: a link to an absolute path"
         # A symlink is read from its own directory, a hard link from the archive's root.
@@ -33,15 +42,56 @@ def member_problem(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def through_link(member: tarfile.TarInfo, links: set[str]) -> str | None:
+def _too_long(path: str) -> str | None:
+    encoded = path.encode("utf-8", "surrogateescape")
+    if len(encoded) > PATH_MAX:
+        return f"a path over {PATH_MAX} bytes"
+    if any(len(part) > NAME_MAX for part in encoded.split(b"/")):
+        return f"a path component over {NAME_MAX} bytes"
+    return None
+
+
+class _Node:
+    __slots__ = ("children", "link")
+
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.link = False
+
+
+class Links:
+    """The links seen so far, as a tree of path components: asking whether a path goes
+    through one costs one step per component (never a rebuilt prefix per component)."""
+
+    def __init__(self) -> None:
+        self._root = _Node()
+
+    def add(self, parts: list[str]) -> None:
+        node = self._root
+        for part in parts:
+            node = node.children.setdefault(part, _Node())
+        node.link = True
+
+    def through(self, parts: list[str]) -> bool:
+        """Whether a proper prefix of `parts` is a link."""
+        node: _Node | None = self._root
+        for part in parts[:-1]:
+            node = node.children.get(part) if node is not None else None
+            if node is None:
+                return False
+            if node.link:
+                return True
+        return False
+
+
+def through_link(member: tarfile.TarInfo, links: Links) -> str | None:
     """A member placed inside an earlier link (`s -> .` then `s/up -> ../x`) would land where
     the lexical checks above do not look; git never stores one. `links` collects the links."""
-    name = posixpath.normpath(member.name)
-    parts = name.split("/")
-    if any("/".join(parts[:i]) in links for i in range(1, len(parts))):
+    parts = posixpath.normpath(member.name).split("/")
+    if links.through(parts):
         return f"{member.name}: a member inside a link"
     if member.issym() or member.islnk():
-        links.add(name)
+        links.add(parts)
     return None
 
 
@@ -52,7 +102,7 @@ def extract_source(archive: Path, dest: Path) -> None:
     try:
         with tarfile.open(archive) as tar:
             members = tar.getmembers()
-            links: set[str] = set()
+            links = Links()
             for member in members:
                 problem = member_problem(member) or through_link(member, links)
                 if problem is not None:

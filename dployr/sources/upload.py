@@ -16,12 +16,13 @@ import tarfile
 import threading
 import zlib
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from secrets import token_hex
 from typing import IO, Any
 
-from dployr.runtime.safe_tar import member_problem, through_link
+from dployr.runtime.safe_tar import Links, member_problem, through_link
 from dployr.tasks import undone_on_cancel
 
 INCOMING = ".incoming"
@@ -30,8 +31,12 @@ SUFFIX = ".tar.gz"
 # 3-5x; a zip bomb packs 1000x): past it the upload is refused as too large.
 EXPANSION = 4
 MAX_MEMBERS = 100_000  # files, dirs and links: a tar of empty files costs inodes, not bytes
-# A pax or GNU long-name header is read whole into memory by tarfile: no real one is this big.
-META_MAX = 1 << 20
+# A pax or GNU long-name header is read whole into memory by tarfile: a real one holds a path
+# (at most safe_tar.PATH_MAX) and a few numbers.
+META_MAX = 64 * 1024
+# Checks run in their own threads: however many uploads arrive, the rest of the daemon's
+# thread work (asyncio.to_thread) never waits behind them.
+CHECKS = 2
 CHUNK = 1 << 20
 _META_TYPES = (
     tarfile.XHDTYPE,
@@ -110,7 +115,7 @@ def check_archive(
     first member that breaks a rule (runtime.safe_tar) or once it unpacks past `bound` (the
     headers' sizes, then every byte counted). With `out`, write it there as a plain tar."""
     files = size = members = 0
-    links: set[str] = set()
+    links = Links()
     try:
         with contextlib.ExitStack() as stack:
             raw = stack.enter_context(archive.open("rb"))
@@ -120,6 +125,8 @@ def check_archive(
             )
             dest = stack.enter_context(tarfile.open(out, "w")) if out is not None else None
             for member in tar:
+                if stop.is_set():
+                    raise ArchiveRefused("the check was cancelled")
                 problem = member_problem(member) or through_link(member, links)
                 if problem is not None:
                     raise ArchiveRefused(problem)
@@ -158,6 +165,7 @@ class Uploads:
         self.root = root
         self.max_bytes = max_bytes
         self.bound = max_bytes * EXPANSION
+        self._checks = ThreadPoolExecutor(CHECKS, thread_name_prefix="dployr-upload-check")
 
     def incoming(self) -> Path:
         return self.root / INCOMING / f"{token_hex(16)}.part"
@@ -174,9 +182,9 @@ class Uploads:
             with contextlib.suppress(Exception):
                 await work
 
-        return await undone_on_cancel(
-            asyncio.to_thread(check_archive, path, self.bound, stop, out), undo
-        )
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(self._checks, check_archive, path, self.bound, stop, out)
+        return await undone_on_cancel(work, undo)
 
     async def place(self, incoming: Path, service_id: str, deployment_id: str) -> None:
         """The received archive becomes the deployment's (durably: the deployment is accepted)."""

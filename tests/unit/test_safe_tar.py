@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dployr.runtime.protocol import RuntimeFailure
-from dployr.runtime.safe_tar import extract_source, member_problem
+from dployr.runtime.safe_tar import Links, extract_source, member_problem, through_link
 
 
 def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
@@ -110,3 +110,35 @@ def test_nothing_is_written_through_a_link(
         extract_source(archive, dest)
     assert list(dest.iterdir()) == []
     assert not (tmp_path / "outside").exists()
+
+
+@pytest.mark.parametrize(
+    ("member", "why"),
+    [
+        (_member("a/" * 2048 + "f"), "a path over 4096 bytes"),
+        (_member("d/" + "n" * 256), "a path component over 255 bytes"),
+        (_member("l", tarfile.SYMTYPE, "x/" * 2049), "a link target a path over 4096 bytes"),
+        (_member("l", tarfile.SYMTYPE, "t" * 256), "a link target a path component over 255"),
+    ],
+)
+def test_names_past_path_max_or_name_max_are_refused(member: tarfile.TarInfo, why: str) -> None:
+    """No checkout holds one, and each costs the checks time in proportion to its length."""
+    problem = member_problem(member)
+    assert problem is not None and why in problem
+    assert len(problem) < 400  # the name is cut in the message
+
+
+def test_the_longest_names_linux_allows_pass() -> None:
+    name = "/".join(["n" * 255] * 16)  # 4095 bytes
+    assert member_problem(_member(name)) is None
+    assert member_problem(_member("l", tarfile.SYMTYPE, "é" * 127)) is None  # 254 bytes
+
+
+def test_a_deep_name_costs_one_step_per_component() -> None:
+    """through_link once rebuilt every prefix of a name: quadratic, minutes for a 200 KB
+    name. Now a tree walk (member_problem refuses such a name first anyway)."""
+    links = Links()
+    assert through_link(_member("d", tarfile.SYMTYPE, "sub"), links) is None
+    deep = _member("a/" * 200_000 + "f")
+    assert through_link(deep, links) is None
+    assert through_link(_member("d/" + "a/" * 200_000 + "f"), links) is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gzip
 import io
 import tarfile
@@ -82,3 +83,34 @@ async def test_a_cancelled_check_stops_its_thread(tmp_path: Path):
         await task
     written = (await asyncio.to_thread(out.stat)).st_size
     assert written < len(zeros)  # it stopped part way
+
+
+def test_a_deep_name_is_refused_at_once(tmp_path: Path):
+    """A 40 KB name (in a pax header) once took the check seconds (minutes at 200 KB) and
+    passed; PATH_MAX refuses it before any walk."""
+    info = tarfile.TarInfo("a/" * 20_000 + "f")
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(info, io.BytesIO(b""))
+    archive = tmp_path / "deep.tgz"
+    archive.write_bytes(gzip.compress(raw.getvalue()))
+    with pytest.raises(ArchiveRefused, match="a path over 4096 bytes"):
+        check_archive(archive, 1 << 20, threading.Event())
+
+
+async def test_checks_do_not_wait_for_the_daemons_shared_threads(tmp_path: Path):
+    """Uploads are checked in their own threads: with every thread of the loop's default
+    executor busy, a check still runs (and busy checks cannot starve asyncio.to_thread)."""
+    archive = await asyncio.to_thread(_targz, tmp_path / "a.tgz", [_file("index.html", b"hi")])
+    loop = asyncio.get_running_loop()
+    busy = concurrent.futures.ThreadPoolExecutor(1)
+    loop.set_default_executor(busy)
+    release = threading.Event()
+    blocked = loop.run_in_executor(None, release.wait)
+    try:
+        async with asyncio.timeout(60):
+            contents = await Uploads(tmp_path / "uploads", 1 << 20).check(archive)
+        assert contents.files == 1
+    finally:
+        release.set()
+        await blocked
