@@ -5,6 +5,7 @@ the API client (login, deploy, services, …). Modules import what they need whe
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -27,13 +28,13 @@ from dployr.cli import (
     webhooks,
 )
 from dployr.cli.commands import add_client_flags
-from dployr.cli.errors import INTERRUPTED, CommandError
+from dployr.cli.errors import INTERRUPTED, UNREACHABLE, CommandError
 
 EXIT_CODES = """exit codes:
   0  done (a deployment: live)
   1  the API refused, or a deployment failed or was cancelled
   2  bad flags, arguments, manifest or config
-  3  no daemon answers at the URL
+  3  no dployr daemon answers at the URL (nothing there, or something else)
   4  not logged in, or the token is wrong, expired or revoked
   130  interrupted (Ctrl-C; a deployment goes on)"""
 
@@ -79,3 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as err:
         print(f"dployr: {err}", file=sys.stderr)
         return err.exit_code
+    except (KeyError, TypeError) as err:
+        # An answer without the fields this client reads: another program at the URL, or a
+        # daemon of another version. DPLOYR_DEBUG=1 shows where.
+        if os.environ.get("DPLOYR_DEBUG"):
+            raise
+        print(
+            f"dployr: the daemon's answer lacks what this client expects ({type(err).__name__}: "
+            f"{err}); is the URL a dployr daemon of this version? (DPLOYR_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        return UNREACHABLE

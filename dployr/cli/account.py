@@ -27,6 +27,11 @@ def add_commands(commands: Any) -> None:
     login.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
+    login.add_argument(
+        "--token-stdin",
+        action="store_true",
+        help="read an API token from standard input (--token puts it where `ps` shows it)",
+    )
 
     command(
         commands,
@@ -55,8 +60,11 @@ def add_commands(commands: Any) -> None:
 
 def run_login(args: argparse.Namespace) -> int:
     settings = Settings.load(args.url, None)
-    if args.token:  # an API token: check it, then keep it as it is
-        settings = replace(settings, token=args.token, refresh_token="", email="")
+    token = sys.stdin.readline().strip() if args.token_stdin else args.token
+    if args.token_stdin and not token:
+        raise CommandError("no token on standard input", USAGE)
+    if token:  # an API token: check it, then keep it as it is
+        settings = replace(settings, token=token, refresh_token="", email="")
         user = Api(settings).get("/auth/me")
         settings = replace(settings, email=user["email"])
     else:

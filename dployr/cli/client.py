@@ -51,17 +51,22 @@ class Settings:
     @classmethod
     def load(cls, url: str | None = None, token: str | None = None) -> Settings:
         """cli.toml, then DPLOYR_URL/DPLOYR_TOKEN, then the flags: the later one wins. A
-        token given by env or flag has no refresh token (it is used as it is)."""
-        settings = cls.read(settings_path())
+        token given by env or flag has no refresh token (it is used as it is). The file's
+        tokens go only to the daemon they came from: another URL needs a token of its own."""
+        stored = cls.read(settings_path())
+        settings = stored
         if env_url := os.environ.get("DPLOYR_URL"):
             settings = replace(settings, url=env_url)
-        if env_token := os.environ.get("DPLOYR_TOKEN"):
-            settings = replace(settings, token=env_token, refresh_token="")
         if url:
             settings = replace(settings, url=url)
+        settings = replace(settings, url=check_url(settings.url))
+        if settings.url != check_url(stored.url):
+            settings = replace(settings, token="", refresh_token="", email="")
+        if env_token := os.environ.get("DPLOYR_TOKEN"):
+            settings = replace(settings, token=env_token, refresh_token="")
         if token:
             settings = replace(settings, token=token, refresh_token="")
-        return replace(settings, url=check_url(settings.url))
+        return settings
 
     @classmethod
     def read(cls, path: Path) -> Settings:
@@ -160,13 +165,26 @@ class Api:
         for attempt in (1, 2):
             try:
                 with self.open(method, path, params, data, content_type, auth) as response:
-                    raw = response.read()
-                    return json.loads(raw) if raw else None
+                    return self.decode(response.read(), path)
             except ApiError as err:
                 if attempt == 1 and err.status == 401 and auth and self._refresh():
                     continue
                 raise
         raise AssertionError("unreachable")
+
+    def decode(self, raw: bytes, path: str) -> Any:
+        """The JSON of an answer; one clear line when something else answers at the URL."""
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            first = raw.decode("utf-8", "replace").strip()[:80]
+            raise CommandError(
+                f"the answer from {self.url(path)} is not dployr's JSON ({first!r}): "
+                "is --url / DPLOYR_URL a dployr daemon?",
+                UNREACHABLE,
+            ) from None
 
     def lines(self, path: str, **params: Any) -> Iterator[str]:
         """A streamed answer (NDJSON logs with follow=true), line by line as they come."""
@@ -235,25 +253,41 @@ class Api:
         return f"{self.settings.url}{prefix}{path}{tail}"
 
     def _refresh(self) -> bool:
-        """Renew an expired access token with the stored refresh token (rotated: the new
-        pair is saved at once, or the next command would present a used one)."""
+        """Renew an expired access token with the stored refresh token. Refresh tokens rotate
+        and a spent one presented again revokes the session, so commands running at once
+        take turns (a lock beside cli.toml), and one that finds a pair renewed by another
+        while it waited uses that pair. The new pair is saved at once."""
         if not self.settings.refresh_token:
             return False
-        try:
-            pair = self.request(
-                "POST",
-                "/auth/refresh",
-                {"refresh_token": self.settings.refresh_token},
-                auth=False,
+        import fcntl
+
+        path = settings_path()
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with (path.parent / ".cli.lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            stored = Settings.read(path)
+            if stored.url != self.settings.url or not stored.refresh_token:
+                return False  # the file changed hands (a logout, another daemon): log in
+            if stored.refresh_token != self.settings.refresh_token:
+                self.settings = replace(
+                    self.settings, token=stored.token, refresh_token=stored.refresh_token
+                )
+                return True
+            try:
+                pair = self.request(
+                    "POST",
+                    "/auth/refresh",
+                    {"refresh_token": self.settings.refresh_token},
+                    auth=False,
+                )
+            except ApiError:
+                return False
+            self.settings = replace(
+                self.settings, token=pair["access_token"], refresh_token=pair["refresh_token"]
             )
-        except ApiError:
-            return False
-        self.settings = replace(
-            self.settings, token=pair["access_token"], refresh_token=pair["refresh_token"]
-        )
-        stored = Settings.read(settings_path())
-        if stored.refresh_token and stored.url == self.settings.url:
-            self.settings.save()
+            replace(stored, token=self.settings.token, refresh_token=pair["refresh_token"]).save(
+                path
+            )
         return True
 
 

@@ -72,10 +72,16 @@ def _port(value: str) -> int | bool:
         raise argparse.ArgumentTypeError("a port 1-65535, or none for a worker") from None
 
 
+UPLOAD_ANSWER_SECONDS = 600
+
+
 def run_deploy(args: argparse.Namespace) -> int:
     directory, fields = gather(args)
     body = manifest.request_body(fields)
     out = sys.stderr if args.json else sys.stdout
+    if names := fields.get("secret_env"):
+        # A manifest came with the code: say which of the shell's variables it sends.
+        print(f"sending as secrets, from this shell: {', '.join(names)}", file=out)
     source = choose_source(body, directory)
     client = api(args)
     if source == "upload":
@@ -230,11 +236,13 @@ def upload(client: Api, body: dict[str, Any], directory: Path, out: Any) -> dict
         print(f"uploading {directory}: {built.files} files, {_size(built.bytes)} "
               f"({_size(built.size)} compressed)", file=out, flush=True)  # fmt: skip
         stream = Multipart(json.dumps(body).encode(), built.path)
+        # The daemon checks the whole archive before it answers: a big one takes a while, and
+        # a client that gave up early would not know its deployment was made.
         with client.open(
             "POST", "/deployments/upload", None, cast(Any, stream), stream.content_type, True,
-            headers={"Content-Length": str(stream.length)},
+            timeout=UPLOAD_ANSWER_SECONDS, headers={"Content-Length": str(stream.length)},
         ) as response:  # fmt: skip
-            result: dict[str, Any] = json.loads(response.read())
+            result: dict[str, Any] = client.decode(response.read(), "/deployments/upload")
         return result
     finally:
         built.path.unlink(missing_ok=True)

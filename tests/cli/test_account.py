@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import fcntl
+import http.server
 import os
 import pty
 import select
 import stat
 import subprocess
 import termios
+import threading
 import time
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from dployr.cli.client import Api, Settings
 from tests.cli.conftest import EMAIL, Cli, _start
 from tests.integration.conftest import PASSWORD, dployr_command, free_port
 
@@ -68,7 +72,7 @@ def test_a_wrong_token_is_one_line_and_exit_4(live: Cli) -> None:
 
 
 def test_a_down_daemon_is_one_line_and_exit_3(live: Cli) -> None:
-    done = live.run("services", "ls", "--url", f"http://127.0.0.1:{free_port()}")
+    done = live.run("services", "ls", "--url", f"http://127.0.0.1:{free_port()}", "--token", "x")
     assert done.returncode == 3
     assert done.stderr.startswith("dployr: cannot reach the dployr daemon")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
@@ -107,7 +111,7 @@ def test_a_wrong_password_changes_nothing(live: Cli) -> None:
 
 
 def test_an_expired_access_token_is_renewed_and_saved(
-    tmp_path_factory: pytest.TempPathFactory,
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     daemon = _start(tmp_path_factory.mktemp("short"), DPLOYR_AUTH_ACCESS_TTL="1")
     try:
@@ -121,6 +125,14 @@ def test_an_expired_access_token_is_renewed_and_saved(
         assert renewed["refresh_token"] != first["refresh_token"]  # rotated, and kept
         time.sleep(2.1)
         assert EMAIL in cli.ok("whoami")  # the saved pair works again
+        # Two commands that read cli.toml before either renewed the token: the second must
+        # not present the refresh token the first just spent (that revokes the session).
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(cli.home))
+        time.sleep(2.1)
+        first_cmd, second_cmd = Api(Settings.load()), Api(Settings.load())
+        assert first_cmd.get("/auth/me")["email"] == EMAIL  # renews and saves
+        assert second_cmd.get("/auth/me")["email"] == EMAIL  # takes the saved pair
+        assert EMAIL in cli.ok("whoami")
     finally:
         daemon.kill()
 
@@ -172,3 +184,73 @@ def test_login_asks_without_echoing_the_password(live: Cli, tmp_path: Path) -> N
     os.close(primary)
     assert b"logged in to" in seen
     assert PASSWORD.encode() not in seen  # the email is echoed as typed; the password never
+
+
+class _Catcher(http.server.BaseHTTPRequestHandler):
+    """Something that is not dployr at a URL: records what it was sent, answers `body`."""
+
+    seen: list[tuple[str, str | None]] = []
+    body = b"<html>hello</html>"
+
+    def do_GET(self) -> None:
+        self.seen.append((self.path, self.headers.get("Authorization")))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    do_POST = do_GET
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def catcher() -> Iterator[tuple[str, type[_Catcher]]]:
+    handler = type("Catcher", (_Catcher,), {"seen": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_stored_token_goes_only_to_its_own_daemon(
+    live: Cli, catcher: tuple[str, type[_Catcher]]
+) -> None:
+    url, handler = catcher
+    done = live.run("whoami", "--url", url)
+    assert done.returncode == 4 and f"not logged in to {url}" in done.stderr
+    env_url = subprocess.run(
+        dployr_command("whoami"), env={**live.env, "DPLOYR_URL": url},
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert env_url.returncode == 4
+    assert handler.seen == []  # neither the access token nor the refresh token was sent
+    assert EMAIL in live.ok("whoami")  # the file's own daemon still gets them
+
+
+def test_something_else_at_the_url_is_one_line(
+    live: Cli, catcher: tuple[str, type[_Catcher]]
+) -> None:
+    url, handler = catcher
+    done = live.run("services", "ls", "--url", url, "--token", "x")
+    assert done.returncode == 3 and "is not dployr's JSON" in done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+    handler.body = b"{}"  # JSON, but not what a page of services looks like
+    for command in (("services", "ls"), ("whoami",), ("status",)):
+        done = live.run(*command, "--url", url, "--token", "x")
+        assert done.returncode == 3, (command, done.stderr)
+        assert "lacks what this client expects" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_login_reads_an_api_token_from_stdin(live: Cli, tmp_path: Path) -> None:
+    out = live.ok("tokens", "create", "stdin")
+    token = next(line for line in out.splitlines() if line.startswith("dpl_"))
+    other = Cli(live.daemon, tmp_path / "home")
+    other.ok("login", "--url", live.daemon.url, "--token-stdin", stdin=token + "\n")
+    assert _settings(other)["token"] == token
+    assert EMAIL in other.ok("whoami")

@@ -134,7 +134,8 @@ def test_service_metrics_without_samples_says_so(
 
 
 def test_metrics_of_a_down_daemon_is_one_line_and_exit_3(sampling: Cli) -> None:
-    done = sampling.run("instances", "metrics", "--url", f"http://127.0.0.1:{free_port()}")
+    url = f"http://127.0.0.1:{free_port()}"
+    done = sampling.run("instances", "metrics", "--url", url, "--token", "x")
     assert done.returncode == 3 and done.stderr.count("\n") == 1
     assert done.stderr.startswith("dployr: cannot reach the dployr daemon")
 
@@ -186,11 +187,11 @@ def test_status_of_a_down_daemon_is_one_line_and_exit_3(
     sampling: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    done = sampling.run("status", "--url", url)
+    done = sampling.run("status", "--url", url, "--token", "x")
     assert done.returncode == 3 and done.stdout == ""
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith(f"dployr: cannot reach the dployr daemon at {url}")
-    code, _, err = sampling.main("status", "--url", url, monkeypatch=monkeypatch)
+    code, _, err = sampling.main("status", "--url", url, "--token", "x", monkeypatch=monkeypatch)
     assert code == 3 and err.count("\n") == 1
 
 

@@ -80,4 +80,4 @@ def test_login_and_commands_over_https_through_caddy(
     )  # fmt: skip
     assert code == 0, (out, err)
     assert "uploading " in out and "no event stream" not in out
-    assert "[live 100%]" in out and "==> health_checking" in out
+    assert "[live 100%]" in out and "[health_checking " in out
