@@ -283,6 +283,24 @@ async def test_one_huge_metadata_header_is_refused_before_it_is_read(up: Client)
     assert "metadata header" in body["error"]["details"]["reason"]
 
 
+async def test_a_chain_of_pax_headers_is_a_400_not_a_500(up: Client, data_dir: Path):
+    """3000 pax headers in a row (12 KB gzipped) were a RecursionError inside tarfile."""
+    admin = await _admin(up)
+    raw = b"".join(
+        tarfile.TarInfo._create_pax_generic_header(  # type: ignore[attr-defined]
+            {"comment": "c"}, tarfile.XHDTYPE, "utf-8"
+        )
+        for _ in range(3000)
+    )
+    info, data = _file("index.html", b"hi")
+    raw += info.tobuf(tarfile.USTAR_FORMAT) + data.ljust(512, b"\0") + b"\0" * 1024
+    status, body = await upload(up, admin, form(APP, gzip.compress(raw)))
+    assert status == 400, body
+    assert body["error"]["details"]["field"] == "archive"
+    assert "metadata headers in a row" in body["error"]["details"]["reason"]
+    assert await uploads_on_disk(data_dir) == []
+
+
 async def test_a_data_dir_that_cannot_store_the_archive_is_a_503(up: Client, data_dir: Path):
     admin = await _admin(up)
     await asyncio.to_thread((data_dir / "uploads").mkdir)

@@ -114,3 +114,70 @@ async def test_checks_do_not_wait_for_the_daemons_shared_threads(tmp_path: Path)
     finally:
         release.set()
         await blocked
+
+
+def _meta_chain(kind: str, count: int) -> bytes:
+    """`count` pax (`x`) or GNU long-name (`L`) headers in a row, then one file."""
+    raw = b""
+    for _ in range(count):
+        if kind == "x":
+            raw += tarfile.TarInfo._create_pax_generic_header(  # type: ignore[attr-defined]
+                {"comment": "c"}, tarfile.XHDTYPE, "utf-8"
+            )
+        else:
+            raw += tarfile.TarInfo._create_gnu_long_header(  # type: ignore[attr-defined]
+                "n" * 10, tarfile.GNUTYPE_LONGNAME, "utf-8", "strict"
+            )
+    info = tarfile.TarInfo("index.html")
+    info.size = 2
+    raw += info.tobuf(tarfile.USTAR_FORMAT) + b"hi".ljust(512, b"\0") + b"\0" * 1024
+    return gzip.compress(raw)
+
+
+@pytest.mark.parametrize("kind", ["x", "L"])
+def test_a_chain_of_metadata_headers_is_refused(tmp_path: Path, kind: str):
+    """tarfile reads the header after a pax or long-name one by recursing: 3000 in a row
+    (12 KB gzipped) were a RecursionError, a 500."""
+    archive = tmp_path / "chain.tgz"
+    archive.write_bytes(_meta_chain(kind, 3000))
+    with pytest.raises(ArchiveRefused, match="metadata headers in a row"):
+        check_archive(archive, 1 << 20, threading.Event())
+    archive.write_bytes(_meta_chain(kind, 3))  # a few are fine (the last one wins)
+    assert check_archive(archive, 1 << 20, threading.Event()).files == 1
+
+
+def test_long_names_and_long_link_names_pass(tmp_path: Path):
+    """What GNU tar and pax writers make of a deep tree: one long-name and one long-link
+    header before a member, or a global pax header then a per-file one."""
+    deep = "d" * 200 + "/" + "f" * 200
+    link = tarfile.TarInfo("l" * 150 + "/link")
+    link.type, link.linkname = tarfile.SYMTYPE, "../" + deep
+    for fmt in (tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w", format=fmt, pax_headers={"comment": "g"}) as tar:
+            tar.addfile(_file(deep, b"hi")[0], io.BytesIO(b"hi"))
+            tar.addfile(link)
+        archive = tmp_path / "long.tgz"
+        archive.write_bytes(gzip.compress(raw.getvalue()))
+        out = tmp_path / "plain.tar"
+        assert check_archive(archive, 1 << 20, threading.Event(), out).files == 1
+        with tarfile.open(out) as tar:
+            assert tar.getnames() == [deep, link.name]
+
+
+@pytest.mark.parametrize("mtime", ["nan", "1e400", "-1e30", "1e20"])
+def test_an_mtime_no_tar_header_holds_is_written_as_0(tmp_path: Path, mtime: str):
+    """A pax mtime of nan or 1e400 passed the upload's check (which wrote nothing), then the
+    fetching stage failed writing it: both write the same plain tar now."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info, data = _file("index.html", b"hi")
+        info.pax_headers = {"mtime": mtime}
+        tar.addfile(info, io.BytesIO(data))
+    archive = tmp_path / "mtime.tgz"
+    archive.write_bytes(gzip.compress(raw.getvalue()))
+    assert check_archive(archive, 1 << 20, threading.Event()).files == 1
+    out = tmp_path / "plain.tar"
+    assert check_archive(archive, 1 << 20, threading.Event(), out).files == 1
+    with tarfile.open(out) as tar:
+        assert tar.getmember("index.html").mtime == 0
