@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, ClientError, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from dployr.api import deploy_schemas as ds
 from dployr.api import schemas
@@ -48,6 +49,10 @@ async def upload_deployment(request: web.Request) -> web.Response:
         raise UnsupportedMediaType(
             f"Send {MULTIPART} with a `deployment` JSON part and an `archive` part"
         )
+    if request.headers.get("Content-Encoding", "identity").lower() not in ("", "identity"):
+        # aiohttp would inflate it as it reads, past every byte count below; the archive is
+        # compressed already.
+        raise UnsupportedMediaType("Send the upload without a Content-Encoding")
     if (request.content_length or 0) > limit + config.server.max_body_bytes + FRAMING:
         raise _too_large(limit)
     received: Path | None = None
@@ -108,8 +113,11 @@ async def _reader(request: web.Request) -> MultipartReader:
 async def _next_part(reader: MultipartReader) -> BodyPartReader | None:
     try:
         part = await reader.next()
-    except (ValueError, AssertionError) as err:
-        raise ValidationError(None, f"is not valid {MULTIPART} ({err})") from err
+    except (ValueError, AssertionError, HttpProcessingError) as err:  # a part header too long,
+        # too many of them, a preamble line past aiohttp's limit
+        raise ValidationError(None, f"is not valid {MULTIPART} ({_said(err)})") from err
+    except (OSError, ClientError) as err:
+        raise _cut_short(None) from err
     if part is None:
         return None
     if not isinstance(part, BodyPartReader):
@@ -122,7 +130,7 @@ async def _deployment_part(part: BodyPartReader, limit: int) -> dict[str, Any]:
     if kind not in _JSON_TYPES:
         raise UnsupportedMediaType("Send the `deployment` part as JSON (application/json)")
     raw = bytearray()
-    while chunk := await part.read_chunk(CHUNK):
+    while chunk := await _read_chunk(part, "deployment"):
         raw += chunk
         if len(raw) > limit:
             raise PayloadTooLarge(
@@ -148,7 +156,7 @@ async def _receive(part: BodyPartReader, path: Path, limit: int) -> None:
         try:
             size = 0
             pending = bytearray()
-            while chunk := await _read_chunk(part):
+            while chunk := await _read_chunk(part, "archive"):
                 size += len(chunk)
                 if size > limit:
                     raise _too_large(limit)
@@ -168,11 +176,24 @@ def _cannot_store(err: OSError) -> Unavailable:
     return Unavailable(f"The archive cannot be stored in the data dir: {err.strerror or err}")
 
 
-async def _read_chunk(part: BodyPartReader) -> bytes:
+async def _read_chunk(part: BodyPartReader, field: str) -> bytes:
     try:
         return await part.read_chunk(CHUNK)
     except (OSError, ClientError) as err:  # the client went away mid-upload
-        raise ValidationError("archive", "was cut short: the connection ended first") from err
+        raise _cut_short(field) from err
+    except (ValueError, HttpProcessingError) as err:
+        raise ValidationError(field, f"is not a valid part ({_said(err)})") from err
+
+
+def _cut_short(field: str | None) -> ValidationError:
+    return ValidationError(field, "was cut short: the connection ended first")
+
+
+def _said(err: Exception) -> str:
+    """aiohttp's words, without the line it quotes (which may be megabytes)."""
+    if isinstance(err, HttpProcessingError):
+        return f"{type(err).__name__}: {err.message}"[:200]
+    return str(err)[:200]
 
 
 async def _check(uploads: Uploads, path: Path) -> None:

@@ -9,10 +9,11 @@ import asyncio
 import gzip
 import io
 import json
+import logging
 import os
 import tarfile
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -372,6 +373,114 @@ async def test_a_body_that_is_not_multipart_is_a_415(up: Client):
     body.add_field("archive", io.BytesIO(site()), filename="a.tgz")
     status, answer = await upload(up, admin, body)
     assert status == 415, answer
+
+
+BOUNDARY = "b0undary"
+_DEPLOYMENT_PART = (
+    f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="deployment"\r\n'
+    f"Content-Type: application/json\r\n\r\n{json.dumps(APP)}\r\n"
+).encode()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        f"--{BOUNDARY}\r\nX-Long: {'a' * 100_000}\r\n\r\nx\r\n--{BOUNDARY}--\r\n".encode(),
+        f"--{BOUNDARY}\r\n".encode()
+        + b"X-A: a\r\n" * 1000
+        + f"\r\nx\r\n--{BOUNDARY}--\r\n".encode(),
+        b"a" * 5_000_000 + b"\r\n" + _DEPLOYMENT_PART + f"--{BOUNDARY}--\r\n".encode(),
+    ],
+    ids=["part-header-100KB", "1000-part-headers", "preamble-line-5MB"],
+)
+async def test_multipart_framing_past_aiohttps_limits_is_a_400(
+    up: Client, data_dir: Path, raw: bytes
+):
+    """aiohttp's LineTooLong and BadHttpMessage were 500s. Sent chunked (no Content-Length
+    to refuse first)."""
+    admin = await _admin(up)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(raw), 1 << 16):
+            yield raw[start : start + (1 << 16)]
+
+    resp = await up.post(
+        "/api/v1/deployments/upload",
+        data=chunks(),
+        headers={**admin, "Content-Type": f"multipart/form-data; boundary={BOUNDARY}"},
+    )
+    assert resp.status == 400, await resp.text()
+    body = await resp.json()
+    assert body["error"]["code"] == "validation_error"
+    assert len(body["error"]["message"]) < 1000
+    assert await uploads_on_disk(data_dir) == []
+
+
+@pytest.mark.parametrize("cut", ["in-part-headers", "in-deployment-json", "in-archive"])
+async def test_a_client_gone_mid_part_is_no_500(
+    up: Client, data_dir: Path, caplog: pytest.LogCaptureFixture, cut: str
+):
+    """A connection closed inside the `deployment` part raised ConnectionResetError (a 500
+    and a traceback in the log); nothing stays on disk wherever it ends. Served as `dployr
+    serve` serves (web.run_app: a handler is not cancelled when its client goes; the test
+    server would cancel it)."""
+    admin = await _admin(up)
+    assert up.server.runner is not None and up.server.runner.server is not None
+    up.server.runner.server.handler_cancellation = False
+    archive_part = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="archive"; filename="a.tgz"\r\n'
+        "Content-Type: application/gzip\r\n\r\n"
+    ).encode() + site()
+    whole = _DEPLOYMENT_PART + archive_part
+    at = {
+        "in-part-headers": 40,
+        "in-deployment-json": len(_DEPLOYMENT_PART) - 10,
+        "in-archive": len(whole) - 20,
+    }[cut]
+    reader, writer = await asyncio.open_connection(up.host, up.port)
+    head = (
+        "POST /api/v1/deployments/upload HTTP/1.1\r\nHost: x\r\n"
+        f"Authorization: {admin['Authorization']}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    writer.write(head + b"%x\r\n" % at + whole[:at] + b"\r\n")
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    writer.close()
+    await writer.wait_closed()
+    await reader.read()
+    deadline = time.monotonic() + 30
+    while await uploads_on_disk(data_dir) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1)  # the handler goes on after its client went: let it answer
+    assert await uploads_on_disk(data_dir) == []
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert await _total(up, admin) == 0
+
+
+async def test_a_content_encoding_is_a_415(up: Client, data_dir: Path):
+    """aiohttp inflates a gzip Content-Encoding as it reads: 425 KB became 200 MB of preamble
+    to skip. The archive is compressed already; the route takes no encoding."""
+    admin = await _admin(up)
+    data = form(APP, site())
+    payload = data()
+    raw = io.BytesIO()
+
+    class _Sink:
+        async def write(self, chunk: bytes) -> None:
+            raw.write(chunk)
+
+    await payload.write(_Sink())  # type: ignore[arg-type]
+    resp = await up.post(
+        "/api/v1/deployments/upload",
+        data=gzip.compress(raw.getvalue()),
+        headers={**admin, "Content-Type": payload.content_type, "Content-Encoding": "gzip"},
+    )
+    assert resp.status == 415, await resp.text()
+    assert (await resp.json())["error"]["code"] == "unsupported_media_type"
+    assert await _total(up, admin) == 0
+    assert await uploads_on_disk(data_dir) == []
 
 
 async def test_an_upload_needs_a_token(up: Client):
