@@ -158,6 +158,10 @@ def check_archive(
             sink: Any = _Null() if out is None else stack.enter_context(out.open("wb"))
             dest = stack.enter_context(tarfile.open(fileobj=sink, mode="w"))
             for member in tar:
+                # tarfile keeps every TarInfo it reads or writes, streaming or not: 100 000
+                # members would hold ~100 MB. Each is needed only while it is copied.
+                tar.members.clear()
+                dest.members.clear()
                 if stop.is_set():
                     raise ArchiveRefused("the check was cancelled")
                 problem = member_problem(member) or through_link(member, links)

@@ -8,6 +8,7 @@ import gzip
 import io
 import tarfile
 import threading
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,21 @@ def test_an_mtime_no_tar_header_holds_is_written_as_0(tmp_path: Path, mtime: str
     assert check_archive(archive, 1 << 20, threading.Event(), out).files == 1
     with tarfile.open(out) as tar:
         assert tar.getmember("index.html").mtime == 0
+
+
+def test_memory_stays_flat_however_many_members(tmp_path: Path):
+    """tarfile keeps every TarInfo, even streaming: 10 000 empty members held ~8 MB."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for index in range(10_000):
+            tar.addfile(tarfile.TarInfo(f"d/{index:05}"), io.BytesIO(b""))
+    archive = tmp_path / "many.tgz"
+    archive.write_bytes(gzip.compress(raw.getvalue()))
+    tracemalloc.start()
+    try:
+        contents = check_archive(archive, 1 << 30, threading.Event(), tmp_path / "plain.tar")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert contents.files == 10_000
+    assert peak < 4 << 20, peak  # a few MiB of buffers, not a TarInfo per member
