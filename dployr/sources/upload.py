@@ -161,7 +161,7 @@ def check_archive(
                 # tarfile keeps every TarInfo it reads or writes, streaming or not: 100 000
                 # members would hold ~100 MB. Each is needed only while it is copied.
                 tar.members.clear()
-                dest.members.clear()
+                dest.members.clear()  # type: ignore[attr-defined]
                 if stop.is_set():
                     raise ArchiveRefused("the check was cancelled")
                 problem = member_problem(member) or through_link(member, links)
