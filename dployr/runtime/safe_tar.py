@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 import tarfile
 from pathlib import Path
@@ -37,9 +38,20 @@ def member_problem(member: tarfile.TarInfo) -> str | None:
         target = posixpath.normpath(posixpath.join(base, link))
         if target == ".." or target.startswith("../"):
             return f"{name}: a link that leaves the tree"
+        if _climbs_back(link):
+            # `b -> a/..` reads as `.`, but through a link `a -> .` (before or after it in
+            # the archive) it is the parent of the tree: a target may climb out of the
+            # link's own directory, never out of a name it gave itself.
+            return f"{name}: a link target with '..' after a name"
     elif not (member.isfile() or member.isdir()):
         return f"{name}: an unsupported member type"
     return None
+
+
+def _climbs_back(link: str) -> bool:
+    steps = [step for step in link.split("/") if step not in ("", ".")]
+    named = next((i for i, step in enumerate(steps) if step != ".."), len(steps))
+    return ".." in steps[named:]
 
 
 def _too_long(path: str) -> str | None:
@@ -98,7 +110,8 @@ def through_link(member: tarfile.TarInfo, links: Links) -> str | None:
 def extract_source(archive: Path, dest: Path) -> None:
     """Blocking: unpack `archive` into `dest` (which exists), or refuse it whole before a file
     is written. Python's `data` filter checks again as it writes (a symlink placed earlier
-    in the archive cannot redirect a later member)."""
+    in the archive cannot redirect a later member); where Python has none, the same check
+    of the disk is made here."""
     try:
         with tarfile.open(archive) as tar:
             members = tar.getmembers()
@@ -109,7 +122,28 @@ def extract_source(archive: Path, dest: Path) -> None:
                     raise RuntimeFailure(f"the source archive is refused: {problem}")
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(dest, members=members, filter="data")
-            else:  # before 3.11.4 (Debian 12's python3 is 3.11.2): the checks above suffice
-                tar.extractall(dest, members=members)  # noqa: S202 - every member checked
+            else:  # before 3.11.4 (Debian 12's python3 is 3.11.2)
+                _extract_checked(tar, members, dest)
     except (tarfile.TarError, OSError) as err:
         raise RuntimeFailure(f"the source archive cannot be unpacked: {err}") from err
+
+
+def _extract_checked(tar: tarfile.TarFile, members: list[tarfile.TarInfo], dest: Path) -> None:
+    """What the `data` filter checks as it writes, for Pythons without it: each member, and a
+    link's target, resolved on disk as it is now, stays inside `dest`."""
+    root = os.path.realpath(dest)
+
+    def inside(path: str) -> bool:
+        return os.path.commonpath([root, os.path.realpath(path)]) == root
+
+    for member in members:
+        path = posixpath.join(root, member.name)
+        target = None
+        if member.issym():
+            target = posixpath.join(posixpath.dirname(path), member.linkname)
+        elif member.islnk():
+            target = posixpath.join(root, member.linkname)
+        if not inside(path) or (target is not None and not inside(target)):
+            raise RuntimeFailure(f"the source archive is refused: {member.name}: outside the tree")
+        member.mode &= 0o755  # as the filter does: no setuid, setgid or sticky bit
+        tar.extract(member, root, set_attrs=not member.issym())
