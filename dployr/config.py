@@ -87,7 +87,7 @@ class RuntimeConfig:
     drain_seconds: float = field(default=5.0, metadata=_range(0, 3600))
     poll_interval: int = field(default=60, metadata=_range(5))
     build_timeout: int = field(default=1800, metadata=_range(10, 86400))  # fetch + build, s
-    # source "upload" archives (SPEC §4.1); unpacked they may be UPLOAD_EXPANSION times this.
+    # source "upload" archives (SPEC §4.1); unpacked, sources.upload.EXPANSION times this.
     max_upload_bytes: int = field(default=209_715_200, metadata=_range(1024, 1 << 40))
     docker_host: str = ""  # empty: the Docker SDK's default (DOCKER_HOST or the local socket)
 

@@ -185,7 +185,7 @@ async def check_spec(spec: DeploySpec, config: Config, *, admin: bool) -> None:
         if spec.branch is not None:
             check_branch(spec.branch)
     elif spec.source == "upload":  # the archive is the source (SPEC §4.1)
-        for name in ("remote", "branch", "credential_id", "path"):
+        for name in ("remote", "branch", "credential_id", "path", "image"):
             if getattr(spec, name) is not None:
                 raise ValidationError(name, "is not used by source upload")
     if spec.domain is not None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from secrets import token_hex
 from typing import Any
 
+from dployr.backup.archive import fsync_dir
 from dployr.runtime.safe_tar import Links, member_problem, through_link
 from dployr.tasks import undone_on_cancel
 
@@ -246,7 +247,7 @@ def _durable_rename(source: Path, dest: Path) -> None:
     with source.open("rb") as file:
         os.fsync(file.fileno())
     source.replace(dest)
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:
@@ -258,15 +259,7 @@ def _link_or_copy(source: Path, dest: Path) -> None:
         shutil.copyfile(source, partial)
         _durable_rename(partial, dest)
         return
-    _fsync_dir(dest.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(dest.parent)
 
 
 def _unlink(path: Path) -> None:
