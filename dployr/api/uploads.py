@@ -15,10 +15,18 @@ from dployr.api.deployments import deployment_json, new_deployment
 from dployr.api.middleware import large_body
 from dployr.api.openapi import operation
 from dployr.api.validation import checked_json
-from dployr.errors import PayloadTooLarge, Unavailable, UnsupportedMediaType, ValidationError
+from dployr.errors import (
+    PayloadTooLarge,
+    RateLimited,
+    Unavailable,
+    UnsupportedMediaType,
+    ValidationError,
+)
 from dployr.keys import CONFIG, DEPLOYER
 from dployr.pipeline.deployer import EnvChange
 from dployr.sources.upload import ArchiveRefused, Uploads
+from dployr.store import deployments
+from dployr.store.db import Transaction
 from dployr.store.deployments import Deployment, NewDeployment
 from dployr.tasks import run_to_end
 
@@ -28,6 +36,7 @@ CHUNK = 1 << 20  # written to disk a MiB at a time
 FRAMING = 64 * 1024
 _JSON_TYPES = ("application/json", "text/plain", "")
 MULTIPART = "multipart/form-data"
+MAX_QUEUED = 3  # queued upload deployments a service may have (each keeps its archive)
 
 
 @routes.post("/api/v1/deployments/upload")
@@ -81,7 +90,15 @@ async def upload_deployment(request: web.Request) -> web.Response:
         new, env = prepared
         archive = received
 
-        async def place(created: Deployment) -> None:
+        async def place(conn: Transaction, created: Deployment) -> None:
+            # Each queued upload keeps its archive until it runs: a few per service, then
+            # the next waits (counted in the transaction: two at once cannot both pass).
+            if await deployments.queued_uploads(conn, created.service_id) > MAX_QUEUED:
+                raise RateLimited(
+                    f"{MAX_QUEUED} uploads of {created.service_name} are queued already: "
+                    "retry once one has started, or cancel one",
+                    details={"field": "archive", "reason": "too many queued uploads"},
+                )
             await deployer.uploads.place(archive, created.service_id, created.id)
 
         try:

@@ -114,7 +114,7 @@ class Deployer:
         async with self.db.transaction() as conn:
             created = await self._record(conn, new, env_changes, project_given=project_given)
             if place is not None:
-                await place(created)
+                await place(conn, created)
         self.submit(created)
         return created
 

@@ -12,14 +12,16 @@ from dployr.errors import InvalidState
 from dployr.sources.git import Checkout, SourceError
 from dployr.sources.upload import ArchiveRefused, Contents
 from dployr.store import deployments
+from dployr.store.db import Transaction
 from dployr.store.deployments import FINISHED, Deployment
 
 if TYPE_CHECKING:
     from dployr.pipeline.deployer import Deployer
 
 _LOGGER = logging.getLogger(__name__)
-# Puts a new deployment's archive in place, in the transaction that records it.
-Placer = Callable[[Deployment], Awaitable[None]]
+# Puts a new deployment's archive in place, in the transaction that records it (raising
+# undoes the deployment).
+Placer = Callable[[Transaction, Deployment], Awaitable[None]]
 
 
 async def read_upload(
@@ -54,7 +56,7 @@ async def same_upload(deployer: Deployer, original: Deployment, *, required: boo
             "(runtime.keep_releases): upload the directory again"
         )
 
-    async def place(new: Deployment) -> None:
+    async def place(_: Transaction, new: Deployment) -> None:
         await uploads.reuse(kept, new.service_id, new.id)
 
     return place

@@ -175,6 +175,18 @@ async def repin_queued(conn: Transaction, service_id: str, commit_sha: str) -> D
     return Deployment.from_row(await cursor.fetchone())  # type: ignore[arg-type]
 
 
+async def queued_uploads(conn: Transaction, service_id: str) -> int:
+    """Inside the caller's transaction: the service's queued deployments of source upload
+    (each keeps its archive on disk until it runs)."""
+    cursor = await conn.execute(
+        "SELECT COUNT(*) FROM deployments WHERE service_id = ? AND status = 'queued'"
+        " AND json_extract(spec, '$.source') = 'upload'",
+        (service_id,),
+    )
+    row = await cursor.fetchone()
+    return int(row[0]) if row is not None else 0
+
+
 @dataclass(frozen=True)
 class NewDeployment:
     owner_id: str

@@ -22,6 +22,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from dployr.app import create_app
+from dployr.keys import DEPLOYER
 from tests.conftest import bearer, login, make_config, register, user_headers
 
 Client = TestClient  # type: ignore[type-arg]
@@ -340,6 +341,7 @@ async def test_missing_and_unknown_parts_are_400s_naming_them(up: Client):
         ({**APP, "port": 70000}, "port"),
         ({"runtime": "static"}, "name"),
         ({**APP, "remote": "https://example.com/x.git"}, "remote"),
+        ({**APP, "image": "nginx:latest"}, "image"),  # was a 202 showing that image
         ({"name": "web"}, "runtime"),
     ],
 )
@@ -562,6 +564,34 @@ async def test_an_upload_goes_live_a_put_rebuilds_it_and_its_archives_go_with_re
     resp = await client.delete(f"/api/v1/services/{svc}", headers=admin)
     assert resp.status == 204, await resp.text()
     assert await uploads_on_disk(data_dir) == []
+
+
+async def test_a_service_keeps_at_most_three_queued_uploads(up: Client, data_dir: Path):
+    """Each queued upload keeps its archive until it runs: the fourth waiting one is a 429
+    (nothing recorded, nothing kept); once they have run, uploads are taken again."""
+    admin = await _admin(up)
+    status, first = await upload(up, admin, form(APP, site()))
+    assert status == 202, first
+    await _wait_finished(up, admin, first["id"])
+    deployer = up.app[DEPLOYER]
+    async with deployer.service_lock(first["service_id"]):  # what runs holds it: all queue
+        queued = []
+        for _ in range(3):
+            status, body = await upload(up, admin, form(APP, site()))
+            assert status == 202, body
+            queued.append(body["id"])
+        on_disk = await uploads_on_disk(data_dir)
+        status, body = await upload(up, admin, form(APP, site()))
+        assert status == 429, body
+        assert body["error"]["code"] == "rate_limited"
+        assert body["error"]["details"]["field"] == "archive"
+        assert "3 uploads of web are queued" in body["error"]["message"]
+        assert await _total(up, admin) == 4
+        assert await uploads_on_disk(data_dir) == on_disk
+    for deployment_id in queued:
+        await _wait_finished(up, admin, deployment_id)
+    status, body = await upload(up, admin, form(APP, site()))
+    assert status == 202, body
 
 
 async def test_the_start_sweeps_what_a_crash_left(
