@@ -23,9 +23,9 @@ from dployr.errors import (
     ValidationError,
 )
 from dployr.keys import CONFIG, DEPLOYER
-from dployr.pipeline.deployer import EnvChange
+from dployr.pipeline.deployer import Deployer, EnvChange
 from dployr.sources.upload import ArchiveRefused, Uploads
-from dployr.store import deployments
+from dployr.store import deployments, services
 from dployr.store.db import Transaction
 from dployr.store.deployments import Deployment, NewDeployment
 from dployr.tasks import run_to_end
@@ -74,6 +74,7 @@ async def upload_deployment(request: web.Request) -> web.Response:
             if part.name == "deployment" and prepared is None:
                 body = await _deployment_part(part, config.server.max_body_bytes)
                 prepared = await new_deployment(request, body)
+                await _room_for(deployer, prepared[0])  # before the archive's bytes
             elif part.name == "archive" and received is None:
                 received = deployer.uploads.incoming()
                 await _receive(part, received, limit)
@@ -94,11 +95,7 @@ async def upload_deployment(request: web.Request) -> web.Response:
             # Each queued upload keeps its archive until it runs: a few per service, then
             # the next waits (counted in the transaction: two at once cannot both pass).
             if await deployments.queued_uploads(conn, created.service_id) > MAX_QUEUED:
-                raise RateLimited(
-                    f"{MAX_QUEUED} uploads of {created.service_name} are queued already: "
-                    "retry once one has started, or cancel one",
-                    details={"field": "archive", "reason": "too many queued uploads"},
-                )
+                raise _too_many_queued(created.service_name)
             await deployer.uploads.place(archive, created.service_id, created.id)
 
         try:
@@ -111,6 +108,24 @@ async def upload_deployment(request: web.Request) -> web.Response:
         if received is not None:  # still here unless it was placed
             await run_to_end(deployer.uploads.discard(received))
     return web.json_response(deployment_json(created), status=202)
+
+
+async def _room_for(deployer: Deployer, new: NewDeployment) -> None:
+    """A first look at the queue, so that a refused upload need not be sent whole (the
+    count in the recording transaction is the one that holds)."""
+    service = await services.service_by_name(deployer.db, new.owner_id, new.name)
+    if service is not None and await deployments.queued_uploads(deployer.db, service.id) >= (
+        MAX_QUEUED
+    ):
+        raise _too_many_queued(new.name)
+
+
+def _too_many_queued(name: str) -> RateLimited:
+    return RateLimited(
+        f"{MAX_QUEUED} uploads of {name} are queued already: "
+        "retry once one has started, or cancel one",
+        details={"field": "archive", "reason": "too many queued uploads"},
+    )
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

@@ -175,15 +175,16 @@ async def repin_queued(conn: Transaction, service_id: str, commit_sha: str) -> D
     return Deployment.from_row(await cursor.fetchone())  # type: ignore[arg-type]
 
 
-async def queued_uploads(conn: Transaction, service_id: str) -> int:
-    """Inside the caller's transaction: the service's queued deployments of source upload
-    (each keeps its archive on disk until it runs)."""
-    cursor = await conn.execute(
+async def queued_uploads(conn: Transaction | Database, service_id: str) -> int:
+    """The service's queued deployments of source upload (each keeps its archive on disk
+    until it runs); inside the caller's transaction when given one."""
+    sql = (
         "SELECT COUNT(*) FROM deployments WHERE service_id = ? AND status = 'queued'"
-        " AND json_extract(spec, '$.source') = 'upload'",
-        (service_id,),
+        " AND json_extract(spec, '$.source') = 'upload'"
     )
-    row = await cursor.fetchone()
+    if isinstance(conn, Database):
+        return int(await conn.fetchval(sql, (service_id,)))
+    row = await (await conn.execute(sql, (service_id,))).fetchone()
     return int(row[0]) if row is not None else 0
 
 
