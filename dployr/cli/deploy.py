@@ -58,8 +58,16 @@ def add_commands(commands: Any) -> None:
     body.add_argument("--cpus", type=float, help="CPU limit (e.g. 0.5)")
     body.add_argument("--memory", help="memory limit (e.g. 512m)")
     body.add_argument("--volume", action="append", metavar="NAME:PATH", help="repeatable")
-    body.add_argument("--strategy", choices=("start-first", "stop-first"))
-    body.add_argument("--auto-deploy", choices=("off", "webhook", "poll"))
+    body.add_argument(
+        "--strategy",
+        choices=("start-first", "stop-first"),
+        help="start-first (default: no downtime) or stop-first (one instance on a volume)",
+    )
+    body.add_argument(
+        "--auto-deploy",
+        choices=("off", "webhook", "poll"),
+        help="redeploy on a git push hook (webhook, the default), by polling, or never",
+    )
     follow_flags(deploy)
 
 
