@@ -7,7 +7,6 @@ import stat
 import time
 import urllib.request
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -95,24 +94,6 @@ def app_says(api: str, token: str, service_id: str) -> str:
 def test_a_restored_host_decrypts_its_secrets_and_serves_them(
     new_box: Callable[..., Box], install_files: Files, tmp_path: Path
 ) -> None:
-    # Box B, the new host, boots and installs meanwhile: it is fresh either way (nothing of
-    # box A's reaches it but the archive), and the two installs need not take turns.
-    def new_host() -> tuple[Box, str]:
-        box = new_box()
-        return box, installed(box, install_files)
-
-    with ThreadPoolExecutor(1) as pool:  # a failure below waits for it: then both go
-        fresh = pool.submit(new_host)
-        _move_the_host(new_box, install_files, tmp_path, fresh)
-
-
-def _move_the_host(
-    new_box: Callable[..., Box],
-    install_files: Files,
-    tmp_path: Path,
-    fresh: Future[tuple[Box, str]],
-) -> None:
-    """Box A is set up, backed up and removed; box B (being installed meanwhile) restores."""
     # Box A: the old host, with a user and a service with a secret env value it serves.
     old = new_box()
     api = installed(old, install_files)
@@ -135,8 +116,9 @@ def _move_the_host(
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600
     old.remove()  # its app too: what answers from now on is box B's
 
-    # Box B: a fresh host; the documented steps: install (above), stop, restore, start.
-    new, api = fresh.result(timeout=300)
+    # Box B: a fresh host; the documented steps: install, stop, restore, start.
+    new = new_box()
+    api = installed(new, install_files)
     new.exec("systemctl", "stop", "dployr")
     new.copy_in(archive, ARCHIVE)
     said = new.exec("dployr", "restore", ARCHIVE).stdout
