@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 
 from dployr.store.db import Database, Row
 from dployr.store.metrics import HOUR, MINUTE, RAW, RETENTION
@@ -33,7 +33,10 @@ async def insert_samples(db: Database, samples: Sequence[tuple[str, ServiceSampl
         await tx.executemany(
             f"INSERT OR REPLACE INTO service_metrics (service_id, resolution, {_SELECT})"
             f" VALUES (?, {RAW}, ?, ?, ?, ?)",
-            [(service_id, *astuple(sample)) for service_id, sample in samples],
+            [
+                (service_id, s.ts, s.cpu_percent, s.memory_bytes, s.restarts)
+                for service_id, s in samples
+            ],
         )
 
 
