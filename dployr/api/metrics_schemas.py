@@ -8,6 +8,11 @@ from dployr.store.metrics import VALUES
 __all__ = ["COMPONENTS", "ref"]
 
 NUMBER: Schema = {"type": "number"}
+RATE: Schema = {
+    "type": ["number", "null"],
+    "minimum": 0,
+    "description": "bytes a second (containers only; null: not known)",
+}
 
 COMPONENTS: dict[str, Schema] = {
     "Instance": obj(
@@ -46,12 +51,14 @@ COMPONENTS: dict[str, Schema] = {
         {"timestamp": TIME, **{name: NUMBER for name in VALUES}},
     ),
     "ServiceSample": obj(
-        ["timestamp", "cpu_percent", "memory_bytes", "restarts"],
+        ["timestamp", "cpu_percent", "memory_bytes", "restarts", "net_rx_bps", "net_tx_bps"],
         {
             "timestamp": TIME,
             "cpu_percent": {"type": "number", "description": "percent of one core"},
             "memory_bytes": {"type": "number", "description": "resident, without page cache"},
             "restarts": {"type": "integer", "description": "the instance's restarts"},
+            "net_rx_bps": RATE,
+            "net_tx_bps": RATE,
         },
     ),
     "ServiceMetrics": obj(

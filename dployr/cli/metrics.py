@@ -30,17 +30,21 @@ class Row:
     percent_of: str | None = None
 
 
+NETWORK_ROWS = (
+    Row("net rx", "net_rx_bps", charts.human_rate),
+    Row("net tx", "net_tx_bps", charts.human_rate),
+)
 HOST_ROWS = (
     Row("CPU", "cpu_percent", charts.percent),
     Row("load", "load_1", lambda v: "-" if v is None else f"{v:.2f}"),
     Row("memory", "memory_used", charts.human_bytes, "memory_percent"),
     Row("disk", "disk_used", charts.human_bytes, "disk_percent"),
-    Row("net rx", "net_rx_bps", charts.human_rate),
-    Row("net tx", "net_tx_bps", charts.human_rate),
+    *NETWORK_ROWS,
 )
 SERVICE_ROWS = (
     Row("CPU", "cpu_percent", charts.percent),  # of one core: over 100% on several
     Row("memory", "memory_bytes", charts.human_bytes),
+    *NETWORK_ROWS,  # containers only: "-" for a systemd or process service
 )
 
 
@@ -72,7 +76,7 @@ def add_service_commands(services: Any) -> None:
         services,
         "metrics",
         run_service_metrics,
-        "a service's CPU and memory (RSS) over the last hour, as sparklines",
+        "a service's CPU, memory (RSS) and network over the last hour, as sparklines",
         "dployr services metrics web\ndployr services metrics web --since 1d --json",
     )
     metrics.add_argument("service", help="the service's name or id")
@@ -148,8 +152,6 @@ def run_service_metrics(args: argparse.Namespace) -> int:
     draw(title, data, SERVICE_ROWS)
     current = data.get("current") or {}
     print(f"{'restarts':<8}  {current.get('restarts', '-')}")
-    # The daemon samples a service's CPU and RSS only (SPEC §6): its traffic is the host's.
-    print(f"{'network':<8}  not sampled per service: see `dployr instances metrics`")
     return 0
 
 

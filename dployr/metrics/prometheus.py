@@ -139,6 +139,14 @@ SERVICE_GAUGES = {
     "cpu_percent": ("dployr_service_cpu_percent", "A service's CPU use, percent of one core"),
     "memory_bytes": ("dployr_service_memory_bytes", "A service's resident memory"),
     "restarts": ("dployr_service_restarts", "Restarts of a service's live instance"),
+    "net_rx_bps": (
+        "dployr_service_network_receive_bytes_per_second",
+        "Bytes a second a service's live instance received (containers only)",
+    ),
+    "net_tx_bps": (
+        "dployr_service_network_transmit_bytes_per_second",
+        "Bytes a second a service's live instance sent (containers only)",
+    ),
 }
 
 
@@ -147,5 +155,7 @@ def _service_gauges(core: Any, services: tuple[Current, ...]) -> Iterator[Any]:
         family = core.GaugeMetricFamily(name, text, labels=["service", "service_id"])
         for current in sorted(services, key=lambda c: (c.service_name, c.service_id)):
             value = getattr(current.sample, key)
+            if value is None:  # not known (a first sample, a systemd or process target)
+                continue
             family.add_metric([current.service_name, current.service_id], value)
         yield family

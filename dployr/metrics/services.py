@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from dployr.errors import DployrError
 from dployr.pipeline import control
 from dployr.pipeline.deployer import Deployer
-from dployr.runtime.protocol import Target
+from dployr.runtime.protocol import Target, Usage
 from dployr.store import service_metrics as store
 from dployr.store import services
 from dployr.store.db import Database
@@ -21,6 +21,34 @@ from dployr.store.services import Service
 
 _LOGGER = logging.getLogger(__name__)
 FLUSH_SECONDS = 60  # as the host's: one transaction a minute
+
+
+@dataclass(frozen=True)
+class Counters:
+    """An instance's cumulative network bytes at a moment (seconds, the recorder's clock)."""
+
+    at: float
+    restarts: int
+    rx: int
+    tx: int
+
+
+def counters(at: float, usage: Usage) -> Counters | None:
+    if usage.net_rx_bytes is None or usage.net_tx_bytes is None:
+        return None  # systemd and process targets: no per-process network counter
+    return Counters(at, usage.restarts, usage.net_rx_bytes, usage.net_tx_bytes)
+
+
+def net_rates(before: Counters | None, now: Counters | None) -> tuple[float | None, float | None]:
+    """Bytes a second received and sent between two readings of one instance: None for a
+    first reading, and where the counters started again (a restart) — never negative."""
+    if before is None or now is None or now.restarts != before.restarts:
+        return None, None
+    elapsed = now.at - before.at
+    rx, tx = now.rx - before.rx, now.tx - before.tx
+    if elapsed <= 0 or rx < 0 or tx < 0:
+        return None, None
+    return round(rx / elapsed, 1), round(tx / elapsed, 1)
 
 
 @dataclass(frozen=True)
@@ -38,13 +66,16 @@ class ServiceRecorder:
         self._pending: list[tuple[str, ServiceSample]] = []
         self._lock = asyncio.Lock()
         self.newest: dict[str, Current] = {}  # by service id: the last round's samples
+        # By instance ref (a new container starts afresh): the last round's network counters.
+        self._counters: dict[str, Counters] = {}
 
     def now(self) -> int:
         return int(self._clock())
 
     async def record(self, deployer: Deployer) -> None:
         """The job run every `metrics.interval` seconds: one usage() call per target."""
-        ts = self.now()
+        at = self._clock()
+        ts = int(at)
         running = [
             s
             for s in await services.all_services(deployer.db)
@@ -61,6 +92,7 @@ class ServiceRecorder:
             return_exceptions=True,
         )
         newest: dict[str, Current] = {}
+        seen: dict[str, Counters] = {}
         for (target, refs), answer in zip(by_target.values(), answers, strict=True):
             if isinstance(answer, DployrError):
                 _LOGGER.debug("no usage from the %s target: %s", target.name, answer)
@@ -69,12 +101,17 @@ class ServiceRecorder:
                 raise answer
             for ref, usage in answer.items():
                 service = refs[ref]
+                reading = counters(at, usage)
+                rx, tx = net_rates(self._counters.get(ref), reading)
+                if reading is not None:
+                    seen[ref] = reading
                 sample = ServiceSample(
-                    ts, usage.cpu_percent, float(usage.memory_bytes), usage.restarts
+                    ts, usage.cpu_percent, float(usage.memory_bytes), usage.restarts, rx, tx
                 )
                 newest[service.id] = Current(service.id, service.name, sample)
                 self._pending.append((service.id, sample))
         self.newest = newest
+        self._counters = seen  # refs gone (or not answered this round) start afresh
         if self._pending and ts - self._pending[0][1].ts >= FLUSH_SECONDS:
             await self.flush()
 

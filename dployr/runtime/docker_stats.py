@@ -49,6 +49,17 @@ def memory_bytes(stats: dict[str, Any]) -> int:
     return max(0, int(memory.get("usage", 0)) - int(cache))
 
 
+def network_bytes(stats: dict[str, Any]) -> tuple[int, int] | None:
+    """Bytes received and sent by all the container's interfaces since it started; None
+    without figures (host networking, no network)."""
+    networks = stats.get("networks")
+    if not isinstance(networks, dict) or not networks:
+        return None
+    rx = sum(int(n.get("rx_bytes") or 0) for n in networks.values())
+    tx = sum(int(n.get("tx_bytes") or 0) for n in networks.values())
+    return rx, tx
+
+
 class DockerStats:
     """One one-shot stats call and one inspect per container and round, all concurrent on the
     engine's HTTP API (no thread, no connection held between rounds). `local`: the engine runs
@@ -99,4 +110,5 @@ class DockerStats:
         online = int((stats.get("cpu_stats") or {}).get("online_cpus") or 1)
         percent = cpu_percent(self._last.get(ref), reading, online)
         self._last[ref] = reading
-        return Usage(percent, memory_bytes(stats), restarts)
+        rx, tx = network_bytes(stats) or (None, None)
+        return Usage(percent, memory_bytes(stats), restarts, rx, tx)

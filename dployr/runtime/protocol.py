@@ -103,11 +103,15 @@ class InstanceStatus:
 @dataclass(frozen=True)
 class Usage:
     """What one instance uses now (metrics): CPU in percent of one core (200 = two cores
-    busy), memory in bytes (resident, without the page cache), restarts since it was made."""
+    busy), memory in bytes (resident, without the page cache), restarts since it was made, and
+    the bytes its network interfaces received and sent since it started (None: not known, as
+    for a process of the host's network)."""
 
     cpu_percent: float
     memory_bytes: int
     restarts: int
+    net_rx_bytes: int | None = None
+    net_tx_bytes: int | None = None
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from dployr.store.db import Database, Row
 from dployr.store.metrics import HOUR, MINUTE, RAW, RETENTION
 
-_SELECT = "ts, cpu_percent, memory_bytes, restarts"
-# restarts is a count that only grows within an instance: a bucket keeps its largest.
-_AGGREGATES = "avg(cpu_percent), avg(memory_bytes), max(restarts)"
+_SELECT = "ts, cpu_percent, memory_bytes, restarts, net_rx_bps, net_tx_bps"
+# restarts is a count that only grows within an instance: a bucket keeps its largest. avg()
+# leaves out NULL rates (a bucket of unknown rates stays NULL).
+_AGGREGATES = "avg(cpu_percent), avg(memory_bytes), max(restarts), avg(net_rx_bps), avg(net_tx_bps)"
 
 
 @dataclass(frozen=True)
@@ -19,10 +20,23 @@ class ServiceSample:
     cpu_percent: float  # of one core
     memory_bytes: float
     restarts: int
+    net_rx_bps: float | None = None  # bytes a second; None: not known
+    net_tx_bps: float | None = None
+
+
+def _rate(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 1)
 
 
 def _sample(row: Row) -> ServiceSample:
-    return ServiceSample(int(row[0]), round(float(row[1]), 2), float(row[2]), int(row[3]))
+    return ServiceSample(
+        int(row[0]),
+        round(float(row[1]), 2),
+        float(row[2]),
+        int(row[3]),
+        _rate(row[4]),
+        _rate(row[5]),
+    )
 
 
 async def insert_samples(db: Database, samples: Sequence[tuple[str, ServiceSample]]) -> None:
@@ -32,9 +46,17 @@ async def insert_samples(db: Database, samples: Sequence[tuple[str, ServiceSampl
     async with db.transaction() as tx:
         await tx.executemany(
             f"INSERT OR REPLACE INTO service_metrics (service_id, resolution, {_SELECT})"
-            f" VALUES (?, {RAW}, ?, ?, ?, ?)",
+            f" VALUES (?, {RAW}, ?, ?, ?, ?, ?, ?)",
             [
-                (service_id, s.ts, s.cpu_percent, s.memory_bytes, s.restarts)
+                (
+                    service_id,
+                    s.ts,
+                    s.cpu_percent,
+                    s.memory_bytes,
+                    s.restarts,
+                    s.net_rx_bps,
+                    s.net_tx_bps,
+                )
                 for service_id, s in samples
             ],
         )

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from dployr.cli import metrics
 from dployr.cli.charts import BLOCKS
 from dployr.cli.status import host_lines
 from tests.cli.conftest import Cli, _start
@@ -125,12 +126,35 @@ def test_service_metrics_without_samples_says_so(
     out = sampling.ok("services", "metrics", "web", "--since", "30m")
     assert out.splitlines()[0].startswith("web (svc_")
     assert "no samples yet" in out and "Traceback" not in out
+    assert "not sampled per service" not in out  # the network has rows now
     code, out, err = sampling.main("services", "metrics", "web", "--json", monkeypatch=monkeypatch)
     assert (code, err) == (0, "")
     data = json.loads(out)
     assert data["service_id"].startswith("svc_") and data["series"] == []
     done = sampling.run("services", "metrics", "nope")
     assert done.returncode == 1 and "no service named 'nope'" in done.stderr
+
+
+def test_service_metrics_draws_network_rows_blank_where_unknown(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The API's answer for a container (rates known after its first sample) drawn as the
+    # command draws it; a process service's rates are all null.
+    series = [{"timestamp": f"2026-01-01T00:00:{s:02d}Z", "cpu_percent": 1.0,
+               "memory_bytes": 2048.0, "restarts": 0,
+               "net_rx_bps": None if s == 0 else 1000.0 * s, "net_tx_bps": None if s == 0 else 50.0}
+              for s in range(10)]  # fmt: skip
+    data = {"from": "2026-01-01T00:00:00Z", "to": "2026-01-01T00:00:09Z", "step": 1,
+            "series": series, "current": series[-1]}  # fmt: skip
+    metrics.draw("web", data, metrics.SERVICE_ROWS)
+    lines = {line.split("  ")[0].strip(): line for line in capsys.readouterr().out.splitlines()}
+    assert any(block in lines["net rx"] for block in BLOCKS)
+    assert "now 8.8 KiB/s" in " ".join(lines["net rx"].split()) and "/s" in lines["net tx"]
+    unknown = [dict(p, net_rx_bps=None, net_tx_bps=None) for p in series]
+    metrics.draw("job", dict(data, series=unknown, current=unknown[-1]), metrics.SERVICE_ROWS)
+    lines = {line.split("  ")[0].strip(): line for line in capsys.readouterr().out.splitlines()}
+    assert " ".join(lines["net tx"].split()).endswith("now - min - max -")
+    assert not any(block in lines["net tx"] for block in BLOCKS)
 
 
 def test_metrics_of_a_down_daemon_is_one_line_and_exit_3(sampling: Cli) -> None:

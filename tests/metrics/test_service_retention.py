@@ -40,3 +40,25 @@ async def test_hundred_days_of_two_services(tmp_path: Path) -> None:
         assert (await store.latest(db, "svc_1")) == sample(now - 30, 1)
     finally:
         await db.close()
+
+
+async def test_network_rates_are_averaged_leaving_unknown_ones_out(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "m.db")
+    try:
+        rows = [
+            ("svc_1", ServiceSample(T0, 1.0, 10.0, 0, None, None)),  # a first sample
+            ("svc_1", ServiceSample(T0 + 10, 1.0, 10.0, 0, 100.0, 4.0)),
+            ("svc_1", ServiceSample(T0 + 20, 1.0, 10.0, 0, 300.0, 8.0)),
+            ("svc_2", ServiceSample(T0, 1.0, 10.0, 0)),  # a process service: never known
+        ]
+        await store.insert_samples(db, rows)
+        await store.roll_up(db, T0 + MINUTE)
+        (point,) = await store.series(db, "svc_1", MINUTE, T0, T0, MINUTE)
+        assert (point.net_rx_bps, point.net_tx_bps) == (200.0, 6.0)
+        (point,) = await store.series(db, "svc_2", MINUTE, T0, T0, MINUTE)
+        assert (point.net_rx_bps, point.net_tx_bps) == (None, None)
+        raw = await store.series(db, "svc_1", RAW, T0, T0 + 20, 10)
+        assert [p.net_rx_bps for p in raw] == [None, 100.0, 300.0]
+        assert (await store.latest(db, "svc_1")) == rows[2][1]
+    finally:
+        await db.close()
