@@ -186,8 +186,15 @@ class Api:
                 UNREACHABLE,
             ) from None
 
+    def records(self, path: str, **params: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+        """A streamed NDJSON answer (logs with follow=true): each line as it came and as JSON,
+        as they come; blank keep-alive lines skipped."""
+        for raw in self.lines(path, **params):
+            if raw:
+                yield raw, self.decode(raw.encode(), path)
+
     def lines(self, path: str, **params: Any) -> Iterator[str]:
-        """A streamed answer (NDJSON logs with follow=true), line by line as they come."""
+        """A streamed answer, line by line as they come."""
         for attempt in (1, 2):
             try:
                 response = self.open("GET", path, params, None, "application/json", True, None)

@@ -92,8 +92,7 @@ def run_show(args: argparse.Namespace) -> int:
 def run_logs(args: argparse.Namespace) -> int:
     client = api(args)
     if args.follow:
-        for raw in client.lines(f"/deployments/{args.id}/logs", follow=True):
-            line = json.loads(raw)
+        for raw, line in client.records(f"/deployments/{args.id}/logs", follow=True):
             if line.get("end"):
                 print(f"-- {args.id} is {line['status']}")
                 break

@@ -4,7 +4,6 @@ start/stop/restart, logs (followed until Ctrl-C), remove, volumes."""
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from typing import Any
 
@@ -145,10 +144,7 @@ def _follow(client: Api, path: str, args: argparse.Namespace) -> None:
     tail, since = args.tail, args.since
     last, seen = "", set[str]()
     while True:
-        for raw in client.lines(path, follow=True, tail=tail, since=since):
-            if not raw:
-                continue
-            line = json.loads(raw)
+        for raw, line in client.records(path, follow=True, tail=tail, since=since):
             stamp = line["timestamp"]
             if stamp < last or (stamp == last and line["message"] in seen):
                 continue

@@ -254,6 +254,7 @@ class Deployer:
             task.cancel()
         if tasks:
             await asyncio.wait([t for _, t in tasks], timeout=grace)
+        self.uploads.close()
 
     def is_tracked(self, deployment_id: str) -> bool:
         """Queued or running in this process (it has a task)."""

@@ -230,6 +230,10 @@ class Uploads:
         """A new deployment of the same upload (a PUT, a rollback): a hard link, else a copy."""
         await asyncio.to_thread(_link_or_copy, source, self.archive(service_id, deployment_id))
 
+    def close(self) -> None:
+        """At shutdown: checks still queued are dropped (their requests are gone too)."""
+        self._checks.shutdown(wait=False, cancel_futures=True)
+
     async def discard(self, path: Path) -> None:
         await asyncio.to_thread(_unlink, path)
 
