@@ -12,7 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -28,9 +28,15 @@ def require_tool(name: str, how: str) -> None:
     """A test that needs `name` on the PATH: a failure in CI (`how` says what installs it),
     a skip on a developer's machine without it."""
     if shutil.which(name) is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is missing ({how})")
-        pytest.skip(f"{name} is missing")
+        missing(f"{name} is missing", how)
+
+
+def missing(what: str, how: str) -> NoReturn:
+    """Something a test needs is not on this machine: a failure in CI (where scripts/provision
+    must have made it), a skip on a developer's machine."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} ({how})")
+    pytest.skip(f"{what} ({how})")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -11,7 +11,6 @@ Docker or the image is missing; elsewhere they skip.
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,14 +27,9 @@ from tests.box.vps import (
     remove_boxes,
     serve_directory,
 )
+from tests.conftest import missing
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI must run the box tests: scripts/provision builds the image)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -43,9 +37,15 @@ def box_session() -> Iterator[str]:
     """This session's box label; the session's boxes are removed at its end, and stopped boxes
     left by earlier runs at its start."""
     if not docker_answers():
-        _missing("no Docker engine answers")
+        missing(
+            "no Docker engine answers",
+            "CI must run the box tests: scripts/provision builds the image",
+        )
     if not image_exists():
-        _missing(f"the box image {IMAGE} is missing: run scripts/provision as root")
+        missing(
+            f"the box image {IMAGE} is missing: run scripts/provision as root",
+            "CI must run the box tests: scripts/provision builds the image",
+        )
     session = uuid.uuid4().hex[:12]
     remove_boxes()
     yield session

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import secrets
 import subprocess
 import time
@@ -24,7 +23,7 @@ from dployr.databases.engines import ENGINE, DatabaseSpec
 from dployr.ids import new_id
 from dployr.runtime.docker import DockerTarget
 from dployr.runtime.ports import free_loopback_port
-from tests.conftest import login, register
+from tests.conftest import login, missing, register
 from tests.docker.conftest import cleanup_agent, data_dir, deploy_config, docker_engine
 
 __all__ = ["data_dir", "docker_engine"]  # fixtures of tests/docker, used here too
@@ -38,9 +37,7 @@ IMAGES = {"postgres": "postgres:15", "redis": "redis:7", "mariadb": "mariadb:10.
 def engine_images(docker_engine: None) -> None:
     for image in IMAGES.values():
         if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
-            if os.environ.get("CI"):
-                pytest.fail(f"{image} is missing: run scripts/provision")
-            pytest.skip(f"{image} is missing (run scripts/provision)")
+            missing(f"{image} is missing", "scripts/provision builds it")
 
 
 @dataclass

@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from dployr.app import create_app
-from tests.conftest import login, make_config, register
+from tests.conftest import login, make_config, missing, register
 
 TERMINAL = ("live", "failed", "cancelled")
 
@@ -30,9 +30,7 @@ def engine_answers() -> bool:
 @pytest.fixture(scope="session")
 def docker_engine() -> None:
     if not engine_answers():
-        if os.environ.get("CI"):
-            pytest.fail("no Docker engine answers (scripts/provision starts one)")
-        pytest.skip("no Docker engine (run scripts/provision)")
+        missing("no Docker engine answers", "scripts/provision starts one")
     if subprocess.run(
         ["docker", "image", "inspect", "busybox:stable"], capture_output=True
     ).returncode:

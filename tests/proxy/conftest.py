@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from tests.conftest import missing
 from tests.docker.conftest import data_dir, docker_engine, wait_done  # noqa: F401 - fixtures too
 
 
@@ -50,9 +51,7 @@ def proxy_port() -> int:
 def need(binary: str) -> str:
     found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/usr/bin:/sbin")
     if found is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{binary} is not installed (scripts/provision installs it)")
-        pytest.skip(f"{binary} is not installed (run scripts/provision)")
+        missing(f"{binary} is not installed", "scripts/provision installs it")
     return found
 
 
