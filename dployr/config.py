@@ -77,7 +77,7 @@ class RateLimitConfig:
 @dataclass(frozen=True)
 class RuntimeConfig:
     default_target: str = field(
-        default="auto", metadata=_choices("auto", "docker", "systemd", "process")
+        default="auto", metadata=_choices("auto", "docker", "systemd", "process", "swarm")
     )
     allow_local_sources: bool = False
     allow_private_remotes: bool = False
@@ -153,6 +153,16 @@ class WebhooksConfig:
 
 
 @dataclass(frozen=True)
+class SwarmConfig:
+    """SPEC §15: the swarm target on the Swarm this engine manages."""
+
+    network: str = "dployr"  # each owner's attachable overlay is <network>-<owner id>
+    registry: str = ""  # host[:port] every node pulls from; empty: a single-node swarm only
+    registry_credential_id: str = ""  # a credential of type `registry` for the pushes
+    proxy_image: str = "caddy:2"
+
+
+@dataclass(frozen=True)
 class DatabasesConfig:
     """SPEC §14 managed databases; `[databases.<engine>] image` tables are read apart
     (Config.database_images)."""
@@ -183,6 +193,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    swarm: SwarmConfig = field(default_factory=SwarmConfig)
     databases: DatabasesConfig = field(default_factory=DatabasesConfig)
     database_images: Mapping[str, RuntimeImage] = field(
         default_factory=lambda: {k: RuntimeImage(v) for k, v in DEFAULT_DATABASE_IMAGES.items()}

@@ -52,6 +52,8 @@ class DeploySpec:
     domain: str | None = None
     volumes: list[dict[str, str]] = field(default_factory=list)  # [{name, path}] (SPEC §14)
     strategy: str = "start-first"  # or "stop-first": the old instance stops before the new
+    replicas: int | None = None  # swarm only (SPEC §15); None: the service's current scale
+    placement: list[str] = field(default_factory=list)  # swarm only: Swarm constraints
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,7 +66,7 @@ class DeploySpec:
 CONFIG_FIELDS = (
     "remote", "branch", "credential_id", "path", "image", "runtime", "version", "target",
     "build_cmd", "run_cmd", "port", "health_check", "resources", "domain", "volumes",
-    "strategy",
+    "strategy", "replicas", "placement",
 )  # fmt: skip
 # Where a volume may not be mounted (SPEC §14): the system's own directories.
 SYSTEM_DIRS = ("/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/lib", "/sbin")
@@ -75,9 +77,11 @@ def instance_spec(
     env: Mapping[str, str],
     host_port: int | None,
     volumes: tuple[Mount, ...] = (),
+    replicas: int | None = None,
 ) -> InstanceSpec:
     """What a target needs to run an instance of a release (a new one, or the live one again);
-    `volumes`: the service's storage of each volume the release names (store.volumes.mounts)."""
+    `volumes`: the service's storage of each volume the release names (store.volumes.mounts);
+    `replicas`: the service's scale now (swarm), else the release's own, else 1."""
     spec = DeploySpec.from_json(deployment.spec)
     assert deployment.artifact is not None
     return InstanceSpec(
@@ -94,6 +98,10 @@ def instance_spec(
         spec.run_cmd,
         deployment.owner_id,
         volumes,
+        replicas or spec.replicas or 1,
+        tuple(spec.placement),
+        spec.health_check.path,
+        spec.health_check.timeout,
     )
 
 

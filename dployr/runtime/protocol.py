@@ -11,8 +11,9 @@ from typing import Protocol
 
 from dployr.errors import DployrError
 
-# Every target a deployment may name, in the order `default_target = "auto"` prefers them.
-TARGET_NAMES = ("docker", "systemd", "process")
+# Every target a deployment may name, in the order `default_target = "auto"` prefers them
+# (swarm is never auto's choice: where it is available, docker is too).
+TARGET_NAMES = ("docker", "systemd", "process", "swarm")
 
 
 class RuntimeFailure(DployrError):
@@ -80,6 +81,11 @@ class InstanceSpec:
     run_cmd: str | None = None  # the deployment's own, when it gave one
     owner_id: str = ""  # docker: the instance joins the owner's private network
     volumes: tuple[Mount, ...] = ()
+    # swarm (SPEC §15): how many tasks, where, and the check each task runs on itself
+    replicas: int = 1
+    placement: tuple[str, ...] = ()
+    health_path: str | None = "/"
+    health_timeout: int = 60
 
 
 @dataclass(frozen=True)
