@@ -104,6 +104,7 @@ class InstanceStatus:
     started_at: str | None
     restarts: int
     health: str | None  # the last reported exit or health detail, when there is one
+    replicas: tuple[int, int] | None = None  # swarm: (running, desired) tasks; else None
 
 
 @dataclass(frozen=True)
