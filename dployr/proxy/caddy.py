@@ -18,7 +18,7 @@ import aiohttp
 
 from dployr.config import Config, ProxyConfig
 from dployr.errors import ProxyError
-from dployr.proxy.detect import caddy_problem
+from dployr.proxy.detect import UNIX, admin_session, caddy_problem
 from dployr.proxy.protocol import Route, Upstreams
 from dployr.render import render
 
@@ -115,7 +115,9 @@ def _handlers(group: Sequence[Route], upstreams: Upstreams, redirect: str) -> tu
 
 
 def admin_address(config: ProxyConfig) -> str:
-    """`proxy.caddy_admin` as Caddy's `admin` option wants it: host:port."""
+    """`proxy.caddy_admin` as Caddy's `admin` option wants it: host:port, or unix//path."""
+    if config.caddy_admin.startswith(UNIX):
+        return config.caddy_admin
     parts = urlsplit(config.caddy_admin)
     if parts.hostname is None:
         raise ProxyError("caddy", f"proxy.caddy_admin is not an http://host:port URL: {parts!r}")
@@ -123,11 +125,14 @@ def admin_address(config: ProxyConfig) -> str:
     return f"{host}:{parts.port or 80}"
 
 
-def render_caddyfile(routes: Sequence[Route], upstreams: Upstreams, config: ProxyConfig) -> str:
-    """The whole Caddyfile; blocking (template files): call it from a worker thread."""
+def render_caddyfile(
+    routes: Sequence[Route], upstreams: Upstreams, config: ProxyConfig, admin: str | None = None
+) -> str:
+    """The whole Caddyfile; blocking (template files): call it from a worker thread. `admin`:
+    where Caddy listens for it when that is not where we dial (a socket in a mounted dir)."""
     return render(
         TEMPLATE,
-        admin=admin_address(config),
+        admin=admin or admin_address(config),
         http_port=config.http_port,
         https_port=config.https_port,
         internal=config.tls_issuer == "internal",
@@ -144,8 +149,14 @@ class CaddyProxy:
 
     name = "caddy"
 
-    def __init__(self, config: Config) -> None:
-        self.config = config.proxy
+    def __init__(
+        self, config: Config, *, proxy: ProxyConfig | None = None, admin_listen: str | None = None
+    ) -> None:
+        """`proxy` replaces `config.proxy` (the swarm proxy's: its admin socket, its own
+        Caddyfile, the ports inside its container); `admin_listen` is the Caddyfile's `admin`
+        when Caddy sees the socket at another path than we do."""
+        self.config = proxy or config.proxy
+        self._admin_listen = admin_listen
         self._host_checked = False
 
     async def apply(self, routes: Sequence[Route], upstreams: Upstreams) -> None:
@@ -157,7 +168,9 @@ class CaddyProxy:
                     "loads a new config can be refused; `sysctl -w net.ipv4.tcp_migrate_req=1` "
                     "(and a file in /etc/sysctl.d/) prevents it"
                 )
-        text = await asyncio.to_thread(render_caddyfile, routes, upstreams, self.config)
+        text = await asyncio.to_thread(
+            render_caddyfile, routes, upstreams, self.config, self._admin_listen
+        )
         # Written beside the target first, so a file we could not write stops us before Caddy
         # takes a config that a restart would lose; renamed over it once Caddy accepted.
         target = Path(self.config.caddyfile)
@@ -173,13 +186,12 @@ class CaddyProxy:
         await asyncio.to_thread(os.replace, staged, self.config.caddyfile)
 
     async def _load(self, text: str) -> None:
-        url = self.config.caddy_admin.rstrip("/") + "/load"
-        timeout = aiohttp.ClientTimeout(total=LOAD_TIMEOUT)
-        headers = {"Content-Type": "text/caddyfile"}
+        session, base, headers = admin_session(self.config.caddy_admin, LOAD_TIMEOUT)
+        headers = {**headers, "Content-Type": "text/caddyfile"}
         try:
             async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.post(url, data=text.encode(), headers=headers) as answer,
+                session,
+                session.post(base + "/load", data=text.encode(), headers=headers) as answer,
             ):
                 body = await answer.text()
         except (aiohttp.ClientError, TimeoutError, OSError) as err:

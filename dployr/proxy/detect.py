@@ -10,14 +10,26 @@ import aiohttp
 from dployr.config import ProxyConfig
 
 PROBE_TIMEOUT = 2.0
+UNIX = "unix/"  # Caddy's spelling of a socket file: unix//run/admin.sock is /run/admin.sock
+
+
+def admin_session(admin: str, timeout: float) -> tuple[aiohttp.ClientSession, str, dict[str, str]]:
+    """A session to Caddy's admin API at `admin` (http://host:port or unix//path), the base
+    URL of its endpoints and the headers every request needs: on a socket file Caddy accepts
+    only an empty Host (its origin check has no host name to compare)."""
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    if admin.startswith(UNIX):
+        connector = aiohttp.UnixConnector(path=admin[len(UNIX) :])
+        session = aiohttp.ClientSession(connector=connector, timeout=client_timeout)
+        return session, "http://localhost", {"Host": ""}
+    return aiohttp.ClientSession(timeout=client_timeout), admin.rstrip("/"), {}
 
 
 async def caddy_problem(config: ProxyConfig) -> str | None:
     """None when Caddy's admin API answers, else why not."""
-    timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
-    url = config.caddy_admin.rstrip("/") + "/config/"
+    session, base, headers = admin_session(config.caddy_admin, PROBE_TIMEOUT)
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as answer:
+        async with session, session.get(base + "/config/", headers=headers) as answer:
             if answer.status == 200:
                 return None
             return f"caddy admin API at {config.caddy_admin} answered {answer.status}"
