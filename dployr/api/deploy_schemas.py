@@ -43,6 +43,15 @@ VOLUME_MOUNT_INPUT = obj(
     },
 )
 VOLUMES: Schema = {"type": "array", "maxItems": 16, "items": VOLUME_MOUNT_INPUT}
+# SPEC §15, the swarm target only (pipeline.spec.check_spec refuses them on the others): how many
+# tasks (null: the service's current scale, 1 at first) and Swarm constraints on their nodes.
+REPLICAS: Schema = {"type": ["integer", "null"], "minimum": 1, "maximum": 100}
+PLACEMENT_CONSTRAINT = "^[a-z][a-z0-9._-]*(==|!=)[A-Za-z0-9._-]+$"
+PLACEMENT: Schema = {
+    "type": "array",
+    "maxItems": 20,
+    "items": {"type": "string", "maxLength": 255, "pattern": PLACEMENT_CONSTRAINT},
+}
 STRATEGIES = ["start-first", "stop-first"]
 STRATEGY: Schema = {"enum": STRATEGIES}
 AUTO_DEPLOY: Schema = {"enum": ["off", "webhook", "poll"]}
@@ -85,6 +94,8 @@ _CONFIG: dict[str, Schema] = {
     "auto_deploy": AUTO_DEPLOY,
     "volumes": VOLUMES,
     "strategy": STRATEGY,
+    "replicas": REPLICAS,
+    "placement": PLACEMENT,
 }
 CREATE_DEPLOYMENT = obj(
     ["name", "source"],
@@ -161,9 +172,9 @@ DEPLOYMENT_SUMMARY = obj(
 DEPLOYMENT_FIELDS = [
     "id", "service_id", "project_id", "number", "status", "progress", "source", "remote", "branch",
     "path", "image", "credential_id", "runtime", "version", "target", "build_cmd", "run_cmd",
-    "port", "env", "health_check", "resources", "domain", "volumes", "strategy", "commit_sha",
-    "artifact", "triggered_by", "rollback_of", "error", "stages", "created_at", "started_at",
-    "finished_at",
+    "port", "env", "health_check", "resources", "domain", "volumes", "strategy", "replicas",
+    "placement", "commit_sha", "artifact", "triggered_by", "rollback_of", "error", "stages",
+    "created_at", "started_at", "finished_at",
 ]  # fmt: skip
 PUSH_STATUS: Schema = {"enum": ["queued", "ignored", "pong"]}
 COMPONENTS: dict[str, Schema] = {
@@ -195,6 +206,8 @@ COMPONENTS: dict[str, Schema] = {
             "domain": _OPT,
             "volumes": {"type": "array", "items": VOLUME_MOUNT},
             "strategy": STRATEGY,
+            "replicas": REPLICAS,
+            "placement": PLACEMENT,
             "commit_sha": _OPT,
             "artifact": _OPT,
             "triggered_by": TRIGGER,
@@ -332,6 +345,8 @@ COMPONENTS: dict[str, Schema] = {
     "ReleaseSource": RELEASE_SOURCE,
     "DeploymentTrigger": TRIGGER,
     "Strategy": STRATEGY,
+    "Replicas": REPLICAS,
+    "Placement": PLACEMENT,
     "Runtime": RUNTIME,
     "Target": TARGET,
     "Stage": STAGE,

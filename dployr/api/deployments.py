@@ -61,6 +61,8 @@ def deployment_json(deployment: Deployment) -> dict[str, Any]:
         "domain": spec.get("domain"),
         "volumes": spec.get("volumes", []),
         "strategy": spec.get("strategy", "start-first"),
+        "replicas": spec.get("replicas"),
+        "placement": spec.get("placement", []),
         "commit_sha": deployment.commit_sha,
         "artifact": deployment.artifact,
         "triggered_by": deployment.triggered_by,
@@ -139,15 +141,19 @@ async def _check_volume_targets(
             )
 
 
-async def _keep_storage(db: Database, service_id: str, body: dict[str, Any]) -> dict[str, Any]:
+async def _keep_storage(
+    db: Database, service_id: str, body: dict[str, Any], target: str
+) -> dict[str, Any]:
     """A new release of a service keeps its volumes and strategy unless the body names them:
-    its data stays mounted (SPEC §14)."""
-    if "volumes" in body and "strategy" in body:
-        return body
+    its data stays mounted (SPEC §14). A swarm release staying on swarm keeps its placement
+    too: its tasks stay on the nodes they were put on (replicas live on the service)."""
     latest = await deployments.latest_deployment(db, service_id)
     if latest is None:
         return body
-    kept: dict[str, Any] = {k: latest.spec[k] for k in ("volumes", "strategy") if k in latest.spec}
+    names = ["volumes", "strategy"]
+    if target == "swarm" and latest.spec.get("target") == "swarm":
+        names.append("placement")
+    kept: dict[str, Any] = {k: latest.spec[k] for k in names if k in latest.spec}
     return {**kept, **body}
 
 
@@ -190,7 +196,7 @@ async def new_deployment(
     if target is None:
         target = existing.target if existing else await targets.default_for_request()
     if existing is not None:
-        body = await _keep_storage(request.app[DB], existing.id, body)
+        body = await _keep_storage(request.app[DB], existing.id, body, target)
     spec = await spec_from_body(
         body, request.app[CONFIG], targets, target, admin=identity.user.is_admin
     )

@@ -144,6 +144,15 @@ async def spec_from_body(
     if changes.get("domain") is not None:
         changes["domain"] = normalize_domain(changes["domain"])
     spec = replace(base, **changes)
+    if spec.target != "swarm":
+        # A release that moves off swarm leaves its base's swarm fields behind; the ones the
+        # body names are refused, before the target is asked about anything else.
+        spec = replace(
+            spec,
+            replicas=changes.get("replicas"),
+            placement=changes.get("placement", []),
+        )
+    check_swarm_fields(spec)
     version = await targets.check(spec.target, spec.runtime, spec.version, admin=admin)
     spec = replace(spec, version=version)
     await check_spec(spec, config, admin=admin)
@@ -199,9 +208,24 @@ async def check_spec(spec: DeploySpec, config: Config, *, admin: bool) -> None:
     if spec.domain is not None:
         normalize_domain(spec.domain)
     check_volumes(spec.volumes)
+    check_swarm_fields(spec)
     if spec.domain is not None and spec.port is None:
         raise ValidationError(
             "domain", "a worker (port null) takes no traffic, so it has no domain"
+        )
+
+
+def check_swarm_fields(spec: DeploySpec) -> None:
+    """`replicas` and `placement` mean something only to a Swarm service (SPEC §15)."""
+    if spec.target == "swarm":
+        return
+    if spec.replicas is not None:
+        raise ValidationError(
+            "replicas", f"is only for the swarm target (this release runs on {spec.target})"
+        )
+    if spec.placement:
+        raise ValidationError(
+            "placement", f"is only for the swarm target (this release runs on {spec.target})"
         )
 
 
