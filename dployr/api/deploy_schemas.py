@@ -45,6 +45,7 @@ VOLUME_MOUNT_INPUT = obj(
 VOLUMES: Schema = {"type": "array", "maxItems": 16, "items": VOLUME_MOUNT_INPUT}
 # SPEC §15, the swarm target only (pipeline.spec.check_spec refuses them on the others): how many
 # tasks (null: the service's current scale, 1 at first) and Swarm constraints on their nodes.
+REPLICA_COUNT: Schema = {"type": "integer", "minimum": 1, "maximum": 100}
 REPLICAS: Schema = {"type": ["integer", "null"], "minimum": 1, "maximum": 100}
 PLACEMENT_CONSTRAINT = "^[a-z][a-z0-9._-]*(==|!=)[A-Za-z0-9._-]+$"
 PLACEMENT: Schema = {
@@ -126,6 +127,7 @@ UPLOAD_ENCODING = {
     "deployment": {"contentType": "application/json"},
     "archive": {"contentType": "application/gzip, application/octet-stream"},
 }
+SCALE_SERVICE = obj(["replicas"], {"replicas": REPLICA_COUNT})
 SET_ENV = obj(
     ["key", "value"],
     {
@@ -158,6 +160,10 @@ LOG_STREAM: Schema = {"enum": ["stdout", "stderr"]}
 DEPLOYMENT_LOG_LINE = obj(
     ["seq", "timestamp", "message"],
     {"seq": {"type": "integer"}, "timestamp": _ID, "message": _ID},
+)
+TASK_COUNTS = obj(
+    ["running", "desired"],
+    {"running": {"type": "integer", "minimum": 0}, "desired": {"type": "integer", "minimum": 0}},
 )
 # The live deployment, as a service shows it.
 DEPLOYMENT_SUMMARY = obj(
@@ -220,9 +226,10 @@ COMPONENTS: dict[str, Schema] = {
             "finished_at": OPT_TIME,
         },
     ),
-    # The live instance, read from the runtime (GET /services/{id}/status).
+    # The live instance, read from the runtime (GET /services/{id}/status); `replicas`: a swarm
+    # service's tasks (running, desired), null on the other targets.
     "ServiceRuntimeStatus": obj(
-        ["status", "host_port", "container_id", "started_at", "restarts", "health"],
+        ["status", "host_port", "container_id", "started_at", "restarts", "health", "replicas"],
         {
             "status": SERVICE_STATUS,
             "host_port": {"type": ["integer", "null"]},
@@ -230,6 +237,7 @@ COMPONENTS: dict[str, Schema] = {
             "started_at": OPT_TIME,
             "restarts": {"type": "integer", "minimum": 0},
             "health": _OPT,
+            "replicas": {"anyOf": [{"type": "null"}, TASK_COUNTS]},
         },
     ),
     "Service": obj(
@@ -250,6 +258,7 @@ COMPONENTS: dict[str, Schema] = {
             "hook_url",
             "hook_secret",
             "auto_deploy",
+            "replicas",
             "created_at",
             "updated_at",
         ],
@@ -269,6 +278,8 @@ COMPONENTS: dict[str, Schema] = {
             "container_id": _OPT,
             "routes": {"type": "array", "items": ref("ServiceRoute")},
             "volumes": {"type": "array", "items": VOLUME_MOUNT},
+            # swarm: the tasks it is scaled to (SPEC §15); null on the other targets
+            "replicas": REPLICAS,
             "hook_url": _ID,
             "hook_secret": _ID,
             "created_at": TIME,
@@ -366,4 +377,6 @@ COMPONENTS: dict[str, Schema] = {
     "UploadDeployment": UPLOAD_DEPLOYMENT,
     "UploadDeploymentForm": UPLOAD_BODY,
     "SetEnv": SET_ENV,
+    "ScaleService": SCALE_SERVICE,
+    "TaskCounts": TASK_COUNTS,
 }

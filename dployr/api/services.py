@@ -27,7 +27,7 @@ from dployr.crypto import mask_secrets
 from dployr.errors import Conflict, NotFound, ValidationError
 from dployr.ids import parse_iso
 from dployr.keys import DB, DEPLOYER, FOLLOWS
-from dployr.pipeline import control
+from dployr.pipeline import control, scale
 from dployr.runtime.protocol import InstanceStatus, LogLine, RuntimeFailure, Target
 from dployr.store import services, volumes
 from dployr.store.routes import RouteRecord, routes_of_service, routes_of_services
@@ -57,6 +57,9 @@ def status_json(status: InstanceStatus, host_port: int | None) -> dict[str, Any]
         "started_at": status.started_at,
         "restarts": status.restarts,
         "health": status.health,
+        "replicas": None
+        if status.replicas is None
+        else {"running": status.replicas[0], "desired": status.replicas[1]},
     }
 
 
@@ -98,6 +101,8 @@ async def service_json(
         "container_id": status.ref,
         "routes": [record.on_service() for record in routed],
         "volumes": [{"name": v.name, "path": v.path} for v in stored],
+        # swarm: the count it is scaled to (1 until a release or `scale` set one)
+        "replicas": (service.replicas or 1) if service.target == "swarm" else None,
         "hook_url": f"{public_scheme(request)}://{request.host}/api/v1/hooks/{service.id}/push",
         "hook_secret": deployer.box.decrypt(service.hook_secret_enc),
         "created_at": service.created_at,
@@ -183,6 +188,20 @@ async def stop_service(request: web.Request) -> web.Response:
 async def restart_service(request: web.Request) -> web.Response:
     service = await service_of(request)
     await control.restart_service(request.app[DEPLOYER], service)
+    return await _after(request, service)
+
+
+@routes.post("/api/v1/services/{id}/scale")
+@operation(
+    "Run this many tasks of a swarm service's live release, without a new release",
+    tag="services",
+    body=ds.SCALE_SERVICE,
+    responses={200: STATUS},
+)
+async def scale_service(request: web.Request) -> web.Response:
+    service = await service_of(request)
+    body = await read_json(request, ds.SCALE_SERVICE)
+    await scale.scale_service(request.app[DEPLOYER], service, body["replicas"])
     return await _after(request, service)
 
 

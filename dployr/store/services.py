@@ -14,7 +14,7 @@ from dployr.store.paging import Page, PageRequest, like_escape
 
 COLUMNS = (
     "id, owner_id, project_id, name, runtime, target, desired_state, auto_deploy,"
-    " hook_secret_enc, current_deployment_id, created_at, updated_at"
+    " hook_secret_enc, current_deployment_id, created_at, updated_at, replicas"
 )
 
 
@@ -32,6 +32,8 @@ class Service:
     current_deployment_id: str | None
     created_at: str
     updated_at: str
+    # swarm (SPEC §15): the tasks it runs when a release names none; None: never set (1)
+    replicas: int | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> Service:
@@ -122,6 +124,17 @@ async def set_desired_state(
             (state, now_iso(), service.id),
         )
         await events.append(conn, event[0], service.owner_id, event[1])
+
+
+async def set_replicas(conn: Transaction | Database, service_id: str, replicas: int) -> None:
+    """The service's replica count (swarm): what a release that names none runs, and what
+    POST /services/{id}/scale set."""
+    sql = "UPDATE services SET replicas = ?, updated_at = ? WHERE id = ?"
+    if isinstance(conn, Database):
+        async with conn.transaction() as tx:
+            await tx.execute(sql, (replicas, now_iso(), service_id))
+    else:
+        await conn.execute(sql, (replicas, now_iso(), service_id))
 
 
 async def delete_service(conn: Transaction, service_id: str) -> None:
