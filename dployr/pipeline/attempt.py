@@ -15,7 +15,7 @@ from dployr.pipeline.health import WORKER_SETTLE, still_fresh, wait_healthy, wai
 from dployr.pipeline.instances import STOP_FIRST, bring_back, is_down, take_down
 from dployr.pipeline.logbook import Logbook
 from dployr.pipeline.progress import BuildProgress
-from dployr.pipeline.spec import DeploySpec, instance_spec, protected_dirs
+from dployr.pipeline.spec import DeploySpec, instance_spec, protected_dirs, upstream_of
 from dployr.pipeline.uploads import read_upload
 from dployr.proxy.domains import default_tls
 from dployr.proxy.protocol import Route
@@ -330,9 +330,9 @@ class Attempt:
 
     async def _go_live(self, host_port: int | None) -> Deployment | None:
         service_id = self.deployment.service_id
-        upstream = [routes.loopback(host_port)] if host_port is not None else []
+        upstream = upstream_of(self.deployment, host_port)
         new_route = await self._domain_route()
-        where = "as a worker" if host_port is None else f"on 127.0.0.1:{host_port}"
+        where = f"on {', '.join(upstream)}" if upstream else "as a worker"
         async with self.d.router.changing(
             add=[new_route] if new_route else [], point={service_id: upstream}
         ):
@@ -371,8 +371,10 @@ class Attempt:
         (a container of a release that is not live) at the next start."""
         try:
             if previous is not None and previous.instance_ref:
-                await self.d.drain()
-                await self.d.target_of(previous).stop(previous.instance_ref)
+                retired = self.d.target_of(previous)
+                if not retired.rolling:  # Swarm drained the old tasks already
+                    await self.d.drain()
+                await retired.stop(previous.instance_ref)
                 await deployments.update_deployment(
                     self.d.db, previous.id, {"instance_ref": None}, None
                 )
@@ -392,7 +394,7 @@ class Attempt:
         cannot remove its instance right now."""
         try:
             if self.instance_ref:
-                await self.target.stop(self.instance_ref, grace=5)
+                await self.target.abandon(self.instance_ref)
             if self.built:
                 await self.target.remove_artifact(self.built)
         except DployrError as err:

@@ -19,7 +19,7 @@ from dployr.pipeline.instances import (
     stops_first,
     take_down,
 )
-from dployr.pipeline.spec import DeploySpec
+from dployr.pipeline.spec import DeploySpec, upstream_of
 from dployr.runtime.protocol import InstanceStatus, RuntimeFailure, Target
 from dployr.store import deployments, routes, services, volumes
 from dployr.store.deployments import Deployment
@@ -168,7 +168,7 @@ async def _switch(
     ref, port = new
     old = live.instance_ref
     target = deployer.target_of(live)
-    upstream = [routes.loopback(port)] if port is not None else []
+    upstream = upstream_of(live, port)
     try:
         async with deployer.router.changing(point={service.id: upstream}):
             await deployments.update_deployment(
@@ -180,7 +180,7 @@ async def _switch(
     except BaseException:
         await target.stop(ref, grace=5)
         raise
-    if old:
+    if old and old != ref:  # a rolling target (swarm) replaced the tasks of the same service
         if drain:
             await deployer.drain()
         try:

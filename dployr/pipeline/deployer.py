@@ -19,6 +19,7 @@ from dployr.errors import Conflict, DployrError, InvalidState
 from dployr.ids import now_iso
 from dployr.pipeline.attempt import Attempt
 from dployr.pipeline.routing import Router
+from dployr.pipeline.swarm_attempt import SwarmAttempt
 from dployr.pipeline.uploads import Placer, prune_uploads
 from dployr.runtime.protocol import Mount, Target
 from dployr.runtime.targets import Targets
@@ -181,7 +182,7 @@ class Deployer:
                     return
                 if self._cancel_reasons.get(deployment_id) == "cancelled":
                     return  # cancelled before it had a task, its end still being written
-                await Attempt(self, deployment).run()
+                await self._attempt(deployment).run()
                 await prune_uploads(self, service_id)
         except asyncio.CancelledError:
             # Cancelled before it reached the front of its service's queue.
@@ -296,6 +297,11 @@ class Deployer:
         return await volumes.mounts(
             self.db, deployment.service_id, deployment.spec.get("volumes", [])
         )
+
+    def _attempt(self, deployment: Deployment) -> Attempt:
+        if self.target_of(deployment).rolling:
+            return SwarmAttempt(self, deployment)
+        return Attempt(self, deployment)
 
     def target_of(self, deployment: Deployment) -> Target:
         """The target a deployment runs on (its spec's: a service may move between targets,

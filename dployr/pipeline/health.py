@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from dployr.runtime.protocol import InstanceStatus, Target
+from dployr.runtime.swarm import SwarmTarget
 
 INTERVAL = 0.05  # an app is usually up within a few tenths of a second
 PROBE_LIMIT = 5.0  # one probe never waits longer than this (nor past the deadline)
@@ -108,7 +109,10 @@ def still_fresh(target: Target, ref: str) -> Callable[[], Awaitable[bool]]:
 async def instance_ready(
     target: Target, ref: str, host_port: int | None, path: str | None, limit: float
 ) -> str | None:
-    """None once a new instance is healthy: its app answered, or a worker stayed up."""
+    """None once a new instance is healthy: its app answered, or a worker stayed up; on
+    the swarm target, once every task of it passed its health check inside the swarm."""
+    if isinstance(target, SwarmTarget):
+        return await target.rollout(ref, limit)
     if host_port is None:
         return await wait_settled(min(WORKER_SETTLE, limit), lambda: target.status(ref))
     return await wait_healthy(host_port, path, limit, still_fresh(target, ref))

@@ -73,7 +73,7 @@ async def _fail_interrupted(deployer: Deployer, targets: Collection[str]) -> Non
             for s in deployment.stages
         ]  # fmt: skip
         if deployment.instance_ref:
-            await target.stop(deployment.instance_ref, grace=5)
+            await target.abandon(deployment.instance_ref)
         built = target.artifact_name(deployment.service_id, deployment.number)
         if deployment.artifact == built or (deployment.status == "building"):
             await target.remove_artifact(built)

@@ -14,6 +14,7 @@ from dployr.proxy.domains import normalize_domain
 from dployr.runtime.catalog import CATALOG
 from dployr.runtime.protocol import InstanceSpec, Mount, Resources
 from dployr.runtime.reference import parse_image
+from dployr.runtime.swarm_names import upstream
 from dployr.sources.validate import (
     check_branch,
     check_local_path,
@@ -21,6 +22,7 @@ from dployr.sources.validate import (
     outside_protected,
     parse_remote,
 )
+from dployr.store.routes import loopback
 
 if TYPE_CHECKING:
     from dployr.runtime.targets import Targets
@@ -70,6 +72,15 @@ CONFIG_FIELDS = (
 )  # fmt: skip
 # Where a volume may not be mounted (SPEC §14): the system's own directories.
 SYSTEM_DIRS = ("/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/lib", "/sbin")
+
+
+def upstream_of(deployment: Deployment, host_port: int | None) -> list[str]:
+    """Where the proxy sends a live release's traffic: its loopback port, or on the swarm
+    target every task of its service by the overlay's DNS; none for a worker."""
+    spec = DeploySpec.from_json(deployment.spec)
+    if spec.target == "swarm":
+        return [] if spec.port is None else [upstream(deployment.service_id, spec.port)]
+    return [] if host_port is None else [loopback(host_port)]
 
 
 def instance_spec(

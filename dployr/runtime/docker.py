@@ -82,6 +82,7 @@ class DockerTarget:
     """Made with no engine call (the engine may start later) and no SDK client yet either."""
 
     name = "docker"
+    rolling = False
     late = True  # dockerd may start after the daemon: deployments wait for it
 
     def __init__(self, config: Config, agent_id: str) -> None:
@@ -186,6 +187,42 @@ class DockerTarget:
         """`_get_json` for dployr.databases: their reads (a watch lists and inspects them every
         minute) go through the HTTP API, never loading the SDK into an idle daemon."""
         return await self._get_json(path, params)
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """A call of the engine's HTTP API with a JSON body (the swarm target's service
+        calls); its JSON answer (None when empty). An engine refusal is a RuntimeFailure with
+        the engine's message; `status` on it says which (404: not there)."""
+        session, base = self._http("calls")
+        try:
+            async with session.request(
+                method,
+                f"{base}{path}",
+                params=params,
+                json=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=120),
+            ) as response:
+                raw = await response.read()
+                if response.status >= 300:
+                    failure = RuntimeFailure(engine_message(raw))
+                    failure.engine_status = response.status
+                    raise failure
+                return json.loads(raw) if raw.strip() else None
+        except (aiohttp.ClientError, TimeoutError) as err:
+            reason = str(err) or type(err).__name__
+            raise RuntimeFailure(f"the Docker engine is not reachable: {reason}") from err
+
+    def logs_session(self) -> tuple[aiohttp.ClientSession, str]:
+        """The pool of the log followers (see _http), for the swarm target's service logs."""
+        return self._http("logs")
 
     async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
         """GET a JSON document from the engine; None when it answers 404."""
@@ -449,6 +486,9 @@ class DockerTarget:
 
     async def remove_volume(self, mount: Mount) -> None:
         await self._call(docker_volumes.remove_volume, mount)
+
+    async def abandon(self, ref: str) -> None:
+        await self.stop(ref, grace=5)
 
     async def stop(self, ref: str, grace: float = 10) -> None:
         def stop_and_remove(client: docker.DockerClient) -> None:

@@ -62,6 +62,7 @@ class Record:
 
 class ProcessTarget:
     name = "process"
+    rolling = False
     late = False  # it needs nothing that could start later
 
     def __init__(self, config: Config, agent_id: str) -> None:
@@ -146,6 +147,9 @@ class ProcessTarget:
             raise
         self._running[ref] = supervised
         return Instance(ref, spec.service_id, spec.deployment_id, host_port, True)
+
+    async def abandon(self, ref: str) -> None:
+        await self.stop(ref, grace=5)
 
     async def stop(self, ref: str, grace: float = 10) -> None:
         supervised = self._running.pop(ref, None)

@@ -23,6 +23,7 @@ class RuntimeFailure(DployrError):
     status = 503
     code = "unavailable"
     default_message = "The runtime could not carry out this operation"
+    engine_status: int | None = None  # the engine's own HTTP status, when it answered one
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class BuildRequest:
     run_cmd: str | None  # None: the catalog's
     source: Path  # a tar of the source tree
     timeout: float
+    image: str | None = None  # runtime "image" on a target that derives its own (swarm)
 
 
 class BuildOutput(Protocol):
@@ -130,6 +132,10 @@ class LogLine:
 
 class Target(Protocol):
     name: str  # docker | systemd | process | swarm
+    # False: each instance is a thing of its own (a container, a unit, a process) that the
+    # pipeline starts beside the old one and checks itself. True (swarm): one long-lived
+    # service whose tasks the target replaces in place, checking them inside (`rollout`).
+    rolling: bool
     # Whether the target may become available after the daemon started (an engine that starts
     # later): a deployment to it then waits queued instead of being refused.
     late: bool
@@ -172,6 +178,10 @@ class Target(Protocol):
 
     async def stop(self, ref: str, grace: float = 10) -> None:
         """Stop and remove the instance; a missing one is not an error."""
+
+    async def abandon(self, ref: str) -> None:
+        """Remove the instance of a release that did not go live (failed, cancelled, or
+        interrupted by a crash): for a rolling target, what ran before it runs again."""
 
     async def status(self, ref: str | None) -> InstanceStatus: ...
 

@@ -63,6 +63,7 @@ CACHE_DIRS = ("pip", "wheels", "npm", "go", "go-build", "cargo")
 
 class SystemdTarget:
     name = "systemd"
+    rolling = False
     late = False  # systemd is PID 1 from boot, or never
 
     def __init__(
@@ -231,6 +232,9 @@ class SystemdTarget:
     async def _discard(self, name: str) -> None:
         with contextlib.suppress(RuntimeFailure):
             await self.stop(name, grace=0)
+
+    async def abandon(self, ref: str) -> None:
+        await self.stop(ref, grace=5)
 
     async def stop(self, ref: str, grace: float = 10) -> None:
         """Stop the unit (SIGTERM, SIGKILL after its TimeoutStopSec; at once for grace 0) and

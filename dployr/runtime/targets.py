@@ -11,6 +11,7 @@ from dployr.errors import Forbidden, Unavailable, ValidationError
 from dployr.runtime.docker import DockerTarget
 from dployr.runtime.process import ProcessTarget
 from dployr.runtime.protocol import TARGET_NAMES, Target
+from dployr.runtime.swarm import SwarmTarget
 from dployr.runtime.systemd import SystemdTarget
 
 
@@ -130,5 +131,6 @@ def make_targets(config: Config, agent_id: str) -> Targets:
             DockerTarget(config, agent_id),
             SystemdTarget(config, agent_id),
             ProcessTarget(config, agent_id),
+            SwarmTarget(config, agent_id),
         ],
     )

@@ -67,6 +67,11 @@ def cleanup_agent(data_dir: Path) -> None:
     if not agent_file.exists():
         return
     label = f"label=dployr.agent={agent_file.read_text().strip()}"
+    services = subprocess.run(  # the swarm target's (an engine not in a swarm: none)
+        ["docker", "service", "ls", "-q", "--filter", label], capture_output=True, text=True
+    ).stdout.split()
+    if services:
+        subprocess.run(["docker", "service", "rm", *services], capture_output=True)
     ids = subprocess.run(
         ["docker", "ps", "-aq", "--filter", label], capture_output=True, text=True
     ).stdout.split()

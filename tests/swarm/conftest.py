@@ -14,8 +14,11 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conftest import missing
-from tests.docker.conftest import (
-    docker_engine,  # noqa: F401 - a fixture
+from tests.docker.conftest import (  # noqa: F401 - fixtures
+    auth,
+    data_dir,
+    dclient,
+    docker_engine,
     engine_answers,
 )
 

@@ -1,0 +1,104 @@
+"""The swarm target on a real one-node swarm: releases as a Swarm service updated in place,
+health-checked inside the swarm, rolled back by Swarm, scaled, stopped and deleted."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.docker.conftest import wait_done
+from tests.swarm.conftest import docker
+
+# The greeting is in the release's own run_cmd (env belongs to the service: a rollback runs
+# the old release with the env of now).
+SERVE = (
+    'mkdir -p /www && echo "{greeting} $(hostname)" > /www/index.html '
+    '&& exec httpd -f -p "$PORT" -h /www'
+)
+
+
+def image_body(name: str, greeting: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "source": "image",
+        "runtime": "image",
+        "image": "busybox:stable",
+        "target": "swarm",
+        "port": 8080,
+        "run_cmd": SERVE.format(greeting=greeting),
+        "health_check": {"path": "/", "timeout": 10},
+        **extra,
+    }
+
+
+LOCAL = "http://127.0.0.1:8080/"
+
+
+def answers(service_id: str) -> list[str]:
+    """What each running task answers, asked inside the task itself (never from the host)."""
+    name = "dployr-" + service_id.replace("_", "-")
+    tasks = docker(
+        "service", "ps", name, "-q", "--no-trunc", "--filter", "desired-state=running"
+    ).split()
+    containers = [
+        docker("ps", "-q", "--filter", f"label=com.docker.swarm.task.id={task}") for task in tasks
+    ]
+    wget = ("/.dployr/busybox", "wget", "-q", "-O", "-", "http://127.0.0.1:8080/")
+    return sorted(docker("exec", container, *wget) for container in containers)
+
+
+async def deploy(client: TestClient, auth: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:  # type: ignore[type-arg]
+    resp = await client.post("/api/v1/deployments", json=body, headers=auth)
+    assert resp.status == 202, await resp.text()
+    return await wait_done(client, auth, (await resp.json())["id"], limit=240)
+
+
+@pytest.mark.timeout(600)
+async def test_a_release_runs_as_a_swarm_service_and_swarm_rolls_a_failing_one_back(
+    swarm: None,
+    dclient: TestClient,
+    auth: dict[str, str],
+    data_dir: Path,  # type: ignore[type-arg]
+) -> None:
+    first = await deploy(dclient, auth, image_body("sw", "one"))
+    assert first["status"] == "live", first["error"]
+    service_id = first["service_id"]
+    stages = {s["name"]: s["message"] for s in first["stages"]}
+    assert "inside the swarm" in stages["health_checking"]
+    said = await asyncio.to_thread(answers, service_id)
+    assert len(said) == 1 and said[0].startswith("one "), said
+    status = await (await dclient.get(f"/api/v1/services/{service_id}/status", headers=auth)).json()
+    assert status["status"] == "running", status
+
+    second = await deploy(dclient, auth, image_body("sw", "two"))
+    assert second["status"] == "live", second["error"]
+    said = await asyncio.to_thread(answers, service_id)
+    assert len(said) == 1 and said[0].startswith("two "), said
+
+    # A release whose check fails: Swarm rolls the update back and the live one keeps serving.
+    broken = image_body("sw", "three", health_check={"path": "/missing", "timeout": 3})
+    failed = await deploy(dclient, auth, broken)
+    assert failed["status"] == "failed"
+    assert "swarm update failed" in failed["error"], failed["error"]
+    assert "rolled back" in failed["error"] or "unhealthy" in failed["error"], failed["error"]
+    await asyncio.sleep(2)
+    said = await asyncio.to_thread(answers, service_id)
+    assert said and all(s.startswith("two ") for s in said), said
+
+    # rollback to release 1: a Swarm update to its image and env
+    resp = await dclient.post(f"/api/v1/deployments/{first['id']}/rollback", headers=auth)
+    assert resp.status == 202, await resp.text()
+    back = await wait_done(dclient, auth, (await resp.json())["id"], limit=240)
+    assert back["status"] == "live", back["error"]
+    said = await asyncio.to_thread(answers, service_id)
+    assert len(said) == 1 and said[0].startswith("one "), said
+
+    resp = await dclient.delete(f"/api/v1/services/{service_id}", headers=auth)
+    assert resp.status in (200, 202, 204), await resp.text()
+    name = "dployr-" + service_id.replace("_", "-")
+    listed = await asyncio.to_thread(docker, "service", "ls", "-q", "--filter", f"name={name}")
+    assert listed == ""
