@@ -43,9 +43,10 @@ async def test_ready_names_what_failed(aiohttp_client, tmp_path):
 async def test_info(client):
     body = await (await client.get("/api/v1/info")).json()
     # The available targets: process runs wherever the daemon does; docker when an engine
-    # answers; systemd is not built yet.
+    # answers; swarm when that engine is a swarm manager; systemd is not PID 1 here.
     assert body["name"] == "dployr" and "process" in body["targets"]
-    assert set(body["targets"]) <= {"docker", "process"}
+    assert set(body["targets"]) <= {"docker", "process", "swarm"}
+    assert "swarm" not in body["targets"] or "docker" in body["targets"]
     assert body["default_target"] in (*body["targets"], None)
     assert body["docs_url"] == "/api/v1/openapi.json"
     assert body["proxy"] in ("caddy", "nginx", "none")
@@ -56,7 +57,7 @@ async def test_templates_name_the_targets_of_each_runtime(client, admin):
     targets = {t["id"]: t["targets"] for t in body["items"]}
     for runtime in ("nodejs", "python", "go", "rust", "static"):
         assert "process" in targets[runtime] and "docker" in targets[runtime]
-    assert targets["image"] == targets["dockerfile"] == ["docker"]
+    assert targets["image"] == targets["dockerfile"] == ["docker", "swarm"]
 
 
 BODYLESS_ACTIONS = (
