@@ -7,7 +7,14 @@ from dployr.api.schemas import TIME, Schema, line, obj, page_of, ref
 
 _ID: Schema = {"type": "string"}
 _OPT: Schema = {"type": ["string", "null"]}
-CREDENTIAL_TYPE: Schema = {"enum": ["deploy_key", "token"]}
+# deploy_key and token: git sources; registry: image pushes of the swarm target (SPEC §15).
+CREDENTIAL_TYPE: Schema = {"enum": ["deploy_key", "token", "registry"]}
+# The fields of `data` each type takes (all required, nothing else).
+CREDENTIAL_FIELDS = {
+    "deploy_key": ("key",),
+    "token": ("token",),
+    "registry": ("username", "password"),
+}
 CREATE_CREDENTIAL = obj(
     ["type", "name", "data"],
     {
@@ -22,6 +29,18 @@ CREATE_CREDENTIAL = obj(
                     "minLength": 1,
                     "maxLength": 4096,
                     "pattern": r"^[\x21-\x7e]+$",
+                },
+                "username": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "pattern": r"^[\x21-\x7e]+$",
+                },
+                "password": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 4096,
+                    "pattern": r"^[^\x00-\x1f\x7f]+$",
                 },
             },
         ),

@@ -1,4 +1,5 @@
-"""/credentials: deploy keys and tokens for private repositories; the secret is never returned."""
+"""/credentials: deploy keys and tokens for private repositories, logins to an image registry;
+the secret is never returned."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ async def list_credentials(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/credentials")
 @operation(
-    "Store a deploy key ({key}) or a token ({token}), encrypted",
+    "Store a deploy key ({key}), a token ({token}) or a registry login ({username, password}), "
+    "encrypted",
     tag="credentials",
     body=cs.CREATE_CREDENTIAL,
     responses={201: CREDENTIAL},
@@ -44,10 +46,17 @@ async def create_credential(request: web.Request) -> web.Response:
     identity = identity_of(request)
     body = await read_json(request, cs.CREATE_CREDENTIAL)
     kind, data = body["type"], body["data"]
-    field = "key" if kind == "deploy_key" else "token"
-    if set(data) != {field}:
-        raise ValidationError(f"data.{field}", f"is required (and only it) for type {kind}")
-    secret = data[field]
+    fields = cs.CREDENTIAL_FIELDS[kind]
+    for name in (*fields, *sorted(set(data) - set(fields))):
+        if (name in data) != (name in fields):
+            wanted = " and ".join(f"data.{f}" for f in fields)
+            raise ValidationError(
+                f"data.{name}", f"type {kind} takes {wanted}, each required, and nothing else"
+            )
+    if kind == "registry":
+        secret = credentials.registry_secret(data["username"], data["password"])
+    else:
+        secret = data[fields[0]]
     if kind == "deploy_key" and (not secret.lstrip().startswith(_KEY_BEGIN) or "\x00" in secret):
         raise ValidationError("data.key", "must be a private key in PEM/OpenSSH form")
     credential = await credentials.create_credential(

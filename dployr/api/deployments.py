@@ -98,10 +98,16 @@ async def _check_refs(request: web.Request, body: dict[str, Any], owner_id: str)
         and await projects.get_project(db, body["project_id"], owner_id) is None
     ):
         raise ValidationError("project_id", "no such project")
-    if body.get("credential_id") and (
-        await credentials.get_credential(db, body["credential_id"], owner_id) is None
-    ):
-        raise ValidationError("credential_id", "no such credential")
+    if body.get("credential_id"):
+        credential = await credentials.get_credential(db, body["credential_id"], owner_id)
+        if credential is None:
+            raise ValidationError("credential_id", "no such credential")
+        if credential.type == "registry":
+            raise ValidationError(
+                "credential_id",
+                "is a registry login (for the swarm target's image pushes); a git source "
+                "takes a deploy_key or a token",
+            )
 
 
 async def _may_use_image(db: Database, image: str, owner_id: str) -> bool:

@@ -1,10 +1,14 @@
-"""Credentials for private repositories: a deploy key or a token, encrypted, never returned."""
+"""Credentials: a deploy key or a token for private repositories, a login to an image registry;
+encrypted, never returned."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
+from dployr.crypto import SecretBox
+from dployr.errors import DployrError
 from dployr.ids import new_id, now_iso
 from dployr.store.db import Database, Row
 from dployr.store.paging import Page, PageRequest
@@ -16,7 +20,7 @@ COLUMNS = "id, owner_id, type, name, secret_enc, created_at"
 class Credential:
     id: str
     owner_id: str
-    type: str  # deploy_key | token
+    type: str  # deploy_key | token (git sources) | registry (image pushes, SPEC §15)
     name: str
     secret_enc: str
     created_at: str
@@ -81,3 +85,32 @@ async def list_credentials(
 async def delete_credential(db: Database, credential_id: str) -> None:
     async with db.transaction() as conn:
         await conn.execute("DELETE FROM credentials WHERE id = ?", (credential_id,))
+
+
+@dataclass(frozen=True)
+class RegistryLogin:
+    username: str
+    password: str
+
+    def __repr__(self) -> str:  # never the password in a log or a traceback
+        return f"RegistryLogin(username={self.username!r})"
+
+
+def registry_secret(username: str, password: str) -> str:
+    """What a registry credential keeps (encrypted): its two fields as JSON."""
+    return json.dumps({"username": username, "password": password})
+
+
+async def registry_login(db: Database, box: SecretBox, credential_id: str) -> RegistryLogin:
+    """The username and password of a registry credential, whoever owns it: for the operator's
+    `[swarm] registry_credential_id`, which the config names (no request, so no owner check)."""
+    credential = await get_credential(db, credential_id, None)
+    if credential is None:
+        raise DployrError(f"credential {credential_id} ([swarm] registry_credential_id) not found")
+    if credential.type != "registry":
+        raise DployrError(
+            f"credential {credential_id} ([swarm] registry_credential_id) is a {credential.type},"
+            " not a registry login"
+        )
+    data = json.loads(box.decrypt(credential.secret_enc))
+    return RegistryLogin(data["username"], data["password"])
