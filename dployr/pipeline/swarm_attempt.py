@@ -69,7 +69,7 @@ class SwarmAttempt(Attempt):
         artifact = self.deployment.artifact
         assert artifact is not None
         service = await services.get_service(self.d.db, self.deployment.service_id, None)
-        scale = getattr(service, "replicas", None)  # the service's scale, when it was set
+        scale = service.replicas if service is not None else None  # `scale`'s, or a release's
         self.replicas = self.spec.replicas or scale or 1
         tasks = f"{self.replicas} task{'s' if self.replicas != 1 else ''}"
         await self.enter("starting", f"updating the swarm service to {artifact} ({tasks})")
@@ -106,6 +106,8 @@ class SwarmAttempt(Attempt):
         else:
             await self.enter("switching", "a worker: no traffic to send")
         await run_to_end(self._go_live_and_retire(None))
+        if self.spec.replicas is not None:  # the service's scale from now on (SPEC §15)
+            await services.set_replicas(self.d.db, self.deployment.service_id, self.replicas)
 
 
 class _Quiet:

@@ -61,6 +61,7 @@ LABEL_SERVICE = "dployr.service"
 LABEL_DEPLOYMENT = "dployr.deployment"
 LABEL_OWNER = "dployr.owner"
 LABEL_DATABASE = "dployr.database"  # a managed database's container (dployr.databases), no app
+SWARM_TASK = "com.docker.swarm.task.id"  # the engine's label on a Swarm task's container
 
 
 def owner_network(owner_id: str) -> str:
@@ -538,6 +539,8 @@ class DockerTarget:
             labels = container.get("Labels") or {}
             if LABEL_DATABASE in labels:
                 continue  # a managed database (dployr.databases), never a service's instance
+            if SWARM_TASK in labels:
+                continue  # a task of the swarm target's service: Swarm runs it, not us
             found.append(
                 Instance(
                     container["Id"],

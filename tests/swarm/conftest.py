@@ -21,6 +21,7 @@ from tests.docker.conftest import (  # noqa: F401 - fixtures
     docker_engine,
     engine_answers,
 )
+from tests.integration.conftest import deploy_daemon, empty_config  # noqa: F401 - fixtures
 
 TEST_LABEL = "dployr.test"
 

@@ -35,15 +35,15 @@ def image_body(name: str, greeting: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-LOCAL = "http://127.0.0.1:8080/"
-
-
 def answers(service_id: str) -> list[str]:
-    """What each running task answers, asked inside the task itself (never from the host)."""
+    """What each running task answers, asked inside the task itself (never from the host);
+    a task still starting (not healthy yet) is not asked."""
     name = "dployr-" + service_id.replace("_", "-")
-    tasks = docker(
-        "service", "ps", name, "-q", "--no-trunc", "--filter", "desired-state=running"
-    ).split()
+    listed = docker(
+        "service", "ps", name, "--no-trunc", "--filter", "desired-state=running",
+        "--format", "{{.ID}} {{.CurrentState}}",
+    ).splitlines()  # fmt: skip
+    tasks = [line.split()[0] for line in listed if line.split()[1] == "Running"]
     containers = [
         docker("ps", "-q", "--filter", f"label=com.docker.swarm.task.id={task}") for task in tasks
     ]
@@ -102,3 +102,75 @@ async def test_a_release_runs_as_a_swarm_service_and_swarm_rolls_a_failing_one_b
     name = "dployr-" + service_id.replace("_", "-")
     listed = await asyncio.to_thread(docker, "service", "ls", "-q", "--filter", f"name={name}")
     assert listed == ""
+
+
+async def status_of(client: TestClient, auth: dict[str, str], service_id: str) -> dict[str, Any]:  # type: ignore[type-arg]
+    resp = await client.get(f"/api/v1/services/{service_id}/status", headers=auth)
+    assert resp.status == 200, await resp.text()
+    return dict(await resp.json())
+
+
+async def wait_replicas(
+    client: TestClient,  # type: ignore[type-arg]
+    auth: dict[str, str],
+    service_id: str,
+    running: int,
+    limit: float = 60,
+) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + limit
+    while True:
+        status = await status_of(client, auth, service_id)
+        if status["replicas"] == {"running": running, "desired": running}:
+            return status
+        assert asyncio.get_running_loop().time() < deadline, status
+        await asyncio.sleep(0.5)
+
+
+@pytest.mark.timeout(300)
+async def test_replicas_scale_and_a_killed_task_comes_back(
+    swarm: None,
+    dclient: TestClient,  # type: ignore[type-arg]
+    auth: dict[str, str],
+    data_dir: Path,
+) -> None:
+    live = await deploy(dclient, auth, image_body("reps", "many", replicas=2))
+    assert live["status"] == "live", live["error"]
+    service_id = live["service_id"]
+    status = await wait_replicas(dclient, auth, service_id, 2)
+    assert status["status"] == "running"
+    said = await asyncio.to_thread(answers, service_id)
+    assert len(said) == 2 and len({s.split()[1] for s in said}) == 2, said  # two tasks
+
+    for count in (3, 2):
+        resp = await dclient.post(
+            f"/api/v1/services/{service_id}/scale", json={"replicas": count}, headers=auth
+        )
+        assert resp.status == 200, await resp.text()
+        await wait_replicas(dclient, auth, service_id, count)
+    service = await (await dclient.get(f"/api/v1/services/{service_id}", headers=auth)).json()
+    assert service["replicas"] == 2
+
+    # A redeploy without `replicas` keeps the service's scale.
+    again = await deploy(dclient, auth, image_body("reps", "again"))
+    assert again["status"] == "live", again["error"]
+    said = await asyncio.to_thread(answers, service_id)
+    assert len(said) == 2 and all(s.startswith("again ") for s in said), said
+
+    # A task killed by hand: Swarm replaces it, and the status counts it.
+    name = "dployr-" + service_id.replace("_", "-")
+    task = (await asyncio.to_thread(
+        docker, "service", "ps", name, "-q", "--no-trunc", "--filter", "desired-state=running"
+    )).split()[0]  # fmt: skip
+    container = await asyncio.to_thread(
+        docker, "ps", "-q", "--filter", f"label=com.docker.swarm.task.id={task}"
+    )
+    await asyncio.to_thread(docker, "kill", container)
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        status = await status_of(dclient, auth, service_id)
+        if status["restarts"] >= 1 and status["replicas"]["running"] == 2:
+            break
+        assert asyncio.get_running_loop().time() < deadline, status
+        await asyncio.sleep(0.5)
+    said = await asyncio.to_thread(answers, service_id)
+    assert len(said) == 2 and all(s.startswith("again ") for s in said), said
