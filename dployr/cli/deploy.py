@@ -18,7 +18,8 @@ from dployr.cli.finish import finish, follow_flags
 EXAMPLE = """dployr init && dployr deploy          # this directory, as dployr.toml says
 dployr deploy --name web --source remote --remote https://github.com/me/web --branch main
 dployr deploy --name api --image nginx:1.27 --port 80 --domain api.example.com
-API_KEY=… dployr deploy --secret-env API_KEY --env MODE=prod --no-follow"""
+API_KEY=… dployr deploy --secret-env API_KEY --env MODE=prod --no-follow
+dployr deploy --target swarm --replicas 3 --placement node.labels.tier==web"""
 
 
 def add_commands(commands: Any) -> None:
@@ -41,7 +42,7 @@ def add_commands(commands: Any) -> None:
     body.add_argument("--image", help="an existing image (source image)")
     body.add_argument("--runtime", help="nodejs, python, go, rust, static, dockerfile, image")
     body.add_argument("--version", dest="runtime_version", help="the runtime's version")
-    body.add_argument("--target", help="docker, systemd or process")
+    body.add_argument("--target", help="docker, systemd, process or swarm")
     body.add_argument("--port", type=_port, help="the port the app listens on; none: a worker")
     body.add_argument("--build-cmd", help="the build command")
     body.add_argument("--run-cmd", help="the start command")
@@ -62,6 +63,15 @@ def add_commands(commands: Any) -> None:
         "--strategy",
         choices=("start-first", "stop-first"),
         help="start-first (default: no downtime) or stop-first (one instance on a volume)",
+    )
+    body.add_argument(
+        "--replicas", type=int, help="swarm target: how many tasks run the release (1-100)"
+    )
+    body.add_argument(
+        "--placement",
+        action="append",
+        metavar="EXPR",
+        help="swarm target: a constraint on the nodes, like node.labels.tier==web (repeatable)",
     )
     body.add_argument(
         "--auto-deploy",
@@ -123,7 +133,7 @@ def gather(args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
 def _flag_fields(args: argparse.Namespace) -> dict[str, Any]:
     plain = ("name", "project_id", "source", "remote", "branch", "credential_id", "path", "image",
              "runtime", "target", "port", "build_cmd", "run_cmd", "domain", "strategy",
-             "auto_deploy")  # fmt: skip
+             "auto_deploy", "replicas", "placement")  # fmt: skip
     out: dict[str, Any] = {k: getattr(args, k) for k in plain if getattr(args, k) is not None}
     if args.runtime_version is not None:
         out["version"] = args.runtime_version

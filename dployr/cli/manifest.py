@@ -15,6 +15,7 @@ FILENAME = "dployr.toml"
 SOURCES = ("remote", "local", "image", "upload")
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+CONSTRAINT = re.compile(r"^[a-z][a-z0-9._-]*(==|!=)[A-Za-z0-9._-]+\Z")  # SPEC §15
 
 Check = Callable[[str, Any], Any]  # (key, value) → the value to send, or raises
 
@@ -132,6 +133,23 @@ def _volumes(key: str, value: Any) -> list[dict[str, str]]:
     return out
 
 
+def _replicas(key: str, value: Any) -> int:
+    if not 1 <= _integer(key, value) <= 100:
+        _fail(key, f"must be a number of tasks 1-100 (got {value})")
+    return int(value)
+
+
+def _placement(key: str, value: Any) -> list[str]:
+    if not isinstance(value, list):
+        _fail(
+            key, f'must be a list of constraints, like ["node.role==worker"] (got {_shown(value)})'
+        )
+    for item in value:
+        if not isinstance(item, str) or not CONSTRAINT.match(item):
+            _fail(key, f"{_shown(item)} is not a Swarm constraint like node.labels.tier==web")
+    return list(value)
+
+
 def _choice(*choices: str) -> Check:
     def check(key: str, value: Any) -> str:
         if _text(key, value) not in choices:
@@ -164,6 +182,8 @@ KEYS: dict[str, Check] = {
     "resources": _fields({"cpus": _number, "memory": _memory}),
     "volumes": _volumes,
     "strategy": _choice("start-first", "stop-first"),
+    "replicas": _replicas,
+    "placement": _placement,
     "auto_deploy": _choice("off", "webhook", "poll"),
 }
 

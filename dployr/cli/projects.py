@@ -1,5 +1,6 @@
 """`dployr projects ls|create|rm` and `dployr credentials ls|add|rm` (deploy keys and tokens
-for private repositories: the secret comes from standard input or a file, never argv)."""
+for private repositories, registry logins: the secret comes from standard input or a file,
+never argv)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from dployr.cli.client import ApiError
 from dployr.cli.commands import api, command, credential_id, group, page_flags, project_id
+from dployr.cli.errors import USAGE, CommandError
 from dployr.cli.interact import confirm, read_secret, yes_flag
 from dployr.cli.output import Column, show_list, show_object
 
@@ -36,7 +38,9 @@ def add_commands(commands: Any) -> None:
     remove.add_argument("--force", action="store_true", help="tear down its services with it")
     yes_flag(remove)
 
-    credentials = group(commands, "credentials", "deploy keys and tokens for private repositories")
+    credentials = group(
+        commands, "credentials", "deploy keys and tokens for private repositories, registry logins"
+    )
     listing = command(
         credentials, "ls", run_credentials, "list credentials (never their secrets)",
         "dployr credentials ls",
@@ -44,17 +48,21 @@ def add_commands(commands: Any) -> None:
     page_flags(listing)
     add = command(
         credentials, "add", run_credential_add,
-        "store a deploy key or an access token, encrypted (read from stdin or --file)",
+        "store a deploy key, an access token or a registry password, encrypted (read from stdin "
+        "or --file)",
         "dployr credentials add github-key --type deploy_key --file ~/.ssh/deploy_key\n"
-        'printf %s "$GITHUB_TOKEN" | dployr credentials add gh --type token',
+        'printf %s "$GITHUB_TOKEN" | dployr credentials add gh --type token\n'
+        'printf %s "$REGISTRY_PASSWORD" | dployr credentials add hub --type registry --username me',
     )  # fmt: skip
     add.add_argument("name", help="a name to know it by")
     add.add_argument(
         "--type",
         required=True,
-        choices=("deploy_key", "token"),
-        help="deploy_key: an SSH private key; token: an HTTPS access token",
+        choices=("deploy_key", "token", "registry"),
+        help="deploy_key: an SSH private key; token: an HTTPS access token; registry: a login "
+        "to the swarm target's image registry (with --username)",
     )
+    add.add_argument("--username", help="the registry login's user (type registry)")
     add.add_argument("--file", metavar="PATH", help="read the secret from this file")
     remove = command(
         credentials, "rm", run_credential_rm, "delete a credential", "dployr credentials rm gh"
@@ -99,11 +107,18 @@ def run_credentials(args: argparse.Namespace) -> int:
 
 
 def run_credential_add(args: argparse.Namespace) -> int:
-    field = "key" if args.type == "deploy_key" else "token"
-    secret = read_secret("deploy key" if field == "key" else "token", args.file)
-    if field == "key":
-        secret += "\n"  # ssh refuses a private key file without its last newline
-    body = {"name": args.name, "type": args.type, "data": {field: secret}}
+    if (args.type == "registry") != (args.username is not None):
+        raise CommandError("--username goes with --type registry (and it needs one)", USAGE)
+    if args.type == "registry":
+        password = read_secret("registry password", args.file)
+        data = {"username": args.username, "password": password}
+    else:
+        field = "key" if args.type == "deploy_key" else "token"
+        secret = read_secret("deploy key" if field == "key" else "token", args.file)
+        if field == "key":
+            secret += "\n"  # ssh refuses a private key file without its last newline
+        data = {field: secret}
+    body = {"name": args.name, "type": args.type, "data": data}
     credential = api(args).post("/credentials", body)
     show_object(args, credential, [(h.lower(), read) for h, read in CREDENTIAL])
     return 0

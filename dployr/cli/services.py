@@ -1,5 +1,5 @@
 """`dployr services …`: the apps on the daemon, by name or id — list, show, live status,
-start/stop/restart, logs (followed until Ctrl-C), remove, volumes."""
+start/stop/restart, scale (swarm), logs (followed until Ctrl-C), remove, volumes."""
 
 from __future__ import annotations
 
@@ -57,6 +57,9 @@ def add_commands(commands: Any) -> None:
     remove.add_argument("--keep-volumes", action="store_true",
                         help="keep its volumes for a later service of the same name")  # fmt: skip
     yes_flag(remove)
+    scale = one("scale", run_scale, "run N tasks of a swarm service's live release, no new release",
+                "dployr services scale web 3\ndployr services scale web 1 --json")  # fmt: skip
+    scale.add_argument("replicas", metavar="N", type=_replicas, help="how many tasks (1-100)")
     one("volumes", run_volumes, "the service's volumes and the bytes each holds",
         "dployr services volumes web")  # fmt: skip
 
@@ -87,6 +90,8 @@ def run_show(args: argparse.Namespace) -> int:
         ("hook url", "hook_url"), ("created", "created_at"), ("updated", "updated_at"),
         ("project", "project_id"), ("id", "id"),
     ]  # fmt: skip
+    if service.get("replicas"):  # a swarm service
+        fields.insert(2, ("replicas", lambda s: tasks(s["replicas"])))
     show_object(args, service, fields)
     return 0
 
@@ -98,8 +103,41 @@ def _route(route: dict[str, Any]) -> str:
 
 def run_status(args: argparse.Namespace) -> int:
     client = api(args)
-    show_object(args, client.get(f"/services/{service_id(client, args.service)}/status"),
-                STATUS_FIELDS)  # fmt: skip
+    status = client.get(f"/services/{service_id(client, args.service)}/status")
+    show_object(args, status, status_fields(status))
+    return 0
+
+
+def status_fields(status: dict[str, Any]) -> list[Column]:
+    """A status's lines: a swarm service's also says how many of its tasks run."""
+    if not status.get("replicas"):
+        return STATUS_FIELDS
+    return [*STATUS_FIELDS[:1], ("replicas", lambda s: tasks(s["replicas"])), *STATUS_FIELDS[1:]]
+
+
+def tasks(replicas: dict[str, Any] | None) -> str | None:
+    """`2/3 running`: a swarm service's tasks that run, of those it should have."""
+    return None if not replicas else f"{replicas['running']}/{replicas['desired']} running"
+
+
+def _replicas(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 100:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a number of tasks, 1-100")
+    return number
+
+
+def run_scale(args: argparse.Namespace) -> int:
+    client = api(args)
+    status = client.post(f"/services/{service_id(client, args.service)}/scale",
+                         {"replicas": args.replicas})  # fmt: skip
+    if args.json:
+        print_json(status)
+    else:
+        print(f"{args.service}: scaled to {args.replicas}; {tasks(status.get('replicas')) or '-'}")
     return 0
 
 

@@ -104,6 +104,8 @@ def show(args: argparse.Namespace, overview: dict[str, Any]) -> None:
         ("LIVE", lambda s: _release(s.get("current_deployment"))),
         ("LAST DEPLOYMENT", lambda s: _last(last.get(s["id"]), s)),
     ]  # fmt: skip
+    if any(s.get("replicas") for s in services):  # swarm services: how many of their tasks run
+        columns.insert(2, ("TASKS", lambda s: _tasks(s.get("replicas"))))
     show_list(args, services, columns, "no services yet (deploy one: dployr deploy)")
     routes = overview["routes"]
     print(f"\nROUTES ({_count(routes, overview['routes_total'])})")
@@ -141,6 +143,10 @@ def _used(now: dict[str, Any], instance: dict[str, Any], what: str) -> str:
 
 def _count(items: list[Any], total: int) -> str:
     return str(total) if total == len(items) else f"{len(items)} of {total}"
+
+
+def _tasks(replicas: dict[str, Any] | None) -> str | None:
+    return None if not replicas else f"{replicas['running']}/{replicas['desired']}"
 
 
 def _release(deployment: dict[str, Any] | None) -> str | None:

@@ -33,6 +33,8 @@ domain = "web.example.com"
 secret_env = ["API_KEY"]
 strategy = "stop-first"
 auto_deploy = "poll"
+replicas = 3
+placement = ["node.labels.tier==web", "node.role!=manager"]
 health_check = { path = "/health", timeout = 30 }
 resources = { cpus = 0.5, memory = "512m" }
 
@@ -64,6 +66,8 @@ def test_every_key_reaches_the_request_and_secrets_come_from_the_shell(tmp_path:
     assert body["env"] == {"MODE": "production", "API_KEY": {"value": "s3cret", "secret": True}}
     assert body["volumes"] == [{"name": "data", "path": "/app/data"}]
     assert body["health_check"] == {"path": "/health", "timeout": 30}
+    assert body["replicas"] == 3
+    assert body["placement"] == ["node.labels.tier==web", "node.role!=manager"]
     assert "secret_env" not in body and "s3cret" not in path.read_text()
     with pytest.raises(CommandError, match="API_KEY is not set in this shell") as missing:
         manifest.request_body(fields, {})
@@ -82,6 +86,10 @@ def test_every_key_reaches_the_request_and_secrets_come_from_the_shell(tmp_path:
         ('name = "web"\nsource = "ftp"\n', "source: must be one of remote, local, image, upload"),
         ('name = "web"\n[[volumes]]\nname = "data"\n', "volumes[0]: needs a path"),
         ('name = "web\n', "not valid TOML"),
+        ('name = "web"\nreplicas = 0\n', "replicas: must be a number of tasks 1-100"),
+        ('name = "web"\nreplicas = "2"\n', "replicas: must be an integer"),
+        ('name = "web"\nplacement = "node.role==worker"\n', "placement: must be a list"),
+        ('name = "web"\nplacement = ["node.role = worker"]\n', "is not a Swarm constraint"),
     ],
 )
 def test_a_bad_manifest_exits_2_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
@@ -99,7 +107,8 @@ def test_flags_win_over_the_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)
     args = main_parser().parse_args(
         ["deploy", "--port", "none", "--env", "MODE=dev", "--env", "X=1", "--memory", "1g",
-         "--volume", "cache:/cache", "--version", "22"]
+         "--volume", "cache:/cache", "--version", "22", "--replicas", "2",
+         "--placement", "node.role==worker", "--placement", "node.labels.zone!=b"]
     )  # fmt: skip
     directory, fields = deploy.gather(args)
     assert directory == tmp_path.resolve()
@@ -108,6 +117,11 @@ def test_flags_win_over_the_manifest(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert fields["resources"] == {"cpus": 0.5, "memory": "1g"}
     assert fields["volumes"] == [{"name": "cache", "path": "/cache"}]
     assert fields["version"] == "22" and fields["name"] == "web"
+    assert fields["replicas"] == 2  # the flags' constraints replace the manifest's
+    assert fields["placement"] == ["node.role==worker", "node.labels.zone!=b"]
+    bad = main_parser().parse_args(["deploy", "--replicas", "101"])
+    with pytest.raises(CommandError, match="replicas: must be a number of tasks 1-100"):
+        deploy.gather(bad)
 
 
 def main_parser() -> object:

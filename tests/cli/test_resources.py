@@ -110,6 +110,16 @@ def test_credentials_take_the_secret_from_stdin_or_a_file(
     # Nothing piped in: nothing stored.
     empty = cli.run("credentials", "add", "none", "--type", "token", stdin="")
     assert empty.returncode == 2 and "no token given" in empty.stderr
+    # A registry login: the user as a flag, the password as the other secrets (SPEC §15).
+    password = "registry pass-not-on-argv"
+    out = cli.ok("credentials", "add", "hub", "--type", "registry", "--username", "me",
+                 stdin=password + "\n")  # fmt: skip
+    assert "registry" in out and password not in out
+    assert password not in cli.ok("credentials", "ls", "--json")
+    for argv in (("--type", "registry"), ("--type", "token", "--username", "me")):
+        wrong = cli.run("credentials", "add", "x", *argv, stdin="secret")
+        assert wrong.returncode == 2 and "--username goes with --type registry" in wrong.stderr
+    cli.ok("credentials", "rm", "hub")
     cli.ok("credentials", "rm", "gh")
     cli.ok("credentials", "rm", "deploy")
     assert "no credentials" in cli.ok("credentials", "ls")

@@ -62,7 +62,12 @@ def test_services_ls_show_status_volumes(
     assert (code, err) == (0, "")
     assert app["service_id"] in shown and "data:/data" in shown and "hook url" in shown
     status = deploying.ok("services", "status", app["service_id"])  # an id works as well
-    assert "running" in status
+    assert "running" in status and "replicas" not in status  # a docker service: one instance
+    # scale is for swarm services (SPEC §15): the API's 400 says so, exit 1.
+    scaled = deploying.run("services", "scale", "hello", "2")
+    assert scaled.returncode == 1 and "scale is for swarm services" in scaled.stderr, scaled
+    usage = deploying.run("services", "scale", "hello", "0")
+    assert usage.returncode == 2 and "give a number of tasks, 1-100" in usage.stderr, usage
     volumes = deploying.ok("services", "volumes", "hello")
     assert "data" in volumes and "/data" in volumes
     assert _json(deploying, "services", "volumes", "hello")["items"][0]["name"] == "data"
