@@ -51,6 +51,10 @@ class Logbook:
     def mask(self, text: str) -> str:
         return mask_secrets(text, self._secrets)
 
+    def add_secret(self, secret: str) -> None:
+        """One more value to mask (a secret read after the log opened: a registry login)."""
+        self._secrets.append(secret)
+
     def write(self, line: str) -> None:
         line = line.rstrip("\r\n")
         if self._dropped_lines:

@@ -14,7 +14,7 @@ from dployr.pipeline.spec import instance_spec, upstream_of
 from dployr.runtime.protocol import BuildRequest
 from dployr.runtime.swarm import SwarmTarget
 from dployr.sources.git import Checkout
-from dployr.store import services
+from dployr.store import credentials, services
 from dployr.tasks import run_to_end
 
 if TYPE_CHECKING:
@@ -32,9 +32,22 @@ class SwarmAttempt(Attempt):
     async def stopping_previous(self) -> None:
         """Swarm orders the update itself (`stop-first` goes into its UpdateConfig)."""
 
+    async def _login(self) -> None:
+        """`[swarm] registry_credential_id`: the login of pushes and of every node's pull,
+        read at each deployment (the credential may be made or changed after the start)."""
+        config = self.d.config.swarm
+        if not (config.registry and config.registry_credential_id):
+            return
+        login = await credentials.registry_login(
+            self.d.db, self.d.box, config.registry_credential_id
+        )
+        self.log.add_secret(login.password)
+        self.swarm.registry_login = {"username": login.username, "password": login.password}
+
     async def building(self, checkout: Checkout | None) -> None:
         """An image source is built on too: the release's image carries the busybox its
         task health check runs (`FROM <image>` plus one layer)."""
+        await self._login()
         if self.deployment.rollback_of or self.spec.source != "image":
             await super().building(checkout)
             return

@@ -210,6 +210,38 @@ class SwarmTarget(DockerTarget):
                 if chunk.get("status", "").startswith(tag):
                     output.line(str(chunk["status"]))
 
+    async def remove_artifact(self, artifact: str) -> None:
+        """The local image, and the release in `[swarm] registry` when it takes deletes."""
+        await super().remove_artifact(artifact)
+        if self._registry and artifact.startswith(self._registry + "/"):
+            try:
+                await self._delete_from_registry(artifact)
+            except (aiohttp.ClientError, TimeoutError, RuntimeFailure) as err:
+                _LOGGER.info("%s stays in the registry: %s", artifact, err)
+
+    async def _delete_from_registry(self, artifact: str) -> None:
+        """The registry API: the tag's manifest digest, then a DELETE of it (a registry
+        without `storage.delete` answers 405: the image stays, logged). Plain HTTP only for
+        a registry on loopback, as Docker itself does."""
+        repository, _, tag = artifact[len(self._registry) + 1 :].rpartition(":")
+        host = self._registry.split(":")[0]
+        scheme = "http" if host in ("localhost", "::1") or host.startswith("127.") else "https"
+        url = f"{scheme}://{self._registry}/v2/{repository}/manifests"
+        headers = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
+        if self.registry_login:
+            login = self.registry_login
+            pair = f"{login['username']}:{login['password']}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        timeout = aiohttp.ClientTimeout(total=30)
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout) as session:
+            async with session.head(f"{url}/{tag}") as found:
+                digest = found.headers.get("Docker-Content-Digest")
+                if found.status != 200 or not digest:
+                    raise RuntimeFailure(f"the registry answered {found.status} for {artifact}")
+            async with session.delete(f"{url}/{digest}") as deleted:
+                if deleted.status != 202:
+                    raise RuntimeFailure(f"the registry refused the delete ({deleted.status})")
+
     def _registry_auth(self) -> str:
         """X-Registry-Auth: the registry credential's login (set by the deployer), or none."""
         auth = {"serveraddress": self._registry, **self.registry_login}
