@@ -54,6 +54,7 @@ from dployr.pipeline.reconcile import reconcile, reconcile_when_ready
 from dployr.pipeline.routing import Router
 from dployr.pipeline.uploads import sweep_uploads
 from dployr.proxy import make_proxy
+from dployr.proxy.swarm import SwarmProxy
 from dployr.runtime.docker import DockerTarget
 from dployr.runtime.targets import make_targets
 from dployr.store.db import Database
@@ -180,8 +181,12 @@ async def deployer_ctx(app: web.Application) -> AsyncIterator[None]:
     secrets_dir = config.data_path / "secrets"
     box = await asyncio.to_thread(SecretBox.from_file, secrets_dir / "secrets.key")
     agent_id = await asyncio.to_thread(load_agent_id, config.data_path / "agent_id")
-    router = Router(app[DB], await make_proxy(config), config)
     targets = make_targets(config, agent_id)
+    docker = targets.get("docker")
+    assert isinstance(docker, DockerTarget)
+    # Made with no engine call: it starts once a swarm service exists (SPEC §15).
+    swarm_proxy = SwarmProxy(config, agent_id, docker)
+    router = Router(app[DB], await make_proxy(config), config, swarm_proxy)
     deployer = Deployer(app[DB], config, targets, router, box)
     app[BOX], app[DEPLOYER] = box, deployer
     await sweep_uploads(deployer)

@@ -6,7 +6,7 @@ implement `Proxy`; `make_proxy` in `proxy/__init__.py` picks one from `proxy.bac
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,6 +49,17 @@ class Proxy(Protocol):
         """How `tls: auto` routes are served, for /api/v1/info: "automatic" (Caddy, ACME),
         "internal" (Caddy's local CA), "certificates" (nginx: HTTPS where a certificate is
         present, else plain HTTP), "off" (none)."""
+
+
+class OverlayProxy(Proxy, Protocol):
+    """A proxy that runs where the upstreams are and joins their networks to reach them (the
+    swarm proxy, proxy/swarm.py: a Swarm service on each owner's overlay)."""
+
+    async def ensure(self, networks: Collection[str]) -> None:
+        """Run, on exactly these networks, and answer; ProxyError (or RuntimeFailure) else."""
+
+    async def remove(self) -> None:
+        """Stop running: no upstream of it is left."""
 
 
 class NoProxy:

@@ -19,7 +19,6 @@ from dployr.proxy.caddy import CaddyProxy, render_caddyfile
 from dployr.proxy.detect import caddy_problem
 from dployr.proxy.protocol import Route, Upstreams
 from dployr.runtime.protocol import RuntimeFailure
-from dployr.runtime.swarm_names import PROXY_SERVICE
 
 if TYPE_CHECKING:
     import docker
@@ -36,6 +35,12 @@ START_TIMEOUT = 90.0  # a new task: scheduled, started, its admin socket answeri
 POLL = 0.25
 
 
+def service_name(config: Config) -> str:
+    """The swarm proxy's Swarm service: `<[swarm] network>-proxy`, so `dployr-proxy` unless
+    that is set (daemons sharing one engine, as tests do, set their own network)."""
+    return f"{config.swarm.network}-proxy"
+
+
 class SwarmProxy:
     """Implements `Proxy` with a `CaddyProxy` whose admin API is the socket file and whose
     Caddyfile is the one the task runs from; `ensure()` makes the Swarm service match."""
@@ -48,10 +53,10 @@ class SwarmProxy:
         agent_id: str,
         docker: DockerTarget,
         *,
-        service: str = PROXY_SERVICE,
+        service: str | None = None,
     ) -> None:
         self.dir = config.data_path / "swarm-proxy"
-        self.service = service
+        self.service = service or service_name(config)
         self._config = config
         self._agent_id = agent_id
         self._docker = docker

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from dployr.errors import Conflict
 from dployr.ids import new_id, now_iso
 from dployr.proxy.protocol import Route
+from dployr.runtime.swarm_names import upstream
 from dployr.store import events
 from dployr.store.db import Database, Row, Transaction
 from dployr.store.paging import Page, PageRequest
@@ -17,6 +19,7 @@ _COLUMNS = (
     "r.id, r.domain, r.path_prefix, r.tls, r.service_id, r.port, r.created_at, s.owner_id, s.name"
 )
 _FROM = "FROM routes r JOIN services s ON s.id = r.service_id"
+SWARM = "swarm"  # the target whose routes the swarm proxy serves
 
 
 @dataclass(frozen=True)
@@ -175,14 +178,44 @@ async def delete_routes(conn: Transaction, records: list[RouteRecord]) -> None:
 
 
 async def live_upstreams(db: Database) -> dict[str, list[str]]:
-    """Each service's live instance, where one runs: service id → ["127.0.0.1:<port>"]. A
-    stopped service's live release has no instance (stop clears it), so it has none."""
+    """Each service's live instance, where one runs: service id → ["127.0.0.1:<port>"], or for
+    a release on the swarm target its tasks on the owner's overlay, ["tasks.<service>:<port>"]
+    (no host port: only the swarm proxy reaches them). A stopped service's live release has no
+    instance (stop clears it), so it has none."""
     rows = await db.fetchall(
-        "SELECT s.id, d.host_port FROM services s JOIN deployments d"
-        " ON d.id = s.current_deployment_id"
-        " WHERE d.instance_ref IS NOT NULL AND d.host_port IS NOT NULL"
+        "SELECT s.id, d.host_port, json_extract(d.spec, '$.target'),"
+        " json_extract(d.spec, '$.port') FROM services s JOIN deployments d"
+        " ON d.id = s.current_deployment_id WHERE d.instance_ref IS NOT NULL"
     )
-    return {row[0]: [loopback(row[1])] for row in rows}
+    found: dict[str, list[str]] = {}
+    for service_id, host_port, target, port in rows:
+        if target == SWARM and port is not None:
+            found[service_id] = [upstream(service_id, int(port))]
+        elif host_port is not None:
+            found[service_id] = [loopback(host_port)]
+    return found
+
+
+async def swarm_services(db: Database) -> dict[str, str]:
+    """The services whose live release is on the swarm target (running or stopped): service id
+    → owner id. Their routes are the swarm proxy's (SPEC §15)."""
+    rows = await db.fetchall(
+        "SELECT s.id, s.owner_id FROM services s JOIN deployments d"
+        " ON d.id = s.current_deployment_id WHERE json_extract(d.spec, '$.target') = ?",
+        (SWARM,),
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+async def owners_of(db: Database, service_ids: Collection[str]) -> dict[str, str]:
+    """service id → owner id, for those of `service_ids` that exist."""
+    if not service_ids:
+        return {}
+    ids = list(service_ids)
+    rows = await db.fetchall(
+        f"SELECT id, owner_id FROM services WHERE id IN ({', '.join('?' * len(ids))})", ids
+    )
+    return {row[0]: row[1] for row in rows}
 
 
 async def domain_holder(db: Database, domain: str, owner_id: str) -> RouteRecord | None:
