@@ -278,8 +278,8 @@ COMPONENTS: dict[str, Schema] = {
             "container_id": _OPT,
             "routes": {"type": "array", "items": ref("ServiceRoute")},
             "volumes": {"type": "array", "items": VOLUME_MOUNT},
-            # swarm: its tasks, running and desired (SPEC §15); null on the other targets
-            "replicas": {"anyOf": [{"type": "null"}, TASK_COUNTS]},
+            # swarm: the tasks it is scaled to (SPEC §15); null on the other targets
+            "replicas": REPLICAS,
             "hook_url": _ID,
             "hook_secret": _ID,
             "created_at": TIME,

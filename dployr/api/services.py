@@ -103,22 +103,14 @@ async def service_json(
         "container_id": status.ref,
         "routes": [record.on_service() for record in routed],
         "volumes": [{"name": v.name, "path": v.path} for v in stored],
-        "replicas": _replicas(service, status),
+        # swarm: the count it is scaled to (1 until a release or `scale` set one); the
+        # tasks that run are its status's
+        "replicas": (service.replicas or 1) if service.target == "swarm" else None,
         "hook_url": f"{public_scheme(request)}://{request.host}/api/v1/hooks/{service.id}/push",
         "hook_secret": deployer.box.decrypt(service.hook_secret_enc),
         "created_at": service.created_at,
         "updated_at": service.updated_at,
     }
-
-
-def _replicas(service: Service, status: InstanceStatus) -> dict[str, int] | None:
-    """A swarm service's tasks, as its status says them; with no instance to ask, none run
-    of the count it is scaled to (1 until a release or `scale` set one). Null off swarm."""
-    if status.replicas is not None:
-        return task_counts(status.replicas)
-    if service.target == "swarm":
-        return {"running": 0, "desired": service.replicas or 1}
-    return None
 
 
 @routes.get("/api/v1/services", allow_head=False)

@@ -90,8 +90,8 @@ def run_show(args: argparse.Namespace) -> int:
         ("hook url", "hook_url"), ("created", "created_at"), ("updated", "updated_at"),
         ("project", "project_id"), ("id", "id"),
     ]  # fmt: skip
-    if service.get("replicas"):  # a swarm service
-        fields.insert(2, ("replicas", lambda s: tasks(s["replicas"])))
+    if service.get("replicas"):  # a swarm service: the count it is scaled to
+        fields.insert(2, ("replicas", "replicas"))
     show_object(args, service, fields)
     return 0
 

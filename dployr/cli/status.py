@@ -39,6 +39,7 @@ def gather(client: Api) -> dict[str, Any]:
         # a service not among the last LISTED shows its live release (the service's own
         # current_deployment) instead.
         "deployments": lambda: client.get("/deployments", per_page=LISTED),
+        "tasks": lambda: _tasks_of(client, services["items"]),
     }
     from concurrent.futures import ThreadPoolExecutor
 
@@ -46,6 +47,8 @@ def gather(client: Api) -> dict[str, Any]:
         futures = {name: pool.submit(call) for name, call in calls.items()}
         answers = {name: future.result() for name, future in futures.items()}
     instance, now = answers["instance"]
+    for service, tasks in zip(services["items"], answers["tasks"], strict=True):
+        service["tasks"] = tasks
     last: dict[str, Any] = {}
     for deployment in answers["deployments"]["items"]:  # newest first
         last.setdefault(deployment["service_id"], deployment)
@@ -61,6 +64,15 @@ def gather(client: Api) -> dict[str, Any]:
         "routes_total": answers["routes"]["total"],
         "last_deployments": last,
     }
+
+
+def _tasks_of(client: Api, services: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """How many tasks of each swarm service run (its status's `replicas`); None for the
+    others, which run one instance and are not asked."""
+    return [
+        client.get(f"/services/{s['id']}/status").get("replicas") if s.get("replicas") else None
+        for s in services
+    ]
 
 
 def _ready(client: Api) -> dict[str, Any]:
@@ -104,8 +116,8 @@ def show(args: argparse.Namespace, overview: dict[str, Any]) -> None:
         ("LIVE", lambda s: _release(s.get("current_deployment"))),
         ("LAST DEPLOYMENT", lambda s: _last(last.get(s["id"]), s)),
     ]  # fmt: skip
-    if any(s.get("replicas") for s in services):  # swarm services: how many of their tasks run
-        columns.insert(2, ("TASKS", lambda s: _tasks(s.get("replicas"))))
+    if any(s.get("tasks") for s in services):  # swarm services: how many of their tasks run
+        columns.insert(2, ("TASKS", lambda s: _tasks(s.get("tasks"))))
     show_list(args, services, columns, "no services yet (deploy one: dployr deploy)")
     routes = overview["routes"]
     print(f"\nROUTES ({_count(routes, overview['routes_total'])})")

@@ -22,9 +22,10 @@ def _overview(*listed: dict[str, Any]) -> dict[str, Any]:
             "last_deployments": {}}  # fmt: skip
 
 
-def _service(name: str, target: str, replicas: dict[str, int] | None) -> dict[str, Any]:
+def _service(name: str, target: str, tasks: dict[str, int] | None) -> dict[str, Any]:
     return {"id": f"svc_{name}", "name": name, "status": "running", "target": target,
-            "host_port": None, "current_deployment": None, "replicas": replicas}  # fmt: skip
+            "host_port": None, "current_deployment": None,
+            "replicas": tasks and tasks["desired"], "tasks": tasks}  # fmt: skip
 
 
 def test_status_has_a_tasks_column_once_a_service_has_tasks(

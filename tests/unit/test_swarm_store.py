@@ -124,20 +124,3 @@ async def test_migration_011_keeps_credentials_and_takes_the_registry_type(tmp_p
         assert (await credentials.get_credential(new, "crd_1", None)).type == "token"  # type: ignore[union-attr]
     finally:
         await new.close()
-
-
-def test_a_service_shows_its_tasks_on_swarm_only():
-    from dployr.api.services import _replicas
-    from dployr.runtime.protocol import InstanceStatus
-    from dployr.store.services import Service
-
-    fields = ["svc_1", "usr_1", "prj_1", "web", "image", "swarm", "running", "webhook", "x", None]
-    swarm = Service(*fields, NOW, NOW, None)  # type: ignore[arg-type]
-    stopped = InstanceStatus("stopped", None, None, 0, None)
-    assert _replicas(swarm, stopped) == {"running": 0, "desired": 1}
-    scaled = Service(*fields, NOW, NOW, 4)  # type: ignore[arg-type]
-    assert _replicas(scaled, stopped) == {"running": 0, "desired": 4}
-    running = InstanceStatus("running", "ref", None, 0, None, (3, 4))
-    assert _replicas(scaled, running) == {"running": 3, "desired": 4}
-    fields[5] = "docker"
-    assert _replicas(Service(*fields, NOW, NOW, None), stopped) is None  # type: ignore[arg-type]
