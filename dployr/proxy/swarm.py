@@ -33,6 +33,7 @@ LABEL_AGENT = "dployr.agent"
 LABEL_SPEC = "dployr.proxy-spec"  # a digest of what ensure() asked for: a change updates it
 START_TIMEOUT = 90.0  # a new task: scheduled, started, its admin socket answering
 POLL = 0.25
+SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with its NUL
 
 
 def service_name(config: Config) -> str:
@@ -100,6 +101,13 @@ class SwarmProxy:
         the task: requests are refused for the second or two the new one takes to start (it
         starts from the last applied Caddyfile, so it serves the same routes)."""
         self._wanted = True
+        socket = self.dir / "admin.sock"
+        if len(os.fsencode(socket)) > SOCKET_PATH_MAX:
+            said = (
+                f"the swarm proxy's admin socket {socket} is longer than a socket path may be "
+                f"({SOCKET_PATH_MAX} bytes): choose a shorter server.data_dir"
+            )
+            raise ProxyError(self.name, said, message=said)
         wanted = self._spec(networks)
         digest = wanted["digest"]
         if digest == self._ensured:
