@@ -148,7 +148,7 @@ async def test_replicas_scale_and_a_killed_task_comes_back(
         assert resp.status == 200, await resp.text()
         await wait_replicas(dclient, auth, service_id, count)
     service = await (await dclient.get(f"/api/v1/services/{service_id}", headers=auth)).json()
-    assert service["replicas"]["desired"] == 2
+    assert service["replicas"] == 2
 
     # A redeploy without `replicas` keeps the service's scale.
     again = await deploy(dclient, auth, image_body("reps", "again"))
