@@ -33,6 +33,7 @@ LABEL_AGENT = "dployr.agent"
 LABEL_SPEC = "dployr.proxy-spec"  # a digest of what ensure() asked for: a change updates it
 START_TIMEOUT = 90.0  # a new task: scheduled, started, its admin socket answering
 POLL = 0.25
+FAILED_TASKS = 2  # Swarm retried once and that failed too: it will not start by waiting
 SOCKET_PATH_MAX = 107  # sun_path is 108 bytes with its NUL
 
 
@@ -98,8 +99,9 @@ class SwarmProxy:
     async def ensure(self, networks: Collection[str]) -> None:
         """Create the service, or update it when its networks, image or ports differ, then wait
         (at most START_TIMEOUT) until its admin socket answers. A change of networks replaces
-        the task: requests are refused for the second or two the new one takes to start (it
-        starts from the last applied Caddyfile, so it serves the same routes)."""
+        the task: requests fail while the new one starts, about 3 s here (docs/decisions.md,
+        "Swarm proxy"); it starts from the last applied Caddyfile, so it serves the same
+        routes."""
         self._wanted = True
         socket = self.dir / "admin.sock"
         if len(os.fsencode(socket)) > SOCKET_PATH_MAX:
@@ -169,32 +171,35 @@ class SwarmProxy:
             caddyfile.write_text(render_caddyfile([], {}, self._caddy.config, ADMIN_LISTEN))
 
     async def _wait_serving(self, digest: str) -> None:
-        """Until a task of this spec runs and the admin socket answers; Swarm's own reason
-        (a port taken, an image missing) when that does not happen in time."""
+        """Until a task of this spec runs and the admin socket answers. Swarm's own reason (a
+        port taken, an image missing) once FAILED_TASKS new tasks failed, or at the deadline:
+        a slow start waits, one that can never succeed does not hold the router for long."""
         deadline = time.monotonic() + START_TIMEOUT
         said = "no task was scheduled (is this node a manager?)"
+        before: set[str] | None = None  # the tasks that had failed already when we began
         while time.monotonic() < deadline:
-            running, error = await self._task_state(digest)
-            said = error or said
+            running, failed = await self._task_state(digest)
+            before = set(failed) if before is None else before
+            new = [error for task, error in failed.items() if task not in before]
+            said = new[0] if new else said
             if running:
                 problem = await caddy_problem(self._caddy.config)
                 if problem is None:
                     return
                 said = problem
+            elif len(new) >= FAILED_TASKS:
+                break
             await asyncio.sleep(POLL)
-        raise ProxyError(
-            self.name,
-            said,
-            message=f"the swarm proxy did not come up within {START_TIMEOUT:g} s: {said}",
-        )
+        raise ProxyError(self.name, said, message=f"the swarm proxy did not start: {said}")
 
-    async def _task_state(self, digest: str) -> tuple[bool, str | None]:
-        """(a task of this spec runs, the error of the latest that failed)."""
+    async def _task_state(self, digest: str) -> tuple[bool, dict[str, str]]:
+        """(a task of this spec runs, the tasks of this spec that failed → why), newest
+        first; an engine that does not answer is a failure too."""
         filters = json.dumps({"service": [self.service]})
         try:
             tasks = await self._docker.get_json("/tasks", {"filters": filters}) or []
         except RuntimeFailure as err:
-            return False, err.message
+            return False, {"engine": err.message}
         ours = [
             t
             for t in tasks
@@ -204,8 +209,12 @@ class SwarmProxy:
         running = any(
             t["Status"]["State"] == "running" and t["DesiredState"] == "running" for t in ours
         )
-        errors = [t["Status"].get("Err") for t in ours if t["Status"].get("Err")]
-        return running, errors[0] if errors else None
+        failed = {
+            t["ID"]: t["Status"].get("Err") or t["Status"]["State"]
+            for t in ours
+            if t["Status"]["State"] in ("failed", "rejected")
+        }
+        return running, failed
 
 
 def _create(client: docker.DockerClient, wanted: dict[str, Any]) -> None:

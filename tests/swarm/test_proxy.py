@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from dployr.config import Config
+from dployr.errors import ProxyError
+from dployr.proxy import swarm as swarm_module
 from dployr.proxy.protocol import Route
 from dployr.proxy.swarm import SwarmProxy
 from dployr.runtime.docker import DockerTarget
@@ -99,3 +102,25 @@ async def test_routes_to_every_task_and_changes_without_a_restart(
 
     await proxy.remove()
     assert await target.get_json(f"/services/{proxy.service}") is None
+
+
+async def test_a_port_that_is_taken_is_swarms_own_reason_soon(
+    stage: Stage, engine: tuple[Config, DockerTarget], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task that cannot start (the host port is another program's) is a 502 with Swarm's
+    words once Swarm retried, not a wait to the deadline under the router's lock (made
+    longer than the test's own timeout here)."""
+    monkeypatch.setattr(swarm_module, "START_TIMEOUT", 3600.0)
+    config, target = engine
+    net = await asyncio.to_thread(stage.network, f"dployr-t-{stage.test}")
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    await asyncio.to_thread(squatter.bind, ("0.0.0.0", config.proxy.http_port))  # noqa: S104
+    squatter.listen()
+    try:
+        proxy = SwarmProxy(config, stage.agent, target, service=f"dployr-t-{stage.test}-proxy")
+        with pytest.raises(ProxyError) as caught:
+            await proxy.ensure({net})
+        assert "address already in use" in caught.value.message, caught.value.message
+    finally:
+        squatter.close()
