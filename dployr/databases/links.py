@@ -20,12 +20,12 @@ DEFAULT_ENV = "DATABASE_URL"
 
 
 def url_for(databases: Databases, record: ManagedDatabase, target: str) -> str:
-    """The URL a service on `target` connects with: a docker container reaches the database by
-    its name on the owner's network (the engine's own port); a systemd or process service runs
-    on this host and reaches its loopback port."""
+    """The URL a service on `target` connects with: a docker container or a swarm task
+    reaches the database by its name on the owner's network (the engine's own port); a
+    systemd or process service runs on this host and reaches its loopback port."""
     engine = ENGINE[record.engine]
     spec = databases.spec_of(record)
-    if target == "docker":
+    if target in ("docker", "swarm"):  # a container on the owner's network (or its overlay)
         return engine.url(spec, record.name, engine.port)
     return engine.url(spec, "127.0.0.1", record.host_port)
 

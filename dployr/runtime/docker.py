@@ -455,13 +455,18 @@ class DockerTarget:
         return name
 
     def _make_network(self, client: docker.DockerClient, name: str, owner_id: str) -> None:
+        """A bridge; on a swarm manager an attachable overlay instead, so that the owner's
+        swarm services (SPEC §15) share it with their containers and databases."""
         from docker.errors import APIError  # loaded already: this runs in _call, after _sdk()
 
         if not any(n.name == name for n in client.networks.list(names=[name])):
+            swarm = client.info().get("Swarm") or {}
+            manager = swarm.get("LocalNodeState") == "active" and swarm.get("ControlAvailable")
             try:
                 client.networks.create(
                     name,
-                    driver="bridge",
+                    driver="overlay" if manager else "bridge",
+                    attachable=bool(manager),
                     check_duplicate=True,
                     labels={LABEL_AGENT: self._agent_id, LABEL_OWNER: owner_id},
                 )

@@ -28,7 +28,7 @@ import aiohttp
 from dployr.config import Config
 from dployr.errors import ValidationError
 from dployr.ids import parse_iso
-from dployr.runtime.docker import DockerTarget
+from dployr.runtime.docker import LABEL_DATABASE, LABEL_OWNER, DockerTarget, owner_network
 from dployr.runtime.engine_api import docker_time, engine_message, frames
 from dployr.runtime.protocol import (
     BuildOutput,
@@ -288,11 +288,36 @@ class SwarmTarget(DockerTarget):
                 raise
         return name
 
+    async def join_databases(self, owner_id: str, network: str) -> None:
+        """The owner's managed databases join their overlay (SPEC §15) under the names they
+        have on the owner's network. A no-op when both are one network: the owner's network
+        is made as this overlay on a swarm manager (DockerTarget._make_network)."""
+        labels = [f"{LABEL_AGENT}={self._agent_id}", LABEL_DATABASE, f"{LABEL_OWNER}={owner_id}"]
+        filters = json.dumps({"label": labels})
+        for listed in await self.get_json("/containers/json", {"filters": filters}) or ():
+            networks = (listed.get("NetworkSettings") or {}).get("Networks") or {}
+            if network in networks:
+                continue
+            found = await self.get_json(f"/containers/{listed['Id']}/json")
+            if found is None:
+                continue
+            joined = found["NetworkSettings"]["Networks"].get(owner_network(owner_id)) or {}
+            aliases = [a for a in joined.get("Aliases") or () if not listed["Id"].startswith(a)]
+            try:
+                await self.send(
+                    "POST",
+                    f"/networks/{network}/connect",
+                    body={"Container": listed["Id"], "EndpointConfig": {"Aliases": aliases}},
+                )
+            except RuntimeFailure as err:
+                _LOGGER.warning("database %s did not join %s: %s", listed["Id"][:12], network, err)
+
     async def start(self, spec: InstanceSpec) -> Instance:
         """Create the Swarm service, or update it to this release (Swarm replaces its tasks
         one at a time, each new one healthy before an old one stops). Returns at once: the
         rollout is watched by `rollout`."""
         network = await self.ensure_overlay(spec.owner_id)
+        await self.join_databases(spec.owner_id, network)
         wanted = service_spec(spec, self._agent_id, network)
         headers = {"X-Registry-Auth": self._registry_auth()} if self._registry else None
         name = wanted["Name"]
@@ -346,7 +371,10 @@ class SwarmTarget(DockerTarget):
                 return _rolled_back(update, tasks, deployment_id)
             desired = service["Spec"]["Mode"].get("Replicated", {}).get("Replicas", 1)
             wanted = [t for t in tasks if t.get("DesiredState") == "running"]
-            mine = [t for t in wanted if _task_deployment(t) == deployment_id]
+            # A task of the spec asked for: a restart keeps the release (the same deployment
+            # label) and changes the env or ForceUpdate, so the task's whole spec is compared.
+            current = _identity(service["Spec"]["TaskTemplate"])
+            mine = [t for t in wanted if _identity(t.get("Spec") or {}) == current]
             healthy = [t for t in mine if t["Status"]["State"] == "running"]
             settled = update.get("State") in (None, "completed")
             if settled and len(healthy) >= desired and len(wanted) == len(mine):
@@ -499,6 +527,19 @@ def _task_service(task: dict[str, Any]) -> str:
     labels = task.get("Spec", {}).get("ContainerSpec", {}).get("Labels") or {}
     service_id = labels.get(LABEL_SERVICE, "")
     return swarm_service(service_id) if service_id else ""
+
+
+def _identity(spec: dict[str, Any]) -> tuple[Any, ...]:
+    """What tells one task spec from another of ours (a task's copy of the template lacks a
+    few fields the service's has, so the two are not compared whole)."""
+    container = spec.get("ContainerSpec") or {}
+    return (
+        container.get("Image"),
+        container.get("Env"),
+        container.get("Command"),
+        container.get("Labels"),
+        spec.get("ForceUpdate", 0),
+    )
 
 
 def _task_deployment(task: dict[str, Any]) -> str | None:
