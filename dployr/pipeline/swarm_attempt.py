@@ -118,6 +118,8 @@ class SwarmAttempt(Attempt):
             await self.enter("switching", f"sending traffic to {upstream[0]}")
         else:
             await self.enter("switching", "a worker: no traffic to send")
+        # A new owner's overlay joins the running swarm proxy before the switch, not at it.
+        await self.d.router.prepare_swarm(self.deployment.owner_id)
         await run_to_end(self._go_live_and_retire(None))
         if self.spec.replicas is not None:  # the service's scale from now on (SPEC §15)
             await services.set_replicas(self.d.db, self.deployment.service_id, self.replicas)
