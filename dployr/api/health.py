@@ -13,6 +13,7 @@ from dployr.api.openapi import build_document, operation
 from dployr.errors import Unavailable
 from dployr.keys import CONFIG, DB, DEPLOYER, STARTED_AT
 from dployr.proxy.protocol import Proxy
+from dployr.store import routes as stored_routes
 
 routes = web.RouteTableDef()
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -47,16 +48,19 @@ async def live(request: web.Request) -> web.Response:
     responses={200: schemas.ref("Ready"), 503: schemas.ref("Error")},
 )
 async def ready(request: web.Request) -> web.Response:
-    database, runtime, proxy = await asyncio.gather(
+    database, runtime, proxy, (swarm, swarm_fails) = await asyncio.gather(
         _database_problem(request),
         _runtime_problem(request),
         _proxy_problem(request),
+        _swarm_check(request),
     )
     checks = {"database": database or "ok", "runtime": runtime or "ok", "proxy": proxy or "ok"}
-    if database or runtime or proxy:
-        raise Unavailable(
-            "Not ready: " + "; ".join(p for p in (database, runtime, proxy) if p), details=checks
-        )
+    checks["swarm"] = swarm
+    failing = [p for p in (database, runtime, proxy) if p]
+    if swarm_fails:
+        failing.append(f"swarm: {swarm}")
+    if failing:
+        raise Unavailable("Not ready: " + "; ".join(failing), details=checks)
     return web.json_response({"status": "ok", "checks": checks})
 
 
@@ -79,6 +83,22 @@ async def _runtime_problem(request: web.Request) -> str | None:
     if deployer is None:
         return "the targets are not set up yet (the daemon is starting)"
     return await deployer.targets.readiness_problem()
+
+
+async def _swarm_check(request: web.Request) -> tuple[str, bool]:
+    """The swarm target (SPEC §15): "ok", or why it cannot run releases here; and whether that
+    makes the daemon not ready: only when swarm services exist (a host that never used the
+    swarm target is ready without one), or when the swarm proxy they need does not answer."""
+    deployer = request.app.get(DEPLOYER)
+    if deployer is None:
+        return "the targets are not set up yet (the daemon is starting)", False
+    problem = await deployer.targets.get("swarm").problem()
+    if problem is None:
+        overlay = deployer.router.swarm
+        proxy = None if overlay is None else await overlay.problem()
+        return ("ok", False) if proxy is None else (f"the swarm proxy: {proxy}", True)
+    used = bool(await stored_routes.swarm_services(deployer.db))
+    return f"not available: {problem}", used
 
 
 async def _proxy_problem(request: web.Request) -> str | None:
