@@ -4,6 +4,7 @@ health-checked inside the swarm, rolled back by Swarm, scaled, stopped and delet
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from tests.swarm.conftest import docker
 # The greeting is in the release's own run_cmd (env belongs to the service: a rollback runs
 # the old release with the env of now).
 SERVE = (
-    'mkdir -p /www && echo "{greeting} $(hostname)" > /www/index.html '
+    'echo "serving {greeting}"; mkdir -p /www && echo "{greeting} $(hostname)" > /www/index.html '
     '&& exec httpd -f -p "$PORT" -h /www'
 )
 
@@ -73,6 +74,15 @@ async def test_a_release_runs_as_a_swarm_service_and_swarm_rolls_a_failing_one_b
     assert len(said) == 1 and said[0].startswith("one "), said
     status = await (await dclient.get(f"/api/v1/services/{service_id}/status", headers=auth)).json()
     assert status["status"] == "running", status
+    # Logs come from the service's tasks, read or followed.
+    logs = await (await dclient.get(f"/api/v1/services/{service_id}/logs", headers=auth)).json()
+    assert [line["message"] for line in logs["logs"]] == ["serving one"], logs
+    async with dclient.get(
+        f"/api/v1/services/{service_id}/logs?follow=true&tail=1", headers=auth
+    ) as followed:
+        async with asyncio.timeout(20):
+            streamed = json.loads(await followed.content.readline())
+    assert streamed["message"] == "serving one", streamed
 
     second = await deploy(dclient, auth, image_body("sw", "two"))
     assert second["status"] == "live", second["error"]
