@@ -132,6 +132,8 @@ install_packages() {
     if [ "$WITH_DOCKER" = 1 ]; then
         # The distribution's engine (docker.io), unless an engine is installed already.
         have dockerd || apt_install docker.io
+        # The swarm target's task health checks run a static busybox inside each image.
+        [ "$SWARM" = 1 ] && apt_install busybox-static
         setup_live_restore
     fi
     if [ "$WITH_CADDY" = 1 ]; then
