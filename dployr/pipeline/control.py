@@ -141,10 +141,10 @@ async def _start_and_switch(
             target, ref, port, spec.health_check.path, spec.health_check.timeout
         )
     except BaseException:
-        await run_to_end(target.stop(ref, grace=5))
+        await run_to_end(target.abandon(ref))
         raise
     if problem is not None:
-        await run_to_end(target.stop(ref, grace=5))
+        await run_to_end(target.abandon(ref))
         raise Unavailable(
             f"The new instance of {service.name} failed its health check ({problem}); "
             "the running one keeps serving",
@@ -178,9 +178,11 @@ async def _switch(
                 None,
             )
     except BaseException:
-        await target.stop(ref, grace=5)
+        await target.abandon(ref)
         raise
-    if old and old != ref:  # a rolling target (swarm) replaced the tasks of the same service
+    # On a rolling target (swarm) the old ref names the start the new one replaced in place:
+    # stopping it changes nothing, and Swarm drained the old tasks already.
+    if old and not target.rolling:
         if drain:
             await deployer.drain()
         try:
@@ -194,7 +196,7 @@ async def _stop_started(
 ) -> None:
     with contextlib.suppress(Exception):
         ref, _ = await started
-        await deployer.target_of(live).stop(ref, grace=5)
+        await deployer.target_of(live).abandon(ref)
 
 
 async def delete_service(

@@ -22,6 +22,7 @@ from dployr.pipeline.routing import Router
 from dployr.pipeline.swarm_attempt import SwarmAttempt
 from dployr.pipeline.uploads import Placer, prune_uploads
 from dployr.runtime.protocol import Mount, Target
+from dployr.runtime.swarm import SwarmTarget
 from dployr.runtime.targets import Targets
 from dployr.sources.git import GitAuth
 from dployr.sources.upload import Uploads
@@ -83,6 +84,17 @@ class Deployer:
         self.cache_dir = config.data_path / "cache"
         self.work_dir = config.data_path / "work"
         self.uploads = Uploads(config.data_path / "uploads", config.runtime.max_upload_bytes)
+        for target in targets:
+            if isinstance(target, SwarmTarget):
+                target.login_source = self._registry_login
+
+    async def _registry_login(self) -> dict[str, str]:
+        """`[swarm] registry_credential_id`'s login ({} when none is set), read when needed."""
+        credential_id = self.config.swarm.registry_credential_id
+        if not credential_id:
+            return {}
+        login = await credentials.registry_login(self.db, self.box, credential_id)
+        return {"username": login.username, "password": login.password}
 
     def service_lock(self, service_id: str) -> asyncio.Lock:
         """asyncio.Lock wakes waiters in order: deployments of a service run as they came."""

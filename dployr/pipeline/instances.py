@@ -28,7 +28,10 @@ async def start_instance(
     """Run a release's artifact again (restart, start, reconcile); a taken port → a fresh one.
     The port is None for a worker, which publishes none."""
     target = deployer.target_of(deployment)
-    wanted = instance_spec(deployment, env, host_port, await deployer.mounts(deployment))
+    service = await services.get_service(deployer.db, deployment.service_id, None)
+    scale = service.replicas if service is not None else None  # swarm: `scale` wins
+    mounts = await deployer.mounts(deployment)
+    wanted = instance_spec(deployment, env, host_port, mounts, scale)
     try:
         instance = await target.start(wanted)
     except Exception:

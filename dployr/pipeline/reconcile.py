@@ -15,7 +15,7 @@ from dployr.pipeline.deployer import Deployer
 from dployr.pipeline.instances import start_instance
 from dployr.runtime.protocol import RuntimeFailure, Target
 from dployr.store import deployments, services
-from dployr.store.deployments import RUNNING
+from dployr.store.deployments import RUNNING, Deployment
 
 _LOGGER = logging.getLogger(__name__)
 ENGINE_POLL_SECONDS = 2.0
@@ -141,6 +141,7 @@ async def _converge(deployer: Deployer, service_id: str, targets: Collection[str
 
 async def _remove_orphans(deployer: Deployer, targets: Collection[str]) -> None:
     keep = set()
+    lives = {}
     for service in await services.all_services(deployer.db):
         if service.current_deployment_id:
             live = await deployments.get_deployment(
@@ -148,12 +149,20 @@ async def _remove_orphans(deployer: Deployer, targets: Collection[str]) -> None:
             )
             if live is not None and live.instance_ref:
                 keep.add(live.instance_ref)
+                lives[service.id] = live
     for target in deployer.targets:
         if target.name not in targets:
             continue
         for instance in await target.instances():
             # A deployment running in this process owns its instance (a late reconcile).
-            if instance.ref not in keep and not deployer.is_tracked(instance.deployment_id):
+            if instance.ref in keep or deployer.is_tracked(instance.deployment_id):
+                continue
+            live = lives.get(instance.service_id)
+            if target.rolling and live is not None and deployer.target_of(live) is target:
+                # A swarm service whose spec is not its live start's (a crash between the
+                # engine taking an update and its row): the live release is put back in place.
+                await _put_back(deployer, live)
+            else:
                 _LOGGER.info(
                     "removing orphan %s instance %s (%s)",
                     target.name,
@@ -161,3 +170,17 @@ async def _remove_orphans(deployer: Deployer, targets: Collection[str]) -> None:
                     instance.deployment_id,
                 )
                 await target.stop(instance.ref, grace=5)
+
+
+async def _put_back(deployer: Deployer, live: Deployment) -> None:
+    """Run the live release's spec on its rolling target again (Swarm updates in place)."""
+    try:
+        env, _ = services.open_snapshot(live.env_enc, deployer.box)
+        ref, port = await start_instance(deployer, live, env, None)
+    except (RuntimeFailure, SecretUndecryptable) as err:
+        _LOGGER.error("could not put release %s back: %s", live.id, err)
+        return
+    await deployments.update_deployment(
+        deployer.db, live.id, {"instance_ref": ref, "host_port": port}, None
+    )
+    _LOGGER.info("put release %s of %s back in place", live.number, live.service_name)

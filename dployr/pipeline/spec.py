@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -70,6 +71,7 @@ CONFIG_FIELDS = (
     "build_cmd", "run_cmd", "port", "health_check", "resources", "domain", "volumes",
     "strategy", "replicas", "placement",
 )  # fmt: skip
+PLACEMENT = re.compile(r"[a-z][a-z0-9._-]*(==|!=)[A-Za-z0-9._-]+")  # SPEC §15
 # Where a volume may not be mounted (SPEC §14): the system's own directories.
 SYSTEM_DIRS = ("/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/lib", "/sbin")
 
@@ -113,6 +115,7 @@ def instance_spec(
         tuple(spec.placement),
         spec.health_check.path,
         spec.health_check.timeout,
+        spec.strategy,
     )
 
 
@@ -218,6 +221,11 @@ async def check_spec(spec: DeploySpec, config: Config, *, admin: bool) -> None:
                 raise ValidationError(name, "is not used by source upload")
     if spec.domain is not None:
         normalize_domain(spec.domain)
+    for index, constraint in enumerate(spec.placement):  # whole (a schema's `$` takes a "\n")
+        if not PLACEMENT.fullmatch(constraint):
+            raise ValidationError(
+                f"placement.{index}", "is not a Swarm constraint such as node.labels.tier==web"
+            )
     check_volumes(spec.volumes)
     check_swarm_fields(spec)
     if spec.domain is not None and spec.port is None:

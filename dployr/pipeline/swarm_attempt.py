@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dployr.pipeline.attempt import Attempt, StageFailed
 from dployr.pipeline.spec import instance_spec, upstream_of
 from dployr.runtime.protocol import BuildRequest
-from dployr.runtime.swarm import SwarmTarget
+from dployr.runtime.swarm import SwarmTarget, make_ref, new_start_id
 from dployr.sources.git import Checkout
-from dployr.store import credentials, services
+from dployr.store import services
 from dployr.tasks import run_to_end
 
 if TYPE_CHECKING:
@@ -38,11 +39,9 @@ class SwarmAttempt(Attempt):
         config = self.d.config.swarm
         if not (config.registry and config.registry_credential_id):
             return
-        login = await credentials.registry_login(
-            self.d.db, self.d.box, config.registry_credential_id
-        )
-        self.log.add_secret(login.password)
-        self.swarm.registry_login = {"username": login.username, "password": login.password}
+        login = await self.swarm.login()  # the deployer's reader: a missing one fails here
+        if login:
+            self.log.add_secret(login["password"])
 
     async def building(self, checkout: Checkout | None) -> None:
         """An image source is built on too: the release's image carries the busybox its
@@ -83,15 +82,24 @@ class SwarmAttempt(Attempt):
         assert artifact is not None
         service = await services.get_service(self.d.db, self.deployment.service_id, None)
         scale = service.replicas if service is not None else None  # `scale`'s, or a release's
-        self.replicas = self.spec.replicas or scale or 1
+        if self.deployment.rollback_of:  # an old release with the service's scale of now
+            self.replicas = scale or self.spec.replicas or 1
+        else:
+            self.replicas = self.spec.replicas or scale or 1
         tasks = f"{self.replicas} task{'s' if self.replicas != 1 else ''}"
         await self.enter("starting", f"updating the swarm service to {artifact} ({tasks})")
         mounts = await self.d.mounts(self.deployment)
         wanted = instance_spec(self.deployment, self.env, None, mounts, self.replicas)
-        instance = await self.target.start(wanted)
-        self.instance_ref = instance.ref
+        wanted = replace(wanted, start_id=new_start_id())
+        # The ref is known, and recorded, before the engine takes the update: a cancel or a
+        # crash from here on undoes it (abandon), whether or not the engine took it. A cancel
+        # during the call waits for its answer, so the undo never runs before the update.
+        self.instance_ref = make_ref(
+            self.deployment.service_id, self.deployment.id, wanted.start_id
+        )
+        await self._update({"host_port": None, "instance_ref": self.instance_ref}, None)
+        await run_to_end(self.target.start(wanted))
         self.finish("starting", message=f"Swarm is rolling out {tasks}, one at a time")
-        await self._update({"host_port": None, "instance_ref": instance.ref}, None)
         return None
 
     async def health_checking(self, host_port: int | None) -> None:
@@ -121,7 +129,8 @@ class SwarmAttempt(Attempt):
         # A new owner's overlay joins the running swarm proxy before the switch, not at it.
         await self.d.router.prepare_swarm(self.deployment.owner_id)
         await run_to_end(self._go_live_and_retire(None))
-        if self.spec.replicas is not None:  # the service's scale from now on (SPEC §15)
+        if self.spec.replicas is not None and not self.deployment.rollback_of:
+            # the service's scale from now on (SPEC §15); a rollback keeps the scale of now
             await services.set_replicas(self.d.db, self.deployment.service_id, self.replicas)
 
 

@@ -88,6 +88,8 @@ class InstanceSpec:
     placement: tuple[str, ...] = ()
     health_path: str | None = "/"
     health_timeout: int = 60
+    strategy: str = "start-first"  # swarm: the update order (stop-first: one task at a time)
+    start_id: str = ""  # swarm: names this start in the ref (empty: the target makes one)
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,28 @@
 """The swarm target (SPEC §15): releases built as for docker, run as one Swarm service per
 dployr service on the Swarm this engine manages, updated in place one task at a time.
 
-An instance ref is `<swarm service>@<deployment id>`: the service is long-lived, and the ref
-says which release is meant, so that stopping an old release's ref after its successor took
-the service over touches nothing, and undoing a release that did not go live rolls the service
-back to what ran before it (Swarm's own PreviousSpec)."""
+An instance ref is `<swarm service>@<deployment id>@<start id>`: the service is long-lived,
+and the ref says which start of which release is meant (a release, a restart of it), so that
+stopping an older start's ref after a newer one took the service over touches nothing, and
+undoing a start that did not take (a failed or cancelled release or restart) rolls the service
+back to what ran before it (Swarm's own PreviousSpec), never further."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import io
 import json
 import logging
 import os
+import secrets
 import shutil
 import struct
 import tarfile
 import tempfile
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,27 +43,39 @@ from dployr.runtime.protocol import (
     RuntimeFailure,
     Usage,
 )
-from dployr.runtime.swarm_names import PROBE, overlay_network, registry_image, swarm_service
+from dployr.runtime.swarm_names import overlay_network, registry_image, swarm_service
 from dployr.runtime.swarm_spec import (
     LABEL_AGENT,
     LABEL_DEPLOYMENT,
     LABEL_SERVICE,
+    LABEL_START,
     MONITOR,
-    deployment_of,
     service_spec,
+    start_of,
 )
 
 _LOGGER = logging.getLogger(__name__)
 PROBE_IMAGE = "dployr/probe"  # FROM scratch + the host's static busybox, tagged by its digest
+PROBE_LAYOUT = 2  # /.dployr/busybox and /.dployr/true (a link to it): part of the tag
 POLL = 0.5  # seconds between two reads of a rollout
 ROLLOUT_SLACK = 10  # seconds per task beyond its health check: pulling, scheduling, starting
 FAILED_STATES = ("failed", "rejected")
 ROLLED_BACK = ("rollback_started", "rollback_paused", "rollback_completed", "paused")
 
 
-def split_ref(ref: str) -> tuple[str, str]:
-    name, _, deployment_id = ref.partition("@")
-    return name, deployment_id
+def split_ref(ref: str) -> tuple[str, str, str]:
+    """(swarm service, deployment id, start id)."""
+    name, _, rest = ref.partition("@")
+    deployment_id, _, start_id = rest.partition("@")
+    return name, deployment_id, start_id
+
+
+def make_ref(service_id: str, deployment_id: str, start_id: str) -> str:
+    return f"{swarm_service(service_id)}@{deployment_id}@{start_id}"
+
+
+def new_start_id() -> str:
+    return secrets.token_hex(4)
 
 
 def static_busybox() -> Path | None:
@@ -98,8 +113,9 @@ class SwarmTarget(DockerTarget):
         super().__init__(config, agent_id)
         self._probe_image: str | None = None
         self._registry = config.swarm.registry.rstrip("/")
-        # {username, password} of `[swarm] registry_credential_id`, set by the deployer at start
-        self.registry_login: dict[str, str] = {}
+        # Reads `[swarm] registry_credential_id`'s login (set by the deployer): at each push,
+        # service update and registry delete, so a credential made or changed later counts.
+        self.login_source: Callable[[], Awaitable[dict[str, str]]] | None = None
 
     # -- availability ---------------------------------------------------------------------------
 
@@ -156,7 +172,7 @@ class SwarmTarget(DockerTarget):
             base = f"FROM {request.image}\n"
         else:
             base = super()._dockerfile(request) or _repo_dockerfile(request.source)
-        return f"{base.rstrip()}\nCOPY --from={self._probe_image} /busybox {PROBE}\n"
+        return f"{base.rstrip()}\nCOPY --from={self._probe_image} /.dployr/ /.dployr/\n"
 
     async def build(self, request: BuildRequest, output: BuildOutput) -> str:
         self._probe_image = await self._ensure_probe_image()
@@ -170,7 +186,7 @@ class SwarmTarget(DockerTarget):
         if busybox is None:
             raise RuntimeFailure("no static busybox on this host (apt-get install busybox-static)")
         digest = await asyncio.to_thread(_digest, busybox)
-        tag = f"{PROBE_IMAGE}:{digest}"
+        tag = f"{PROBE_IMAGE}:{digest}-{PROBE_LAYOUT}"
         if await self.has_artifact(tag):
             return tag
         context = Path(await asyncio.to_thread(_probe_context, busybox))
@@ -199,7 +215,7 @@ class SwarmTarget(DockerTarget):
         async with session.post(
             f"{base}/images/{repository}/push",
             params={"tag": tag},
-            headers={"X-Registry-Auth": self._registry_auth()},
+            headers={"X-Registry-Auth": self._registry_auth(await self.login())},
         ) as response:
             if response.status != 200:
                 raise RuntimeFailure(f"push of {image}: {engine_message(await response.read())}")
@@ -228,8 +244,8 @@ class SwarmTarget(DockerTarget):
         scheme = "http" if host in ("localhost", "::1") or host.startswith("127.") else "https"
         url = f"{scheme}://{self._registry}/v2/{repository}/manifests"
         headers = {"Accept": "application/vnd.docker.distribution.manifest.v2+json"}
-        if self.registry_login:
-            login = self.registry_login
+        login = await self.login()
+        if login:
             pair = f"{login['username']}:{login['password']}".encode()
             headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         timeout = aiohttp.ClientTimeout(total=30)
@@ -242,9 +258,15 @@ class SwarmTarget(DockerTarget):
                 if deleted.status != 202:
                     raise RuntimeFailure(f"the registry refused the delete ({deleted.status})")
 
-    def _registry_auth(self) -> str:
-        """X-Registry-Auth: the registry credential's login (set by the deployer), or none."""
-        auth = {"serveraddress": self._registry, **self.registry_login}
+    async def login(self) -> dict[str, str]:
+        """{username, password} for the registry, or {} (none configured)."""
+        if not self._registry or self.login_source is None:
+            return {}
+        return await self.login_source()
+
+    def _registry_auth(self, login: dict[str, str]) -> str:
+        """X-Registry-Auth: the registry credential's login, or none."""
+        auth = {"serveraddress": self._registry, **login}
         return base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()
 
     # -- the Swarm service ----------------------------------------------------------------------
@@ -316,10 +338,13 @@ class SwarmTarget(DockerTarget):
         """Create the Swarm service, or update it to this release (Swarm replaces its tasks
         one at a time, each new one healthy before an old one stops). Returns at once: the
         rollout is watched by `rollout`."""
+        if not spec.start_id:
+            spec = dataclasses.replace(spec, start_id=new_start_id())
         network = await self.ensure_overlay(spec.owner_id)
         await self.join_databases(spec.owner_id, network)
         wanted = service_spec(spec, self._agent_id, network)
-        headers = {"X-Registry-Auth": self._registry_auth()} if self._registry else None
+        login = await self.login()
+        headers = {"X-Registry-Auth": self._registry_auth(login)} if self._registry else None
         name = wanted["Name"]
         current = await self._service(name)
         if current is None:
@@ -336,12 +361,11 @@ class SwarmTarget(DockerTarget):
                 body=wanted,
                 headers=headers,
             )
-        return Instance(
-            f"{name}@{spec.deployment_id}", spec.service_id, spec.deployment_id, None, True
-        )
+        ref = make_ref(spec.service_id, spec.deployment_id, spec.start_id)
+        return Instance(ref, spec.service_id, spec.deployment_id, None, True)
 
     async def scale(self, ref: str, replicas: int) -> None:
-        name, _ = split_ref(ref)
+        name, _, _ = split_ref(ref)
         current = await self._service(name)
         if current is None:
             raise RuntimeFailure(f"the swarm service {name} is gone")
@@ -359,7 +383,7 @@ class SwarmTarget(DockerTarget):
         check (Swarm reports a task with a check `running` only once healthy); else why not:
         Swarm's own reason when it rolled the update back, or the time limit (each task in
         turn may take the health check's time, then Swarm watches it MONITOR s)."""
-        name, deployment_id = split_ref(ref)
+        name, deployment_id, start_id = split_ref(ref)
         started = asyncio.get_running_loop().time()
         while True:
             service = await self._service(name)
@@ -367,7 +391,7 @@ class SwarmTarget(DockerTarget):
                 return "the swarm service was removed"
             tasks = await self._tasks(name)
             update = service.get("UpdateStatus") or {}
-            if deployment_of(service) != deployment_id or update.get("State") in ROLLED_BACK:
+            if start_of(service) != start_id or update.get("State") in ROLLED_BACK:
                 return _rolled_back(update, tasks, deployment_id)
             desired = service["Spec"]["Mode"].get("Replicated", {}).get("Replicas", 1)
             wanted = [t for t in tasks if t.get("DesiredState") == "running"]
@@ -390,31 +414,40 @@ class SwarmTarget(DockerTarget):
             await asyncio.sleep(POLL)
 
     async def stop(self, ref: str, grace: float = 10) -> None:
-        """Remove the Swarm service when it runs this release (a stop, a delete, an orphan);
-        an older release's ref (its successor took the service over) changes nothing."""
-        name, deployment_id = split_ref(ref)
+        """Remove the Swarm service when its spec is this start's (a stop, a delete, an
+        orphan); an older start's ref (a newer one took the service over) changes nothing."""
+        name, _, start_id = split_ref(ref)
         service = await self._service(name)
-        if service is None or deployment_of(service) != deployment_id:
+        if service is None or start_of(service) != start_id:
             return
         await self._remove(name)
 
     async def abandon(self, ref: str) -> None:
-        """Undo a release that did not go live: Swarm rolls the service back to the spec it ran
-        before (the live release); a service this release created is removed."""
-        name, deployment_id = split_ref(ref)
-        service = await self._service(name)
-        if service is None or deployment_of(service) != deployment_id:
-            return  # Swarm rolled it back already
-        if deployment_of(service, "PreviousSpec") is None:
-            await self._remove(name)
-            return
-        _LOGGER.info("rolling %s back to the release before %s", name, deployment_id)
-        await self.send(
-            "POST",
-            f"/services/{service['ID']}/update",
-            params={"version": str(service["Version"]["Index"]), "rollback": "previous"},
-            body=service["Spec"],
-        )
+        """Undo a start that did not take (a release that did not go live, a failed or
+        cancelled restart): Swarm rolls the service back to the spec it ran before; a service
+        this start created is removed. Another start's spec (Swarm rolled back already, or a
+        newer start) is left alone. A concurrent change of the service (its version moved) is
+        read again."""
+        name, deployment_id, start_id = split_ref(ref)
+        for attempt in range(3):
+            service = await self._service(name)
+            if service is None or start_of(service) != start_id:
+                return
+            try:
+                if start_of(service, "PreviousSpec") is None:
+                    await self._remove(name)
+                    return
+                _LOGGER.info("rolling %s back to its spec before %s", name, deployment_id)
+                await self.send(
+                    "POST",
+                    f"/services/{service['ID']}/update",
+                    params={"version": str(service["Version"]["Index"]), "rollback": "previous"},
+                    body=service["Spec"],
+                )
+                return
+            except RuntimeFailure as err:
+                if attempt == 2 or "out of sequence" not in err.message:
+                    raise
 
     async def _remove(self, name: str) -> None:
         try:
@@ -426,11 +459,8 @@ class SwarmTarget(DockerTarget):
     async def status(self, ref: str | None) -> InstanceStatus:
         if ref is None:
             return InstanceStatus("stopped", None, None, 0, None)
-        name, _ = split_ref(ref)
-        try:
-            service = await self._service(name)
-        except RuntimeFailure:
-            service = None
+        name, _, _ = split_ref(ref)
+        service = await self._service(name)  # an engine error is one, not "gone"
         if service is None:
             return InstanceStatus("unknown", ref, None, 0, "the swarm service is gone")
         tasks = await self._tasks(name)
@@ -465,9 +495,10 @@ class SwarmTarget(DockerTarget):
         for service in await self.get_json("/services", {"filters": filters}) or ():
             labels = service["Spec"].get("Labels") or {}
             deployment_id = labels.get(LABEL_DEPLOYMENT, "")
+            start_id = labels.get(LABEL_START, "")
             found.append(
                 Instance(
-                    f"{service['Spec']['Name']}@{deployment_id}",
+                    f"{service['Spec']['Name']}@{deployment_id}@{start_id}",
                     labels.get(LABEL_SERVICE, ""),
                     deployment_id,
                     None,
@@ -481,7 +512,7 @@ class SwarmTarget(DockerTarget):
         host: a task on another node is not counted)."""
         by_container: dict[str, str] = {}
         for ref in refs:
-            name, _ = split_ref(ref)
+            name, _, _ = split_ref(ref)
             filters = json.dumps({"label": [f"com.docker.swarm.service.name={name}"]})
             for container in await self.get_json("/containers/json", {"filters": filters}) or ():
                 by_container[container["Id"]] = ref
@@ -506,7 +537,7 @@ class SwarmTarget(DockerTarget):
         self, ref: str, *, tail: int | None, since: str | None, follow: bool
     ) -> AsyncIterator[LogLine]:
         """The service's logs, from all its tasks (Swarm gathers them from every node)."""
-        name, _ = split_ref(ref)
+        name, _, _ = split_ref(ref)
         params = {"stdout": "1", "stderr": "1", "timestamps": "1", "follow": str(int(follow))}
         params["tail"] = "all" if tail is None else str(tail)
         if since:
@@ -600,8 +631,11 @@ def _digest(path: Path) -> str:
 def _probe_context(busybox: Path) -> str:
     handle, name = tempfile.mkstemp(suffix=".tar")
     with os.fdopen(handle, "wb") as raw, tarfile.open(fileobj=raw, mode="w") as tar:
-        tar.add(busybox, "busybox")
-        data = b"FROM scratch\nCOPY busybox /busybox\n"
+        tar.add(busybox, ".dployr/busybox")
+        link = tarfile.TarInfo(".dployr/true")  # what `nc -e` runs once connected
+        link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+        tar.addfile(link)
+        data = b"FROM scratch\nCOPY .dployr /.dployr\n"
         info = tarfile.TarInfo("Dockerfile")
         info.size, info.mode = len(data), 0o644
         tar.addfile(info, io.BytesIO(data))

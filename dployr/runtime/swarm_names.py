@@ -9,6 +9,7 @@ PROXY_SERVICE = "dployr-proxy"  # the swarm proxy's Swarm service (dployr.proxy.
 # Where a release's image carries the static busybox its task health check runs (a Swarm
 # HEALTHCHECK runs inside the task: readiness never needs the host to reach the overlay).
 PROBE = "/.dployr/busybox"
+PROBE_TRUE = "/.dployr/true"  # a link to it: `true`
 
 
 def swarm_service(service_id: str) -> str:

@@ -9,12 +9,13 @@ from typing import Any
 from dployr.runtime.catalog import CATALOG
 from dployr.runtime.docker_volumes import volume_name
 from dployr.runtime.protocol import InstanceSpec
-from dployr.runtime.swarm_names import PROBE, swarm_service
+from dployr.runtime.swarm_names import PROBE, PROBE_TRUE, swarm_service
 
 SECOND = 1_000_000_000  # the engine's durations are nanoseconds
 LABEL_AGENT = "dployr.agent"
 LABEL_SERVICE = "dployr.service"
 LABEL_DEPLOYMENT = "dployr.deployment"
+LABEL_START = "dployr.start"  # on the service only: which start made its spec (the ref's end)
 HEALTH_INTERVAL = 1  # seconds between a task's checks of itself
 HEALTH_RETRIES = 3  # failed checks in a row after the start period: the task is unhealthy
 # After each new task is healthy, Swarm watches it this long before the next one (a task that
@@ -29,15 +30,13 @@ def probe(port: int | None, path: str | None) -> list[str] | None:
     namespace nothing forwards a port, so a connection proves a listener). None: a worker."""
     if port is None:
         return None
-    if path is None:
-        return ["CMD", PROBE, "nc", "-w", "2", "127.0.0.1", str(port)]
+    if path is None:  # connected: `true` runs and nc ends 0 (whether the app closes or not)
+        return ["CMD", PROBE, "nc", "-w", "2", "127.0.0.1", str(port), "-e", PROBE_TRUE]
     # No `-T`: Debian's static busybox 1.35 crashes on it; the engine's timeout stops the check.
     return ["CMD", PROBE, "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{port}{path}"]
 
 
-def service_spec(
-    spec: InstanceSpec, agent_id: str, network: str, *, order: str = "start-first"
-) -> dict[str, Any]:
+def service_spec(spec: InstanceSpec, agent_id: str, network: str) -> dict[str, Any]:
     """The whole ServiceSpec of a release: one Swarm service per dployr service, in dnsrr mode
     on the owner's overlay, updated one task at a time and rolled back by Swarm itself when a
     new task fails its check."""
@@ -81,11 +80,11 @@ def service_spec(
         "FailureAction": "rollback",
         "Monitor": MONITOR * SECOND,
         "MaxFailureRatio": 0,
-        "Order": order,
+        "Order": spec.strategy,  # stop-first (SPEC §14): an old task stops before a new one
     }
     return {
         "Name": swarm_service(spec.service_id),
-        "Labels": labels,
+        "Labels": {**labels, LABEL_START: spec.start_id},
         "TaskTemplate": {
             "ContainerSpec": container,
             "Resources": {"Limits": limits},
@@ -114,3 +113,9 @@ def deployment_of(service: dict[str, Any], which: str = "Spec") -> str | None:
     """The deployment a service's spec (or its PreviousSpec) runs."""
     spec = service.get(which) or {}
     return (spec.get("Labels") or {}).get(LABEL_DEPLOYMENT)
+
+
+def start_of(service: dict[str, Any], which: str = "Spec") -> str | None:
+    """The start (a release, a restart) that made a service's spec (or its PreviousSpec)."""
+    spec = service.get(which) or {}
+    return (spec.get("Labels") or {}).get(LABEL_START)

@@ -33,6 +33,7 @@ def release(**changes: object) -> InstanceSpec:
         "placement": ("node.labels.tier==web", "node.role!=manager"),
         "health_path": "/healthz",
         "health_timeout": 30,
+        "start_id": "s1",
     }
     values.update(changes)
     return InstanceSpec(**values)  # type: ignore[arg-type]
@@ -49,7 +50,8 @@ def test_a_release_is_a_dnsrr_service_on_its_owners_overlay_with_its_placement()
     ]
     assert spec["Mode"] == {"Replicated": {"Replicas": 3}}
     assert spec["Labels"] == {
-        "dployr.agent": "agt_1", "dployr.service": "svc_abc", "dployr.deployment": "dep_1"
+        "dployr.agent": "agt_1", "dployr.service": "svc_abc", "dployr.deployment": "dep_1",
+        "dployr.start": "s1",
     }  # fmt: skip
     assert deployment_of({"Spec": spec}) == "dep_1"
     container = spec["TaskTemplate"]["ContainerSpec"]
@@ -70,6 +72,9 @@ def test_updates_are_start_first_one_at_a_time_and_rolled_back_by_swarm() -> Non
     assert update["Parallelism"] == 1 and update["Order"] == "start-first"
     assert update["FailureAction"] == "rollback" and update["MaxFailureRatio"] == 0
     assert update["Monitor"] > 0
+    assert spec["Labels"]["dployr.start"] == "s1"  # which start made this spec (the ref's end)
+    stop_first = service_spec(release(strategy="stop-first"), "agt_1", "net")
+    assert stop_first["UpdateConfig"]["Order"] == "stop-first"  # SPEC §14 on swarm too
     rollback = spec["RollbackConfig"]
     assert rollback["Parallelism"] == 1 and rollback["Order"] == "start-first"
     assert rollback["FailureAction"] == "pause"  # a failing rollback waits for a human
@@ -83,7 +88,9 @@ def test_each_task_checks_itself_with_the_busybox_its_image_carries() -> None:
         "CMD", PROBE, "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/healthz"
     ]  # fmt: skip
     assert health["StartPeriod"] == 30 * SECOND and health["Retries"] >= 1
-    assert probe(8080, None) == ["CMD", PROBE, "nc", "-w", "2", "127.0.0.1", "8080"]
+    assert probe(8080, None) == [
+        "CMD", PROBE, "nc", "-w", "2", "127.0.0.1", "8080", "-e", "/.dployr/true"
+    ]  # fmt: skip
     worker = service_spec(release(port=None), "agt_1", "net")["TaskTemplate"]["ContainerSpec"]
     assert "Healthcheck" not in worker and not any(e.startswith("PORT=") for e in worker["Env"])
 
@@ -98,7 +105,7 @@ def test_an_image_runtime_keeps_its_command_and_memory_units_are_bytes() -> None
 def test_refs_names_and_the_registry_image() -> None:
     config = make_config(Path("/tmp/x"), swarm={"network": "apps"})
     assert overlay_network(config, "usr_1") == "apps-usr_1"
-    assert split_ref("dployr-svc-a@dep_2") == ("dployr-svc-a", "dep_2")
+    assert split_ref("dployr-svc-a@dep_2@0a1b") == ("dployr-svc-a", "dep_2", "0a1b")
     registry = make_config(Path("/tmp/x"), swarm={"registry": "reg.example:5000/"})
     target = SwarmTarget(registry, "agt_1")
     assert target.artifact_name("svc_a", 4) == "reg.example:5000/dployr/svc_a:4"
