@@ -169,8 +169,14 @@ class Router:
             return
         if not routes:
             if self._swarm_up:  # the last swarm route (or service) is gone
-                self._swarm_applied, self._swarm_up = None, False
+                self._swarm_applied = None
                 await self.swarm.remove()
+                self._swarm_up = False  # only now: a failed removal is tried again
+            elif force:
+                # A sync (the start): one left by a daemon killed before its first swarm route
+                # was committed goes too. No swarm here, or another agent's: nothing to do.
+                with contextlib.suppress(DployrError):
+                    await self.swarm.remove()
             return
         networks = sorted({overlay_network(self.config, o) for o in table.swarm.values()})
         wanted = (_wanted(routes, table.upstreams), networks)

@@ -73,6 +73,7 @@ class SwarmProxy:
         )
         self._caddy = CaddyProxy(config, proxy=proxy, admin_listen=ADMIN_LISTEN)
         self._ensured: str | None = None  # the spec digest known to serve, None: look again
+        self._node: str | None = None  # this manager's node id: the proxy runs here only
         self._wanted = False  # ensure() was asked: from then on its problems are reported
 
     # -- Proxy ------------------------------------------------------------------------------
@@ -110,6 +111,9 @@ class SwarmProxy:
                 f"({SOCKET_PATH_MAX} bytes): choose a shorter server.data_dir"
             )
             raise ProxyError(self.name, said, message=said)
+        if self._node is None:
+            info = await self._docker.get_json("/info") or {}
+            self._node = str((info.get("Swarm") or {}).get("NodeID") or "")
         wanted = self._spec(networks)
         digest = wanted["digest"]
         if digest == self._ensured:
@@ -154,6 +158,7 @@ class SwarmProxy:
             "agent": self._agent_id,
             "image": self._config.swarm.proxy_image,
             "networks": sorted(networks),
+            "node": self._node,
             "ports": [proxy.http_port, proxy.https_port],
             "dir": str(self.dir),
             "user": f"{os.getuid()}:{os.getgid()}",  # the socket and files stay the daemon's
@@ -244,7 +249,9 @@ def _sdk_kwargs(wanted: dict[str, Any]) -> dict[str, Any]:
         "container_labels": labels,
         "networks": wanted["networks"],
         "mode": ServiceMode("global"),
-        "constraints": ["node.role==manager"],
+        # This manager only: its Caddyfile, certificates and admin socket are in this host's
+        # dir (other managers would need them shared; docs/decisions.md, "Swarm proxy").
+        "constraints": ["node.role==manager", f"node.id=={wanted['node']}"],
         "endpoint_spec": EndpointSpec(
             mode="dnsrr",
             ports={http_port: (80, "tcp", "host"), https_port: (443, "tcp", "host")},

@@ -406,7 +406,10 @@ class SwarmTarget(DockerTarget):
             limit = (health_timeout + MONITOR + ROLLOUT_SLACK) * max(desired, 1)
             if asyncio.get_running_loop().time() - started > limit:
                 failed = _last_failure(tasks, deployment_id)
+                waiting = [t["Status"].get("Err") for t in wanted if t["Status"].get("Err")]
                 said = f"; the last failed task: {failed}" if failed else ""
+                if not failed and waiting:  # not placed: no node satisfies its placement
+                    said = f"; Swarm says: {waiting[0]}"
                 return (
                     f"{len(healthy)} of {desired} tasks of the new release passed their "
                     f"health check within {limit:g} s{said}"

@@ -107,13 +107,18 @@ def make_router(db: Database, tmp_path: Path) -> tuple[Router, Recorder, Recorde
     return Router(db, host, make_config(tmp_path), swarm), host, swarm
 
 
-async def test_without_a_swarm_service_the_swarm_proxy_is_never_asked(
+async def test_without_a_swarm_route_the_swarm_proxy_is_only_removed(
     db: Database, tmp_path: Path
 ) -> None:
+    """At a sync (the start) a swarm proxy left by a daemon killed before its first swarm
+    route was committed is removed (a no-op where there is none); it is never started."""
     await add_service(db, "svc_d", "usr_a", "docker", host_port=5000)
     router, host, _ = make_router(db, tmp_path)
     await router.sync()
-    assert host.log == [("host.apply", (["rte_svc_d"], {"svc_d": ["127.0.0.1:5000"]}))]
+    assert host.log == [
+        ("swarm.remove", None),
+        ("host.apply", (["rte_svc_d"], {"svc_d": ["127.0.0.1:5000"]})),
+    ]
 
 
 async def test_a_swarm_service_without_routes_starts_no_proxy(db: Database, tmp_path: Path) -> None:
@@ -123,7 +128,10 @@ async def test_a_swarm_service_without_routes_starts_no_proxy(db: Database, tmp_
     router, host, _ = make_router(db, tmp_path)
     await router.sync()
     await router.prepare_swarm("usr_b")
-    assert host.log == [("host.apply", (["rte_svc_d"], {"svc_d": ["127.0.0.1:5000"]}))]
+    assert host.log == [
+        ("swarm.remove", None),
+        ("host.apply", (["rte_svc_d"], {"svc_d": ["127.0.0.1:5000"]})),
+    ]
 
 
 async def test_each_proxy_gets_its_own_routes(db: Database, tmp_path: Path) -> None:

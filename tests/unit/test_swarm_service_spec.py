@@ -115,7 +115,7 @@ def test_refs_names_and_the_registry_image() -> None:
     assert SwarmTarget(Config(), "agt_1").artifact_name("svc_a", 4) == "dployr/svc_a:4"
 
 
-def test_the_swarm_proxy_publishes_in_host_mode_on_managers_only() -> None:
+def test_the_swarm_proxy_publishes_in_host_mode_on_this_manager_only() -> None:
     kwargs = _sdk_kwargs(
         {
             "name": "dployr-proxy",
@@ -126,9 +126,10 @@ def test_the_swarm_proxy_publishes_in_host_mode_on_managers_only() -> None:
             "dir": "/var/lib/dployr/swarm-proxy",
             "user": "0:0",
             "digest": "d",
+            "node": "n0de",
         }
     )
-    assert kwargs["constraints"] == ["node.role==manager"]
+    assert kwargs["constraints"] == ["node.role==manager", "node.id==n0de"]
     assert kwargs["mode"].mode == "global"  # one task on each manager
     ports = kwargs["endpoint_spec"]["Ports"]
     assert {(p["PublishedPort"], p["TargetPort"], p["PublishMode"]) for p in ports} == {
