@@ -221,10 +221,6 @@ class DockerTarget:
             reason = str(err) or type(err).__name__
             raise RuntimeFailure(f"the Docker engine is not reachable: {reason}") from err
 
-    def logs_session(self) -> tuple[aiohttp.ClientSession, str]:
-        """The pool of the log followers (see _http), for the swarm target's service logs."""
-        return self._http("logs")
-
     async def _get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
         """GET a JSON document from the engine; None when it answers 404."""
         session, base = self._http("calls")
@@ -564,9 +560,15 @@ class DockerTarget:
             return ""
         return bytes(raw).decode("utf-8", "replace").strip()
 
-    async def logs(
+    def logs(
         self, ref: str, *, tail: int | None, since: str | None, follow: bool
     ) -> AsyncIterator[LogLine]:
+        return self._engine_logs(f"/containers/{ref}/logs", tail, since, follow)
+
+    async def _engine_logs(
+        self, path: str, tail: int | None, since: str | None, follow: bool
+    ) -> AsyncIterator[LogLine]:
+        """A container's or a Swarm service's logs (the same API, the same frames)."""
         params = {"stdout": "1", "stderr": "1", "timestamps": "1", "follow": str(int(follow))}
         params["tail"] = "all" if tail is None else str(tail)
         if since:
@@ -575,7 +577,7 @@ class DockerTarget:
         # so that a read of the last lines (a short call) never waits behind them.
         session, base = self._http("logs" if follow else "calls")
         try:
-            async with session.get(f"{base}/containers/{ref}/logs", params=params) as response:
+            async with session.get(f"{base}{path}", params=params) as response:
                 if response.status != 200:
                     raise RuntimeFailure(engine_message(await response.read()))
                 async for stream, payload in frames(response.content):

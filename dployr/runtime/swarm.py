@@ -30,9 +30,8 @@ import aiohttp
 
 from dployr.config import Config
 from dployr.errors import ValidationError
-from dployr.ids import parse_iso
 from dployr.runtime.docker import LABEL_DATABASE, LABEL_OWNER, DockerTarget, owner_network
-from dployr.runtime.engine_api import docker_time, engine_message, frames
+from dployr.runtime.engine_api import docker_time, engine_message
 from dployr.runtime.protocol import (
     BuildOutput,
     BuildRequest,
@@ -536,25 +535,12 @@ class SwarmTarget(DockerTarget):
             return ""
         return "\n".join(said[-lines:])
 
-    async def logs(
+    def logs(
         self, ref: str, *, tail: int | None, since: str | None, follow: bool
     ) -> AsyncIterator[LogLine]:
         """The service's logs, from all its tasks (Swarm gathers them from every node)."""
         name, _, _ = split_ref(ref)
-        params = {"stdout": "1", "stderr": "1", "timestamps": "1", "follow": str(int(follow))}
-        params["tail"] = "all" if tail is None else str(tail)
-        if since:
-            params["since"] = f"{parse_iso(since).timestamp():.6f}"
-        session, base = self._http("logs" if follow else "calls")
-        try:
-            async with session.get(f"{base}/services/{name}/logs", params=params) as response:
-                if response.status != 200:
-                    raise RuntimeFailure(engine_message(await response.read()))
-                async for stream, payload in frames(response.content):
-                    stamp, _, message = payload.decode("utf-8", "replace").partition(" ")
-                    yield LogLine(docker_time(stamp) or stamp, stream, message.rstrip("\n"))
-        except aiohttp.ClientError as err:
-            raise RuntimeFailure(f"the Docker engine is not reachable: {err}") from err
+        return self._engine_logs(f"/services/{name}/logs", tail, since, follow)
 
 
 def _task_service(task: dict[str, Any]) -> str:
