@@ -117,3 +117,12 @@ async def test_the_openapi_document_names_them(dep: Client):
         "^[a-z][a-z0-9._-]*(==|!=)[A-Za-z0-9._-]+$"
     )
     assert "replicas" in components["Deployment"]["required"]
+
+
+async def test_swarm_where_this_engine_cannot_run_it_is_a_400_that_says_why(dep: Client) -> None:
+    admin = await _admin(dep)
+    status, body = await _post(dep, admin, **IMAGE, target="swarm", port=8080)
+    assert status == 400, body
+    assert body["error"]["details"]["field"] == "target"
+    assert "swarm cannot run releases here" in body["error"]["message"], body
+    assert "no docker engine answers" in body["error"]["message"], body

@@ -4,8 +4,12 @@ release's Swarm service spec and the swarm proxy's."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from dployr.config import Config
+from dployr.errors import ValidationError
 from dployr.proxy.swarm import _sdk_kwargs
 from dployr.runtime.protocol import InstanceSpec, Mount, Resources
 from dployr.runtime.swarm import SwarmTarget, split_ref
@@ -139,3 +143,16 @@ def test_the_swarm_proxy_publishes_in_host_mode_on_this_manager_only() -> None:
     assert kwargs["endpoint_spec"]["Mode"] == "dnsrr"
     assert kwargs["networks"] == ["n1", "n2"]
     assert kwargs["mounts"][0]["Target"] == "/dployr"  # the admin socket's dir, never a port
+
+
+async def test_a_swarm_of_several_nodes_needs_a_registry() -> None:
+    class TwoNodes(SwarmTarget):
+        async def get_json(self, path: str, params: dict[str, str] | None = None) -> Any:
+            assert path == "/nodes"
+            return [{"ID": "a"}, {"ID": "b"}]
+
+    with pytest.raises(ValidationError, match=r"2 nodes: set \[swarm\] registry") as raised:
+        await TwoNodes(Config(), "agt_1").check_version("static", None)
+    assert raised.value.details is not None and raised.value.details["field"] == "target"
+    with_registry = make_config(Path("/tmp/x"), swarm={"registry": "reg.example:5000"})
+    assert await TwoNodes(with_registry, "agt_1").check_version("image", None) is None
