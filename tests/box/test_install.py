@@ -127,7 +127,12 @@ def test_install_runs_the_daemon_under_systemd(installed: Installed) -> None:
     assert box.exec("systemctl", "is-enabled", "dployr").stdout.strip() == "enabled"
     # install.sh returned after /health/ready answered; the host reaches it over loopback.
     ready = wait_ready(installed.api, timeout=10)
-    assert ready["checks"] == {"database": "ok", "runtime": "ok", "proxy": "ok"}
+    checks = ready["checks"]
+    assert {k: checks[k] for k in ("database", "runtime", "proxy")} == {
+        "database": "ok", "runtime": "ok", "proxy": "ok"
+    }  # fmt: skip
+    # Without swarm services, whether the engine is a swarm manager is said, never a failure.
+    assert checks["swarm"] == "ok" or checks["swarm"].startswith("not available: "), checks
     # The config: 0600, generated secret, the port asked for, only keys the daemon knows
     # (the daemon started with it, and `dployr` validates it again here).
     assert box.exec("stat", "-c", "%a %U", "/etc/dployr/config.toml").stdout.split() == [
