@@ -36,10 +36,7 @@ class SwarmAttempt(Attempt):
     async def _login(self) -> None:
         """`[swarm] registry_credential_id`: the login of pushes and of every node's pull,
         read at each deployment (the credential may be made or changed after the start)."""
-        config = self.d.config.swarm
-        if not (config.registry and config.registry_credential_id):
-            return
-        login = await self.swarm.login()  # the deployer's reader: a missing one fails here
+        login = await self.swarm.login()  # {} without one; a missing credential fails here
         if login:
             self.log.add_secret(login["password"])
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dployr.config import Config
 
-PROXY_SERVICE = "dployr-proxy"  # the swarm proxy's Swarm service (dployr.proxy.swarm)
 # Where a release's image carries the static busybox its task health check runs (a Swarm
 # HEALTHCHECK runs inside the task: readiness never needs the host to reach the overlay).
 PROBE = "/.dployr/busybox"

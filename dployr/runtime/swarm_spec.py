@@ -109,12 +109,6 @@ def memory_bytes(memory: str) -> int:
     return int(text)
 
 
-def deployment_of(service: dict[str, Any], which: str = "Spec") -> str | None:
-    """The deployment a service's spec (or its PreviousSpec) runs."""
-    spec = service.get(which) or {}
-    return (spec.get("Labels") or {}).get(LABEL_DEPLOYMENT)
-
-
 def start_of(service: dict[str, Any], which: str = "Spec") -> str | None:
     """The start (a release, a restart) that made a service's spec (or its PreviousSpec)."""
     spec = service.get(which) or {}
